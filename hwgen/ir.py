@@ -1,0 +1,234 @@
+"""The model IR: one typed, immutable node per layer, every tensor with a numeric format.
+
+A :class:`Graph` is a chain of layers (CNNs and MLPs): the input tensor, in
+``input_fmt``, flows through ``layers`` in order. Activations are laid out ``(C, H, W)``
+(or ``(N,)`` after :class:`Flatten`), so flattening a ``(C, H, W)`` tensor is free: index
+``c*H*W + y*W + x``.
+
+The arithmetic of a :class:`Conv2d` or :class:`Linear` node (the same in torch, golden
+and RTL)::
+
+    acc[c]  = sum(a * w[c]) + bias[c]          # integers, at frac in_fmt.frac + w_fmts[c].frac
+    out[c]  = requantize(acc[c], acc_frac[c], out_fmt, rounding, overflow)
+    out     = relu(out)                        # if relu
+    out     = maxpool(out, pool, stride=pool)  # if pool > 1 (floor mode)
+
+Integer arrays are stored read-only, so nodes are immutable; nodes compare by identity.
+Passes are pure functions ``Graph -> Graph`` that build new nodes with
+:func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ShapeError
+from .numerics import QFormat
+
+__all__ = ["Conv2d", "Linear", "AvgPool2d", "MaxPool2d", "Flatten", "Graph", "frozen_int"]
+
+
+def frozen_int(a):
+    """A read-only int64 copy of ``a``."""
+    a = np.array(a, dtype=np.int64)
+    a.setflags(write=False)
+    return a
+
+
+def _pooled(n, pool):
+    return n // pool if pool > 1 else n
+
+
+@dataclass(frozen=True, eq=False)
+class _Dense:
+    name: str
+    in_shape: tuple
+    weight: np.ndarray
+    bias: np.ndarray | None
+    in_fmt: QFormat
+    w_fmts: tuple
+    out_fmt: QFormat
+    relu: bool = False
+    pool: int = 1
+    rounding: str = "nearest_even"
+    overflow: str = "saturate"
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight", frozen_int(self.weight))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", frozen_int(self.bias))
+            if self.bias.shape != (self.out_channels,):
+                raise ShapeError(f"Layer {self.name!r} bias shape must be "
+                                 f"{(self.out_channels,)!r}, not {self.bias.shape!r}")
+        object.__setattr__(self, "w_fmts", tuple(self.w_fmts))
+        if len(self.w_fmts) != self.out_channels:
+            raise ShapeError(f"Layer {self.name!r} needs one weight format per output channel "
+                             f"({self.out_channels}), not {len(self.w_fmts)!r}")
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def acc_frac(self):
+        """Fractional length of the accumulator, per output channel (int64 array)."""
+        return np.array([self.in_fmt.frac + f.frac for f in self.w_fmts], dtype=np.int64)
+
+    @property
+    def reduction(self):
+        """K: the number of products summed for one output value."""
+        return int(np.prod(self.weight.shape[1:]))
+
+    @property
+    def macs(self):
+        """Multiply-accumulates of one inference, pooled-away outputs excluded."""
+        return self.reduction * int(np.prod(self.pre_pool_shape_used))
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(_Dense):
+    """2-D convolution, square stride and zero padding, with fused requantize/ReLU/max-pool.
+
+    ``weight`` is ``(Cout, Cin, KH, KW)``; ``in_shape`` is ``(Cin, H, W)``.
+    """
+
+    stride: int = 1
+    padding: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.weight.ndim != 4 or len(self.in_shape) != 3 \
+                or self.weight.shape[1] != self.in_shape[0]:
+            raise ShapeError(f"Layer {self.name!r} weight shape {self.weight.shape!r} does not "
+                             f"match input shape {self.in_shape!r}")
+
+    @property
+    def kernel(self):
+        return self.weight.shape[2], self.weight.shape[3]
+
+    @property
+    def pre_pool_shape(self):
+        _, h, w = self.in_shape
+        kh, kw = self.kernel
+        ho = (h + 2 * self.padding - kh) // self.stride + 1
+        wo = (w + 2 * self.padding - kw) // self.stride + 1
+        return (self.out_channels, ho, wo)
+
+    @property
+    def pre_pool_shape_used(self):
+        """The convolution outputs that reach the output (floor-mode pooling drops the rest)."""
+        c, h, w = self.pre_pool_shape
+        p = self.pool
+        return (c, h // p * p, w // p * p)
+
+    @property
+    def out_shape(self):
+        c, h, w = self.pre_pool_shape
+        return (c, _pooled(h, self.pool), _pooled(w, self.pool))
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(_Dense):
+    """Fully connected layer; ``weight`` is ``(Cout, Cin)``, ``in_shape`` is ``(Cin,)``."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.weight.ndim != 2 or tuple(self.in_shape) != (self.weight.shape[1],):
+            raise ShapeError(f"Layer {self.name!r} weight shape {self.weight.shape!r} does not "
+                             f"match input shape {self.in_shape!r}")
+        if self.pool != 1:
+            raise ShapeError(f"Layer {self.name!r} is linear and cannot pool, not {self.pool!r}")
+
+    @property
+    def pre_pool_shape(self):
+        return (self.out_channels,)
+
+    pre_pool_shape_used = pre_pool_shape
+
+    @property
+    def out_shape(self):
+        return (self.out_channels,)
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool2d:
+    """Stand-alone max-pool (kernel = stride, floor mode) on integers; format unchanged."""
+
+    name: str
+    in_shape: tuple
+    fmt: QFormat
+    pool: int
+
+    @property
+    def out_shape(self):
+        c, h, w = self.in_shape
+        return (c, h // self.pool, w // self.pool)
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d:
+    """Average pool (kernel = stride, area a power of two): window sum, then requantize from
+    ``fmt.frac + log2(pool**2)`` to ``out_fmt`` with ``rounding``/``overflow``."""
+
+    name: str
+    in_shape: tuple
+    fmt: QFormat
+    out_fmt: QFormat
+    pool: int
+    rounding: str = "nearest_even"
+    overflow: str = "saturate"
+
+    @property
+    def out_shape(self):
+        c, h, w = self.in_shape
+        return (c, h // self.pool, w // self.pool)
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """``(C, H, W) -> (C*H*W,)``: free, the memory layout does not change."""
+
+    name: str
+    in_shape: tuple
+    fmt: QFormat
+
+    @property
+    def out_shape(self):
+        return (int(np.prod(self.in_shape)),)
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A quantized network: ``input_shape`` in ``input_fmt``, then ``layers`` in order."""
+
+    name: str
+    input_shape: tuple
+    input_fmt: QFormat
+    layers: tuple = field(default_factory=tuple)
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        shape = self.input_shape
+        for layer in self.layers:
+            if tuple(layer.in_shape) != shape:
+                raise ShapeError(f"Layer {layer.name!r} expects input shape "
+                                 f"{tuple(layer.in_shape)!r}, not {shape!r}")
+            shape = tuple(layer.out_shape)
+
+    @property
+    def output_shape(self):
+        return tuple(self.layers[-1].out_shape) if self.layers else self.input_shape
+
+    @property
+    def output_fmt(self):
+        fmt = self.input_fmt
+        for layer in self.layers:
+            fmt = getattr(layer, "out_fmt", None) or layer.fmt
+        return fmt
+
+    @property
+    def macs(self):
+        return sum(layer.macs for layer in self.layers if isinstance(layer, _Dense))

@@ -1,0 +1,375 @@
+"""Number formats and the integer arithmetic every part of hwgen agrees on.
+
+A :class:`QFormat` ``Q(W, F)`` holds integers ``q`` of ``W`` bits (two's complement when
+signed) and stands for ``q * 2**-F``. ``F`` may be negative or larger than ``W``: dynamic
+fixed point needs both. :func:`quantize` maps real values to integers of a format;
+:func:`requantize` maps integers of one fractional length to another format with the same
+rounding and overflow rules, and is the exact specification of the hardware's
+post-processing shift.
+
+Rounding modes when fractional bits are dropped:
+
+``nearest_even``
+    Round to nearest, ties to even (IEEE default, ``torch.round``).
+``nearest_up``
+    Add half a step, then floor: the cheapest in hardware.
+``floor``
+    Plain arithmetic shift right.
+``stochastic``
+    Add a uniform random value below one step, then floor. Seeded and reproducible; the
+    float and the integer paths draw the same uniform numbers, so
+    ``requantize(a, f, fmt, "stochastic", seed=s)`` equals
+    ``quantize(a * 2**-f, fmt, "stochastic", seed=s)``.
+
+Overflow modes: ``saturate`` clamps to the format's range, ``wrap`` keeps the low ``W`` bits.
+
+Every function takes numpy arrays or torch tensors and answers in kind, with the same
+values for both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FormatError
+
+__all__ = [
+    "ROUNDING_MODES", "OVERFLOW_MODES", "QFormat", "Pow2Format", "BinaryFormat",
+    "check_rounding", "check_overflow", "quantize", "dequantize", "requantize", "apply_overflow", "format_from_json",
+    "product_width", "sum_width", "accumulator_width", "sqnr_db",
+]
+
+ROUNDING_MODES = ("nearest_even", "nearest_up", "floor", "stochastic")
+OVERFLOW_MODES = ("saturate", "wrap")
+
+
+def _check_int(value, what, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise FormatError(f"{what} must be an integer, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise FormatError(f"{what} must be at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def check_rounding(rounding):
+    """Return ``rounding`` if it names a rounding mode, else raise :class:`FormatError`."""
+    if rounding not in ROUNDING_MODES:
+        raise FormatError(
+            f"Rounding mode must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
+    return rounding
+
+
+def check_overflow(mode):
+    """Return ``mode`` if it names an overflow mode, else raise :class:`FormatError`."""
+    if mode not in OVERFLOW_MODES:
+        raise FormatError(f"Overflow mode must be one of {', '.join(OVERFLOW_MODES)}, not {mode!r}")
+    return mode
+
+
+@dataclass(frozen=True)
+class QFormat:
+    """Fixed-point format ``Q(width, frac)``: integer ``q`` stands for ``q * 2**-frac``.
+
+    Parameters
+    ----------
+    width : int
+        Number of bits, at least 1 (at most 64).
+    frac : int
+        Fractional length; any integer, negative or larger than ``width``.
+    signed : bool
+        Two's complement when true, else ``[0, 2**width - 1]``.
+    """
+
+    width: int
+    frac: int
+    signed: bool = True
+
+    def __post_init__(self):
+        _check_int(self.width, "Format width", minimum=1)
+        if self.width > 64:
+            raise FormatError(f"Format width must be at most 64, not {self.width!r}")
+        _check_int(self.frac, "Format fractional length")
+        if not isinstance(self.signed, bool):
+            raise FormatError(f"Format signedness must be a bool, not {self.signed!r}")
+
+    kind = "fixed"
+
+    @property
+    def min_int(self):
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_int(self):
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def step(self):
+        return 2.0 ** -self.frac
+
+    @property
+    def min_value(self):
+        return self.min_int * self.step
+
+    @property
+    def max_value(self):
+        return self.max_int * self.step
+
+    @property
+    def integer_bits(self):
+        """Bits left of the binary point (excluding the sign bit): ``W - F - signed``."""
+        return self.width - self.frac - int(self.signed)
+
+    def __str__(self):
+        return f"{'Q' if self.signed else 'UQ'}({self.width},{self.frac})"
+
+    def to_json(self):
+        return {"kind": "fixed", "width": self.width, "frac": self.frac, "signed": self.signed}
+
+
+@dataclass(frozen=True)
+class Pow2Format:
+    """Power-of-two format: values ``{0} ∪ {±2**e : e_min <= e <= e_max}``.
+
+    Stored in hardware as a zero flag, a sign and an exponent. As integers (what
+    :func:`quantize` returns) the values are ``0`` and ``±2**(e - e_min)`` at
+    ``frac = -e_min``, so the arithmetic of a shift PE is the arithmetic of a MAC.
+    """
+
+    e_min: int
+    e_max: int
+
+    kind = "pow2"
+    signed = True
+
+    def __post_init__(self):
+        _check_int(self.e_min, "Power-of-two minimum exponent")
+        _check_int(self.e_max, "Power-of-two maximum exponent")
+        if self.e_max < self.e_min:
+            raise FormatError(f"Power-of-two maximum exponent must be at least the minimum "
+                              f"{self.e_min!r}, not {self.e_max!r}")
+        if self.e_max - self.e_min > 62:
+            raise FormatError(f"Power-of-two exponent span must be at most 62, not "
+                              f"{self.e_max - self.e_min!r}")
+
+    @property
+    def frac(self):
+        return -self.e_min
+
+    @property
+    def width(self):
+        """Width of the integer the value occupies once expanded (sign included)."""
+        return self.e_max - self.e_min + 2
+
+    @property
+    def exponent_bits(self):
+        return max(1, math.ceil(math.log2(self.e_max - self.e_min + 1)))
+
+    @property
+    def stored_bits(self):
+        """Bits per weight in memory: zero flag, sign, exponent."""
+        return 2 + self.exponent_bits
+
+    @property
+    def min_int(self):
+        return -(1 << (self.e_max - self.e_min))
+
+    @property
+    def max_int(self):
+        return 1 << (self.e_max - self.e_min)
+
+    def __str__(self):
+        return f"Pow2({self.e_min},{self.e_max})"
+
+    def to_json(self):
+        return {"kind": "pow2", "e_min": self.e_min, "e_max": self.e_max}
+
+
+@dataclass(frozen=True)
+class BinaryFormat:
+    """Binary format: ``±1`` stored as one bit (1 stands for +1); integers at ``frac = 0``."""
+
+    kind = "binary"
+    signed = True
+    width = 2
+    frac = 0
+    stored_bits = 1
+    min_int = -1
+    max_int = 1
+
+    def __str__(self):
+        return "Binary"
+
+    def to_json(self):
+        return {"kind": "binary"}
+
+
+def format_from_json(obj):
+    """Inverse of ``fmt.to_json()``."""
+    try:
+        kind = obj["kind"]
+        if kind == "fixed":
+            return QFormat(obj["width"], obj["frac"], obj["signed"])
+        if kind == "pow2":
+            return Pow2Format(obj["e_min"], obj["e_max"])
+        if kind == "binary":
+            return BinaryFormat()
+    except (KeyError, TypeError) as e:
+        raise FormatError(f"Format description {obj!r} is incomplete") from e
+    raise FormatError(f"Format kind must be fixed, pow2 or binary, not {kind!r}")
+
+
+# --- array helpers: numpy and torch with one set of semantics ---------------------------
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch")
+
+
+def _to_numpy(x):
+    if _is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _like(result, x):
+    """Return numpy ``result`` as the kind of ``x`` (torch tensor or numpy array)."""
+    if _is_torch(x):
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(result)).to(x.device)
+    return result
+
+
+def _uniform(shape, seed):
+    return np.random.default_rng(seed).random(shape)
+
+
+def apply_overflow(q, fmt, mode="saturate"):
+    """Apply the overflow ``mode`` of ``fmt`` to integer array ``q`` (int64 numpy)."""
+    check_overflow(mode)
+    q = np.asarray(q, dtype=np.int64)
+    if mode == "saturate":
+        return np.clip(q, fmt.min_int, fmt.max_int)
+    if fmt.width >= 64:
+        return q
+    mod = np.int64(1) << np.int64(fmt.width)
+    return ((q - fmt.min_int) & (mod - 1)) + fmt.min_int
+
+
+def _round_float(y, rounding, seed):
+    if rounding == "nearest_even":
+        return np.rint(y)
+    if rounding == "nearest_up":
+        return np.floor(y + 0.5)
+    if rounding == "floor":
+        return np.floor(y)
+    return np.floor(y + _uniform(y.shape, seed))
+
+
+def quantize(x, fmt, rounding="nearest_even", overflow="saturate", seed=None):
+    """Quantize real values ``x`` to integers of ``fmt``.
+
+    Returns int64 integers (numpy array, or torch tensor for a torch input) ``q`` such that
+    ``q * 2**-fmt.frac`` is ``x`` rounded with ``rounding`` and bounded with
+    ``overflow``. Power-of-two formats round the exponent to nearest in the log domain
+    and flush values below half of ``2**e_min`` to zero; binary formats take the sign
+    (zero counts as +1).
+    """
+    check_rounding(rounding)
+    check_overflow(overflow)
+    xn = _to_numpy(x).astype(np.float64)
+    if isinstance(fmt, BinaryFormat):
+        return _like(np.where(xn >= 0, 1, -1).astype(np.int64), x)
+    if isinstance(fmt, Pow2Format):
+        mag = np.abs(xn)
+        with np.errstate(divide="ignore"):
+            e = np.rint(np.log2(np.where(mag > 0, mag, 1.0)))
+        e = np.clip(e, fmt.e_min, fmt.e_max).astype(np.int64)
+        q = np.where(mag >= 2.0 ** (fmt.e_min - 1), np.left_shift(1, e - fmt.e_min), 0)
+        return _like((np.sign(xn).astype(np.int64) * q).astype(np.int64), x)
+    if not isinstance(fmt, QFormat):
+        raise FormatError(f"Format must be a QFormat, Pow2Format or BinaryFormat, not {fmt!r}")
+    y = _round_float(np.ldexp(xn, fmt.frac), rounding, seed)
+    # Clamp in float first so that the cast to int64 is defined for any input.
+    y = np.clip(y, -2.0 ** 63, 2.0 ** 63 - 1024)
+    return _like(apply_overflow(y.astype(np.int64), fmt, overflow), x)
+
+
+def dequantize(q, fmt):
+    """Real values of integers ``q`` in ``fmt``: ``q * 2**-fmt.frac`` (float64)."""
+    qn = _to_numpy(q).astype(np.float64)
+    return _like(np.ldexp(qn, -fmt.frac), q)
+
+
+def requantize(acc, from_frac, to_fmt, rounding="nearest_even", overflow="saturate",
+               seed=None):
+    """Integer ``acc`` at fractional length ``from_frac`` to integers of ``to_fmt``.
+
+    This is the hardware's post-processing step: shift right by
+    ``s = from_frac - to_fmt.frac`` with ``rounding`` (a left shift, exact, when ``s < 0``),
+    then apply ``overflow``. ``from_frac`` may be an array broadcastable against
+    ``acc`` (per-channel formats).
+    """
+    check_rounding(rounding)
+    check_overflow(overflow)
+    a = _to_numpy(acc).astype(np.int64)
+    shift = np.broadcast_to(np.asarray(from_frac, dtype=np.int64) - to_fmt.frac, a.shape)
+    right = np.maximum(shift, 0)
+    left = np.minimum(np.maximum(-shift, 0), 62)
+    if overflow == "saturate":
+        # Pre-clamp so the exact left shift cannot leave int64; the clamp keeps the sign,
+        # so saturation gives the same answer.
+        bound = (np.int64(1) << (62 - left))
+        a_left = np.clip(a, -bound, bound - 1) << left
+    else:
+        a_left = a << left
+    one = np.int64(1)
+    half = np.where(right > 0, one << np.maximum(right - 1, 0), 0)
+    floor_q = a >> right
+    if rounding == "floor":
+        q = floor_q
+    elif rounding == "nearest_up":
+        q = (a + half) >> right
+    elif rounding == "nearest_even":
+        rem = a - (floor_q << right)
+        up = (rem > half) | ((rem == half) & (half > 0) & ((floor_q & 1) == 1))
+        q = floor_q + up.astype(np.int64)
+    else:
+        u = _uniform(a.shape, seed)
+        v = np.floor(np.ldexp(u, right)).astype(np.int64)
+        q = (a + v) >> right
+    q = np.where(shift < 0, a_left, q)
+    return _like(apply_overflow(q, to_fmt, overflow), acc)
+
+
+# --- bit growth ---------------------------------------------------------------------------
+
+def product_width(w1, w2):
+    """Bits of the product of a ``w1``-bit and a ``w2``-bit number (at ``F1 + F2``)."""
+    return w1 + w2
+
+
+def sum_width(width, terms):
+    """Bits of a sum of ``terms`` numbers of ``width`` bits: ``width + ceil(log2 terms)``."""
+    _check_int(terms, "Number of terms", minimum=1)
+    return width + (terms - 1).bit_length()
+
+
+def accumulator_width(a_width, w_width, terms, bias=True):
+    """Bits an accumulator needs so that a ``terms``-long dot product (plus a bias of the
+    same width, when ``bias``) never overflows."""
+    return sum_width(product_width(a_width, w_width), terms + int(bias))
+
+
+def sqnr_db(x, xq):
+    """Signal-to-quantization-noise ratio of ``xq`` against ``x`` in dB (inf when equal)."""
+    x = _to_numpy(x).astype(np.float64)
+    e = x - _to_numpy(xq).astype(np.float64)
+    noise = float(np.sum(e * e))
+    signal = float(np.sum(x * x))
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
