@@ -1,0 +1,1 @@
+"""Board tops and settings for amaranth-boards platforms."""

@@ -1,0 +1,1 @@
+"""Verilog templates that wrap the generated core for users' flows."""

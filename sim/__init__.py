@@ -1,0 +1,1 @@
+"""Simulation of generated accelerators: the cocotb testbench and the simulator runner."""
