@@ -1,0 +1,441 @@
+"""The accelerator top: memories, systolic array, post-processing and the sequencer that
+runs the compiled layer program.
+
+Phases of one inference (``start`` → ``done``)::
+
+    LOAD    accept the input tensor on ``i`` (one word per transfer) into region 0
+    per layer (counted in ``cycles`` and ``layer_cycles``):
+      SETUP  1 cycle: load the layer's descriptor, reset the counters and the walker
+      WALK   rows cycles: the pixel walker computes the first tile's receptive fields
+      RUN    tiles × P cycles: feed K steps per tile (P = max(K, rows·cols))
+      FLUSH  until the last tile is drained, post-processed and written
+    UNLOAD  offer the output tensor on ``o``; then ``done``
+
+Feeding (RUN, tile cycle ``j``, reduction step ``k = j < K``): every array row reads its
+own copy of the activation buffer (the buffers are replicated ``rows`` times, every write
+goes to all copies), at ``in_base + base[r] + koff(k)`` where ``base[r]`` is the row's
+pixel corner from the walker and ``koff`` walks ``(ci, ky, kx)``; reads outside the input
+image (zero padding) and rows past the last pixel give zero. The weight memory returns the
+``cols`` weights of step ``k`` of the current channel tile in one word. Memory reads take
+one cycle, so the array sees step ``k`` one cycle after it is issued.
+
+Draining: when the last step of a tile is issued (cycle ``t``), a job enters a delay line
+of ``rows + cols − 1`` stages; from cycle ``t + rows + cols`` on, the drain reads one PE
+result per cycle (row-major) through a multiplexer into the post-processing unit, whose
+output is written to the layer's output region. The systolic timing
+(:meth:`SystolicArray.latency`) guarantees every result is read after it is final and
+before the next tile replaces it, because tiles issue ``P >= rows·cols`` cycles apart.
+The compiler's cycle model (:func:`hwgen.compiler.layer_cycles`) predicts every phase.
+"""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..compiler import DESCRIPTOR_FIELDS, SHIFT_BITS
+from .layouts import Overflow, Rounding
+from .pe_mac import PEMac
+from .post_process import PostProcess
+from .systolic_array import SystolicArray
+
+__all__ = ["Accelerator"]
+
+
+class Accelerator(wiring.Component):
+    """Generated accelerator for one :class:`~hwgen.compiler.CompiledDesign`.
+
+    Members
+    -------
+    start : In(1)
+        One-cycle pulse while idle: begin an inference.
+    busy, done : Out(1)
+        ``busy`` from start until done; ``done`` high after the last output word was
+        taken, until the next start.
+    i : In(stream.Signature(signed(S)))
+        The input tensor, ``design.n_in`` words in (C, H, W) order.
+    o : Out(stream.Signature(signed(S)))
+        The output tensor, ``design.n_out`` words.
+    cycles : Out(32)
+        Compute cycles of the last inference (all layers; I/O transfers excluded).
+    layer_sel : In(8), layer_cycles : Out(32)
+        Cycles of layer ``layer_sel`` of the last inference.
+    """
+
+    def __init__(self, design):
+        self.design = design
+        width = design.act_width
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "i": In(stream.Signature(signed(width))),
+            "o": Out(stream.Signature(signed(width))),
+            "cycles": Out(32),
+            "layer_sel": In(8),
+            "layer_cycles": Out(32),
+        })
+
+    def _desc_layout(self):
+        d = self.design
+        self._aw = ceil_log2(d.buffer_depth)           # activation address bits
+        self._sw = self._aw + 3                         # signed address arithmetic
+        umax = max(int(v) for layer in d.layers for name, kind in DESCRIPTOR_FIELDS
+                   if kind == "u" for v in [layer.desc[name]])
+        self._cw = max(umax, d.config.rows * d.config.cols, 1).bit_length() + 1
+        fields = {}
+        for name, kind in DESCRIPTOR_FIELDS:
+            if kind == "s":
+                fields[name] = signed(self._sw)
+            elif kind == "u":
+                fields[name] = unsigned(self._cw)
+        fields["rounding"] = Rounding
+        fields["overflow"] = Overflow
+        return data.StructLayout(fields)
+
+    def _desc_const(self, layout, layer):
+        values = {}
+        for name, kind in DESCRIPTOR_FIELDS:
+            value = layer.desc[name]
+            if kind == "e":
+                value = (Rounding if name == "rounding" else Overflow)[value.upper()]
+            values[name] = value
+        return layout.const(values)
+
+    def elaborate(self, platform):
+        d = self.design
+        rows, cols = d.config.rows, d.config.cols
+        n_layers = len(d.layers)
+        desc_layout = self._desc_layout()
+        aw, sw, cw = self._aw, self._sw, self._cw
+        m = Module()
+
+        # --- datapath blocks ---------------------------------------------------------
+        array = m.submodules.array = SystolicArray(
+            rows, cols, lambda: PEMac(d.act_width, d.weight_width, d.acc_width))
+        post = m.submodules.post = PostProcess(
+            d.acc_width, d.act_width, cols, unsigned(aw),
+            roundings=d.roundings, overflows=d.overflows)
+
+        act_rd, act_wr = [], []
+        for r in range(rows):
+            mem = m.submodules[f"act_{r}"] = Memory(
+                shape=signed(d.act_width), depth=d.buffer_depth, init=[])
+            act_rd.append(mem.read_port())
+            act_wr.append(mem.write_port())
+        wmem = m.submodules.weights = Memory(
+            shape=unsigned(cols * d.weight_width), depth=len(d.weight_image),
+            init=list(d.weight_image))
+        w_rd = wmem.read_port()
+        param_layout = data.StructLayout({"bias": signed(d.acc_width),
+                                          "shift": signed(SHIFT_BITS)})
+        pmem = m.submodules.params = Memory(
+            shape=param_layout, depth=len(d.param_image),
+            init=[{"bias": b, "shift": s} for b, s in d.param_image])
+        p_rd = pmem.read_port()
+
+        # write ports: broadcast to every copy
+        wr_en = Signal()
+        wr_addr = Signal(aw)
+        wr_data = Signal(signed(d.act_width))
+        for port in act_wr:
+            m.d.comb += [port.en.eq(wr_en), port.addr.eq(wr_addr), port.data.eq(wr_data)]
+
+        # --- sequencer state -----------------------------------------------------------
+        desc = Signal(desc_layout)
+        desc_next = Signal(desc_layout)
+        layer = Signal(range(n_layers + 1))
+        with m.Switch(layer):
+            for index, prog in enumerate(d.layers):
+                with m.Case(index):
+                    m.d.comb += desc_next.eq(self._desc_const(desc_layout, prog))
+
+        # pixel walker
+        wk_iy, wk_ix, wk_base = (Signal(signed(sw), name=f"wk_{n}") for n in ("iy", "ix", "base"))
+        wk_dx, wk_dy, wk_px = (Signal(cw, name=f"wk_{n}") for n in ("dx", "dy", "px"))
+        wk_p = Signal(cw)
+        wk_valid = Signal()
+        m.d.comb += wk_valid.eq(wk_p < desc.npix)
+        walk_step = Signal()
+
+        def bank(prefix):
+            return (
+                [Signal(signed(sw), name=f"{prefix}_iy_{r}") for r in range(rows)],
+                [Signal(signed(sw), name=f"{prefix}_ix_{r}") for r in range(rows)],
+                [Signal(signed(sw), name=f"{prefix}_base_{r}") for r in range(rows)],
+                [Signal(name=f"{prefix}_valid_{r}") for r in range(rows)],
+            )
+
+        cur, nxt = bank("cur"), bank("nxt")
+        walker_out = (wk_iy, wk_ix, wk_base, wk_valid)
+
+        def shifted(b):
+            """Bank ``b`` with the walker's pixel shifted in at the top."""
+            return tuple(list(sig[1:]) + [new] for sig, new in zip(b, walker_out))
+
+        with m.If(walk_step):
+            with m.If(wk_p + 1 == desc.walk_len):
+                m.d.sync += [wk_p.eq(0), wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0),
+                             wk_iy.eq(desc.start_iy), wk_ix.eq(desc.start_ix),
+                             wk_base.eq(desc.start_base)]
+            with m.Else():
+                m.d.sync += wk_p.eq(wk_p + 1)
+                with m.If(wk_dx + 1 < desc.pool):
+                    m.d.sync += [wk_dx.eq(wk_dx + 1), wk_iy.eq(wk_iy + desc.d0_iy),
+                                 wk_ix.eq(wk_ix + desc.d0_ix), wk_base.eq(wk_base + desc.d0_base)]
+                with m.Elif(wk_dy + 1 < desc.pool):
+                    m.d.sync += [wk_dx.eq(0), wk_dy.eq(wk_dy + 1), wk_iy.eq(wk_iy + desc.d1_iy),
+                                 wk_ix.eq(wk_ix + desc.d1_ix), wk_base.eq(wk_base + desc.d1_base)]
+                with m.Elif(wk_px + 1 < desc.pw):
+                    m.d.sync += [wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(wk_px + 1),
+                                 wk_iy.eq(wk_iy + desc.d2_iy), wk_ix.eq(wk_ix + desc.d2_ix),
+                                 wk_base.eq(wk_base + desc.d2_base)]
+                with m.Else():
+                    m.d.sync += [wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0),
+                                 wk_iy.eq(wk_iy + desc.d3_iy), wk_ix.eq(wk_ix + desc.d3_ix),
+                                 wk_base.eq(wk_base + desc.d3_base)]
+
+        # feed counters
+        j = Signal(cw)                  # cycle within the tile
+        kx, ky = Signal(cw), Signal(cw)
+        koff = Signal(signed(sw))
+        pt, ct = Signal(cw), Signal(cw)
+        w_ct_base = Signal(cw)
+        rows_left, cols_left = Signal(cw), Signal(cw)
+        co_base, ch_off = Signal(cw), Signal(cw)
+        q0, m0 = Signal(cw), Signal(cw)
+        feed = Signal()                 # a reduction step is issued this cycle
+        push = Signal()                 # the last step of a tile is issued this cycle
+
+        # --- drain job delay line and drain ------------------------------------------------
+        job_layout = data.StructLayout({
+            "valid": 1, "co_base": unsigned(cw), "cols_valid": unsigned(cw),
+            "ch_off": unsigned(cw), "rows_valid": unsigned(cw), "q0": unsigned(cw),
+            "m0": unsigned(cw)})
+        job_in = Signal(job_layout)
+        m.d.comb += [
+            job_in.valid.eq(push), job_in.co_base.eq(co_base),
+            job_in.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
+            job_in.ch_off.eq(ch_off),
+            job_in.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
+            job_in.q0.eq(q0), job_in.m0.eq(m0)]
+        delay = [Signal(job_layout, name=f"job_{n}") for n in range(rows + cols - 1)]
+        m.d.sync += delay[0].eq(job_in)
+        for n in range(1, len(delay)):
+            m.d.sync += delay[n].eq(delay[n - 1])
+        job_out = delay[-1]
+
+        dr_busy = Signal()
+        dr_r, dr_c = Signal(range(rows)), Signal(range(cols))
+        dr_job = Signal(job_layout)
+        dr_q, dr_m = Signal(cw), Signal(cw)
+        dr_coff = Signal(cw)
+        with m.If(job_out.valid):
+            m.d.sync += [dr_busy.eq(1), dr_r.eq(0), dr_c.eq(0), dr_job.eq(job_out),
+                         dr_q.eq(job_out.q0), dr_m.eq(job_out.m0), dr_coff.eq(0)]
+        with m.Elif(dr_busy):
+            with m.If(dr_c == cols - 1):
+                m.d.sync += [dr_c.eq(0), dr_coff.eq(0), dr_r.eq(dr_r + 1)]
+                with m.If(dr_m + 1 == desc.win):
+                    m.d.sync += [dr_m.eq(0), dr_q.eq(dr_q + 1)]
+                with m.Else():
+                    m.d.sync += dr_m.eq(dr_m + 1)
+                with m.If(dr_r == rows - 1):
+                    m.d.sync += dr_busy.eq(0)
+            with m.Else():
+                m.d.sync += [dr_c.eq(dr_c + 1), dr_coff.eq(dr_coff + desc.plane)]
+
+        results = Array(Array(array.result[r][c] for c in range(cols)) for r in range(rows))
+        slot_valid = Signal()
+        m.d.comb += [
+            slot_valid.eq(dr_busy & (dr_r < dr_job.rows_valid) & (dr_c < dr_job.cols_valid)),
+            p_rd.addr.eq(desc.param_base + dr_job.co_base + dr_c),
+        ]
+        m.d.sync += [
+            post.i.valid.eq(slot_valid),
+            post.i.acc.eq(results[dr_r][dr_c]),
+            post.i.col.eq(dr_c),
+            post.i.pool_first.eq(dr_m == 0),
+            post.i.pool_last.eq(dr_m + 1 == desc.win),
+            post.i.tag.eq(desc.out_base + dr_job.ch_off + dr_coff + dr_q),
+        ]
+        m.d.comb += [
+            post.i.bias.eq(p_rd.data.bias),
+            post.i.shift.eq(p_rd.data.shift),
+            post.cfg.rounding.eq(desc.rounding),
+            post.cfg.overflow.eq(desc.overflow),
+            post.cfg.width.eq(desc.out_width),
+            post.cfg.signed.eq(desc.out_signed),
+            post.cfg.relu.eq(desc.relu),
+            post.cfg.pool.eq(desc.pool_en),
+        ]
+        # in-flight tracker: post-processing input stage through the write
+        track = [Signal(name=f"track_{n}") for n in range(post.latency + 1)]
+        m.d.sync += track[0].eq(dr_busy)
+        for n in range(1, len(track)):
+            m.d.sync += track[n].eq(track[n - 1])
+        idle = Signal()
+        any_job = Const(0)
+        for stage in delay:
+            any_job = any_job | stage.valid
+        any_track = Const(0)
+        for t in track:
+            any_track = any_track | t
+        m.d.comb += idle.eq(~any_job & ~dr_busy & ~any_track)
+
+        # --- feed datapath ------------------------------------------------------------------
+        mask = [Signal(name=f"mask_{r}") for r in range(rows)]
+        ctl = Signal(array.ctl.shape())
+        for r in range(rows):
+            iy = cur[0][r] + ky
+            ix = cur[1][r] + kx
+            inside = cur[3][r] & (iy >= 0) & (iy < desc.in_h) & (ix >= 0) & (ix < desc.in_w)
+            m.d.sync += mask[r].eq(feed & inside)
+            m.d.comb += array.a[r].eq(Mux(mask[r], act_rd[r].data, 0))
+        m.d.sync += [ctl.valid.eq(feed), ctl.first.eq(j == 0),
+                     ctl.last.eq(j + 1 == desc.k_len)]
+        m.d.comb += [array.ctl.eq(ctl), array.w.eq(w_rd.data),
+                     w_rd.addr.eq(w_ct_base + j)]
+
+        unload_addr = Signal(aw)
+        in_unload = Signal()
+        for r in range(rows):
+            feed_addr = (desc.in_base + cur[2][r] + koff)[:aw]
+            if r == 0:
+                m.d.comb += act_rd[r].addr.eq(Mux(in_unload, unload_addr, feed_addr))
+            else:
+                m.d.comb += act_rd[r].addr.eq(feed_addr)
+
+        # --- counters and status ---------------------------------------------------------
+        count_en = Signal()
+        total = Signal(32)
+        layer_count = Signal(32)
+        layer_regs = [Signal(32, name=f"layer_cycles_{n}") for n in range(n_layers)]
+        with m.If(count_en):
+            m.d.sync += [total.eq(total + 1), layer_count.eq(layer_count + 1)]
+        m.d.comb += self.cycles.eq(total)
+        with m.Switch(self.layer_sel):
+            for n in range(n_layers):
+                with m.Case(n):
+                    m.d.comb += self.layer_cycles.eq(layer_regs[n])
+
+        done = Signal()
+        m.d.comb += self.done.eq(done)
+        load_idx = Signal(range(max(d.n_in, 2)))
+        out_idx = Signal(range(max(d.n_out, 2)))
+        walk_count = Signal(range(rows + 1))
+
+        # --- the phase machine --------------------------------------------------------------
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [done.eq(0), load_idx.eq(0), total.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.busy.eq(1), self.i.ready.eq(1),
+                             wr_en.eq(self.i.valid), wr_addr.eq(d.input_base + load_idx),
+                             wr_data.eq(self.i.payload)]
+                with m.If(self.i.valid):
+                    m.d.sync += load_idx.eq(load_idx + 1)
+                    with m.If(load_idx == d.n_in - 1):
+                        m.d.sync += layer.eq(0)
+                        m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+                m.d.sync += [
+                    desc.eq(desc_next), j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0),
+                    pt.eq(0), ct.eq(0), w_ct_base.eq(desc_next.w_base),
+                    rows_left.eq(desc_next.npix), cols_left.eq(desc_next.cout),
+                    co_base.eq(0), ch_off.eq(0), q0.eq(0), m0.eq(0),
+                    wk_p.eq(0), wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0),
+                    wk_iy.eq(desc_next.start_iy), wk_ix.eq(desc_next.start_ix),
+                    wk_base.eq(desc_next.start_base), walk_count.eq(0),
+                ]
+                m.next = "WALK"
+            with m.State("WALK"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(1)]
+                new = shifted(cur)
+                for sig, val in zip(cur, new):
+                    m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
+                m.d.sync += walk_count.eq(walk_count + 1)
+                with m.If(walk_count == rows - 1):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1),
+                             feed.eq(j < desc.k_len), push.eq(j + 1 == desc.k_len),
+                             walk_step.eq(j < rows)]
+                nxt_new = shifted(nxt)
+                with m.If(j < rows):
+                    for sig, val in zip(nxt, nxt_new):
+                        m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
+                # reduction counters (ci, ky, kx) as an address offset
+                with m.If(feed):
+                    with m.If(j + 1 == desc.k_len):
+                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0)]
+                    with m.Elif(kx + 1 < desc.kw):
+                        m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1)]
+                    with m.Elif(ky + 1 < desc.kh):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky)]
+                    with m.Else():
+                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci)]
+                # tile boundary
+                with m.If(j + 1 == desc.period):
+                    m.d.sync += j.eq(0)
+                    for sig, now, new_ in zip(cur, nxt, nxt_new):
+                        m.d.sync += [s.eq(Mux(j < rows, b, a))
+                                     for s, a, b in zip(sig, now, new_)]
+                    with m.If(pt + 1 < desc.n_pt):
+                        carry = m0 + desc.rows_mod >= desc.win
+                        m.d.sync += [
+                            pt.eq(pt + 1), rows_left.eq(rows_left - rows),
+                            q0.eq(q0 + desc.rows_div + carry),
+                            m0.eq(Mux(carry, m0 + desc.rows_mod - desc.win,
+                                      m0 + desc.rows_mod)),
+                        ]
+                    with m.Else():
+                        m.d.sync += [
+                            pt.eq(0), rows_left.eq(desc.npix), q0.eq(0), m0.eq(0),
+                            ct.eq(ct + 1), co_base.eq(co_base + cols),
+                            cols_left.eq(cols_left - cols),
+                            ch_off.eq(ch_off + desc.chan_tile_off),
+                            w_ct_base.eq(w_ct_base + desc.k_len),
+                        ]
+                        with m.If(ct + 1 == desc.n_ct):
+                            m.next = "FLUSH"
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            with m.State("FLUSH"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+                with m.If(idle):
+                    m.d.sync += layer_count.eq(0)
+                    with m.Switch(layer):
+                        for n in range(n_layers):
+                            with m.Case(n):
+                                m.d.sync += layer_regs[n].eq(layer_count + 1)
+                    m.d.sync += layer.eq(layer + 1)
+                    with m.If(layer == n_layers - 1):
+                        m.d.sync += out_idx.eq(0)
+                        m.next = "UNLOAD_READ"
+                    with m.Else():
+                        m.next = "SETUP"
+            with m.State("UNLOAD_READ"):
+                m.d.comb += [self.busy.eq(1), in_unload.eq(1),
+                             unload_addr.eq(d.output_base + out_idx)]
+                m.next = "UNLOAD_SEND"
+            with m.State("UNLOAD_SEND"):
+                m.d.comb += [self.busy.eq(1), in_unload.eq(1),
+                             unload_addr.eq(d.output_base + out_idx),
+                             self.o.valid.eq(1), self.o.payload.eq(act_rd[0].data)]
+                with m.If(self.o.ready):
+                    m.d.sync += out_idx.eq(out_idx + 1)
+                    with m.If(out_idx == d.n_out - 1):
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "UNLOAD_READ"
+
+        # post-processing results to the output region (all copies)
+        with m.If(post.o.valid):
+            m.d.comb += [wr_en.eq(1), wr_addr.eq(post.o.tag), wr_data.eq(post.o.value)]
+        return m
