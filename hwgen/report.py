@@ -1,0 +1,134 @@
+"""Reports are data: frozen dataclasses with ``to_json()``; the CLI prints them, tests
+compare them, benchmarks and plots read them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+__all__ = ["SimReport", "format_table", "utilization_rows"]
+
+
+def format_table(headers, rows, align=None):
+    """A plain-text table: ``headers`` and ``rows`` of cells (numbers right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if align is None:
+        align = ["<" if isinstance(v, str) else ">" for v in (rows[0] if rows else headers)]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def utilization_rows(design, measured=None):
+    """Per-layer rows ``(name, MACs, K, ideal, predicted, measured, utilization %, what
+    costs the cycles)`` for ``design``; ``measured`` maps layer names to cycles."""
+    pes = design.config.pes
+    rows = []
+    for layer in design.layers:
+        ideal = layer.macs / pes
+        predicted = layer.cycles["total"]
+        got = measured.get(layer.name, predicted) if measured else predicted
+        rows.append((layer.name, layer.macs, layer.desc["k_len"], round(ideal, 1), predicted,
+                     got, 100.0 * ideal / got, overhead_note(design, layer)))
+    return rows
+
+
+def overhead_note(design, layer):
+    """The largest source of lost cycles in ``layer``, as a short phrase."""
+    rows, cols = design.config.rows, design.config.cols
+    c = layer.cycles
+    npix = layer.desc["npix"]
+    cout = layer.desc["cout"]
+    idle_pes = layer.tiles * layer.desc["k_len"] - layer.macs / (rows * cols)
+    costs = {
+        "drain (K < rows·cols)": c["drain_bound"],
+        "fill/drain + setup": c["fill_drain"] + c["setup"],
+        "edge tiles (pixels/channels not multiples of the array)": idle_pes,
+    }
+    if npix < rows:
+        costs = {f"idle rows ({npix} pixel(s) < {rows} rows)": idle_pes, **costs}
+        costs.pop("edge tiles (pixels/channels not multiples of the array)")
+    elif cout < cols:
+        costs = {f"idle columns ({cout} channels < {cols} cols)": idle_pes, **costs}
+        costs.pop("edge tiles (pixels/channels not multiples of the array)")
+    name, value = max(costs.items(), key=lambda kv: kv[1])
+    return f"{name}: {int(round(value))} cycles" if value > 0 else "-"
+
+
+@dataclass(frozen=True)
+class SimReport:
+    """What ``hwgen simulate`` found: bit-exactness, cycles, utilization, accuracy."""
+
+    design: str
+    array: str
+    simulator: str
+    samples: int
+    bit_exact: bool
+    mismatches: int
+    mismatched_samples: tuple
+    cycles_measured: dict
+    cycles_predicted: dict
+    cycles_match: bool
+    ideal_cycles: dict
+    utilization: dict
+    accuracy: float
+    golden_accuracy: float
+    sim_cycles_per_second: float
+    sim_seconds: float
+    build_seconds: float
+    verilog: str
+    waves: str | None = None
+
+    def to_json(self):
+        return {
+            "design": self.design, "array": self.array, "simulator": self.simulator,
+            "samples": self.samples, "bit_exact": self.bit_exact,
+            "mismatches": self.mismatches, "mismatched_samples": list(self.mismatched_samples),
+            "cycles_measured": self.cycles_measured, "cycles_predicted": self.cycles_predicted,
+            "cycles_match": self.cycles_match, "ideal_cycles": self.ideal_cycles,
+            "utilization": self.utilization, "accuracy": self.accuracy,
+            "golden_accuracy": self.golden_accuracy,
+            "sim_cycles_per_second": self.sim_cycles_per_second,
+            "sim_seconds": self.sim_seconds, "build_seconds": self.build_seconds,
+            "verilog": self.verilog, "waves": self.waves,
+        }
+
+    def dumps(self):
+        return json.dumps(self.to_json(), indent=1)
+
+    def summary(self):
+        """Human-readable lines for the CLI."""
+        per = self.cycles_measured["per_layer"]
+        table = format_table(
+            ["layer", "measured", "predicted", "ideal", "utilization %"],
+            [(name, per[name], self.cycles_predicted["per_layer"][name],
+              round(self.ideal_cycles["per_layer"][name], 1),
+              100.0 * self.utilization["per_layer"][name]) for name in per]
+            + [("total", self.cycles_measured["total"], self.cycles_predicted["total"],
+                round(self.ideal_cycles["total"], 1), 100.0 * self.utilization["total"])])
+        lines = [
+            f"design {self.design} on a {self.array} array, {self.samples} samples "
+            f"({self.simulator})",
+            f"bit-exact: {'yes' if self.bit_exact else 'NO'} ({self.mismatches} mismatched words)",
+            f"cycles: measured {self.cycles_measured['total']}, predicted "
+            f"{self.cycles_predicted['total']}, ideal {self.ideal_cycles['total']:.1f} "
+            f"({'equal' if self.cycles_match else 'DIFFERENT'})",
+            table,
+            f"accuracy: {100 * self.accuracy:.1f} % (golden model {100 * self.golden_accuracy:.1f} %)",
+            f"simulation: {self.sim_cycles_per_second:,.0f} cycles/s, {self.sim_seconds:.1f} s "
+            f"(build {self.build_seconds:.1f} s)",
+            f"verilog: {self.verilog}",
+        ]
+        if self.waves:
+            lines.append(f"waves: {self.waves}")
+        return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Simulate a design folder and hold the hardware against the golden model and the cycle
+model: every output word and every layer's cycle count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..emit import TOPLEVEL, read_design, read_vectors
+from ..errors import HwgenError
+from ..report import SimReport
+from .runner import run
+
+__all__ = ["simulate_design", "compare"]
+
+
+def compare(expected, got):
+    """``(mismatched words, indices of mismatched samples)`` of two ``(N, n_out)`` arrays."""
+    expected = np.asarray(expected, dtype=np.int64)
+    got = np.asarray(got, dtype=np.int64)
+    if expected.shape != got.shape:
+        raise HwgenError(f"The hardware gave outputs of shape {got.shape!r}, the golden model "
+                         f"{expected.shape!r}")
+    bad = expected != got
+    return int(bad.sum()), tuple(int(i) for i in np.flatnonzero(bad.any(axis=1)))
+
+
+def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
+                    build_dir=None, expected=None):
+    """Run ``samples`` test vectors of ``design_dir`` through its Verilog; write and return
+    the :class:`SimReport` (``design_dir/sim_report.json``).
+
+    ``expected`` overrides the stored golden outputs (tests use it to show that a changed
+    expected word is caught).
+    """
+    design_dir = Path(design_dir)
+    design = read_design(design_dir)
+    inputs, golden, labels = read_vectors(design_dir)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise HwgenError(f"Samples must be a positive integer, not {samples!r}")
+    if samples > len(inputs):
+        raise HwgenError(f"Design folder {str(design_dir)!r} holds {len(inputs)} test vectors, "
+                         f"not {samples!r}")
+    inputs, golden, labels = inputs[:samples], golden[:samples], labels[:samples]
+    if expected is not None:
+        golden = np.asarray(expected)[:samples]
+    if build_dir is None:
+        build_dir = os.environ.get("HWGEN_BUILD_DIR") or design_dir / "sim_build"
+    verilog = design_dir / f"{TOPLEVEL}.v"
+    n_layers = len(design.layers)
+    predicted_total = design.cycles
+    max_cycles = 4 * (predicted_total + design.n_in + 4 * design.n_out) + 1000
+    result = run(verilog, inputs, design.n_out, n_layers, build_dir=build_dir,
+                 simulator=simulator, waves=waves, max_cycles=max_cycles)
+
+    mismatches, bad_samples = compare(golden, result.outputs)
+    names = [layer.name for layer in design.layers]
+    predicted = np.array([layer.cycles["total"] for layer in design.layers], dtype=np.int64)
+    cycles_match = bool((result.layer_cycles == predicted).all()
+                        and (result.cycles == predicted_total).all())
+    # Cycles do not depend on the data; report the sample that differs most if any does.
+    worst = int(np.argmax(np.abs(result.layer_cycles - predicted).sum(axis=1)))
+    measured_layers = result.layer_cycles[worst]
+    pes = design.config.pes
+    ideal = {layer.name: layer.macs / pes for layer in design.layers}
+    measured_total = int(result.cycles[worst])
+    n_classes = design.n_out
+    scores_hw = result.outputs.reshape(samples, n_classes)
+    accuracy = float(np.mean(np.argmax(scores_hw, axis=1) == labels))
+    golden_accuracy = float(np.mean(np.argmax(golden.reshape(samples, n_classes), axis=1)
+                                    == labels))
+    report = SimReport(
+        design=design.name,
+        array=f"{design.config.rows}x{design.config.cols}",
+        simulator=simulator, samples=samples,
+        bit_exact=mismatches == 0, mismatches=mismatches, mismatched_samples=bad_samples[:20],
+        cycles_measured={"per_layer": dict(zip(names, map(int, measured_layers))),
+                         "total": measured_total},
+        cycles_predicted={"per_layer": dict(zip(names, map(int, predicted))),
+                          "total": int(predicted_total)},
+        cycles_match=cycles_match,
+        ideal_cycles={"per_layer": ideal, "total": design.ideal_cycles},
+        utilization={"per_layer": {n: ideal[n] / max(1, int(c))
+                                   for n, c in zip(names, measured_layers)},
+                     "total": design.ideal_cycles / max(1, measured_total)},
+        accuracy=accuracy, golden_accuracy=golden_accuracy,
+        sim_cycles_per_second=result.cycles_per_second, sim_seconds=result.sim_seconds,
+        build_seconds=result.build_seconds, verilog=str(verilog),
+        waves=None if result.waves is None else str(result.waves),
+    )
+    path = design_dir / "sim_report.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(report.dumps())
+    os.replace(tmp, path)
+    return report
