@@ -1,0 +1,164 @@
+"""Golden models of the accelerator's datapath blocks, in exact int64 numpy.
+
+Each function is named after the block it specifies (:func:`pe_mac` for
+:class:`hwgen.rtl.pe_mac.PEMac`, :func:`systolic_array` for
+:class:`hwgen.rtl.systolic_array.SystolicArray`, :func:`post_process` and
+:func:`max_pool_stream` for :class:`hwgen.rtl.post_process.PostProcess`). The block tests
+compare the hardware against these functions with ``assert_array_equal``; the compiler's
+documentation uses them to state what each block computes.
+"""
+
+import numpy as np
+
+from ..errors import FormatError, ShapeError
+from ..numerics import QFormat, requantize
+
+__all__ = ["max_pool_stream", "pe_mac", "post_process", "systolic_array", "wrap_signed"]
+
+
+def wrap_signed(x, width):
+    """``x`` (int64) reduced to a ``width``-bit two's complement integer (``width <= 64``)."""
+    x = np.asarray(x, dtype=np.int64)
+    if width >= 64:
+        return x
+    mask = (np.int64(1) << np.int64(width)) - 1
+    sign = np.int64(1) << np.int64(width - 1)
+    return ((x & mask) ^ sign) - sign
+
+
+def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64):
+    """Cycle-level reference of one MAC processing element.
+
+    Step ``t`` presents ``a_seq[t]``, ``w_seq[t]`` and ``ctl_seq[t] = (valid, first, last)``
+    at the PE's inputs; at the clock edge that ends the step, when ``valid``,
+    ``acc <= (0 if first else acc) + a*w`` and, when also ``last``, ``result`` loads the
+    same sum. Both registers start at 0 and wrap to ``acc_width`` bits.
+
+    Parameters
+    ----------
+    a_seq, w_seq : array_like of int, shape (N,)
+        Activations and weights of each step.
+    ctl_seq : array_like of int, shape (N, 3)
+        ``(valid, first, last)`` of each step.
+    acc_width : int
+        Width of the accumulator (and of ``result``).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+        ``results[t]``: the value of ``result`` in the cycle after step ``t``.
+    """
+    a = np.asarray(a_seq, dtype=np.int64)
+    w = np.asarray(w_seq, dtype=np.int64)
+    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 3)
+    if not (a.shape == w.shape == (len(ctl),)):
+        raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {w.shape!r} and "
+                         f"{ctl.shape!r}")
+    acc = np.int64(0)
+    result = np.int64(0)
+    results = np.zeros(len(a), dtype=np.int64)
+    for t, (valid, first, last) in enumerate(ctl):
+        if valid:
+            total = wrap_signed((0 if first else acc) + a[t] * w[t], acc_width)
+            acc = total
+            if last:
+                result = total
+        results[t] = result
+    return results
+
+
+def systolic_array(A, W):
+    """Exact ``A @ W`` in int64: what ``result[r][c]`` holds after a tile.
+
+    Parameters
+    ----------
+    A : array_like of int, shape (rows, K)
+        Activation tile; row ``r`` streams into array row ``r``, step ``k`` is ``A[:, k]``.
+    W : array_like of int, shape (K, cols)
+        Weight tile; column ``c`` streams into array column ``c``, step ``k`` is ``W[k, :]``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (rows, cols)
+    """
+    A = np.asarray(A, dtype=np.int64)
+    W = np.asarray(W, dtype=np.int64)
+    if A.ndim != 2 or W.ndim != 2 or A.shape[1] != W.shape[0]:
+        raise ShapeError(f"Tiles must be (rows, K) and (K, cols), not {A.shape!r} and "
+                         f"{W.shape!r}")
+    # Integer matmul in numpy is exact (no BLAS); the explicit sum keeps it obviously so.
+    return (A[:, :, None] * W[None, :, :]).sum(axis=1, dtype=np.int64)
+
+
+def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="saturate",
+                 relu=False):
+    """Bias, requantize, overflow and ReLU of the post-processing unit (no pooling).
+
+    ``y = requantize(acc + bias, from_frac=shift, to_fmt=QFormat(fmt.width, 0, fmt.signed),
+    rounding, overflow)``, then ``max(0, y)`` when ``relu``. ``shift`` is the whole shift,
+    ``F_acc - F_out`` (positive: right with rounding; negative: left, exact); only the
+    width and signedness of ``fmt`` matter.
+
+    Parameters
+    ----------
+    acc, bias, shift : array_like of int
+        Broadcastable against each other; ``bias`` is at the accumulator's binary point.
+    fmt : QFormat
+        Output format.
+    rounding, overflow : str
+        Modes of :func:`hwgen.numerics.requantize`.
+    relu : bool
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    if not isinstance(fmt, QFormat):
+        raise FormatError(f"Post-processing output format must be a QFormat, not {fmt!r}")
+    acc, bias, shift = np.broadcast_arrays(np.asarray(acc, dtype=np.int64),
+                                           np.asarray(bias, dtype=np.int64),
+                                           np.asarray(shift, dtype=np.int64))
+    y = requantize(acc + bias, shift, QFormat(fmt.width, 0, fmt.signed), rounding, overflow)
+    if relu:
+        y = np.maximum(y, 0)
+    return np.asarray(y, dtype=np.int64)
+
+
+def max_pool_stream(values, col, pool_first, pool_last, cols):
+    """Running per-column maximum of the post-processing unit's pooling stage.
+
+    For each item ``t`` in order: ``m[col[t]] = values[t] if pool_first[t] else
+    max(m[col[t]], values[t])``, and ``m[col[t]]`` is emitted when ``pool_last[t]``. The
+    registers ``m`` start at 0.
+
+    Parameters
+    ----------
+    values, col, pool_first, pool_last : array_like of int, shape (N,)
+        The valid items only (invalid cycles change nothing).
+    cols : int
+        Number of pooling registers.
+
+    Returns
+    -------
+    emitted : numpy.ndarray of bool, shape (N,)
+        Which items produce an output.
+    outputs : numpy.ndarray of int64, shape (emitted.sum(),)
+        The emitted maxima, in order.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    col = np.asarray(col, dtype=np.int64)
+    first = np.asarray(pool_first, dtype=bool)
+    last = np.asarray(pool_last, dtype=bool)
+    if not (values.shape == col.shape == first.shape == last.shape) or values.ndim != 1:
+        raise ShapeError(f"Pooling streams must be one-dimensional of one length, not "
+                         f"{values.shape!r}, {col.shape!r}, {first.shape!r} and {last.shape!r}")
+    if np.any((col < 0) | (col >= cols)):
+        raise ShapeError(f"Pooling columns must be in range({cols}), not {col!r}")
+    m = np.zeros(cols, dtype=np.int64)
+    outputs = []
+    for t in range(len(values)):
+        c = col[t]
+        m[c] = values[t] if first[t] else max(m[c], values[t])
+        if last[t]:
+            outputs.append(m[c])
+    return last.copy(), np.asarray(outputs, dtype=np.int64)

@@ -1,0 +1,76 @@
+"""The fixed-point multiply-accumulate processing element."""
+
+from amaranth.hdl import signed
+
+from ..errors import FormatError
+from .layouts import PEKind, check_positive
+from .pe import PE
+
+__all__ = ["PEMac"]
+
+
+class PEMac(PE):
+    """Fixed-point MAC PE: signed activation × signed weight into a signed accumulator.
+
+    Both operands are two's complement; their product is exact in ``a_width + w_width``
+    bits and is added to an ``acc_width``-bit accumulator that wraps (the compiler sizes
+    it with :func:`hwgen.numerics.accumulator_width` so that it never does). Ports and
+    timing are those of :class:`~hwgen.rtl.pe.PE`; the golden model is
+    :func:`hwgen.golden.blocks.pe_mac`.
+
+    Parameters
+    ----------
+    a_width : int
+        Activation width in bits (positive).
+    w_width : int
+        Weight width in bits (positive).
+    acc_width : int
+        Accumulator width in bits, at least ``a_width + w_width``.
+
+    Attributes
+    ----------
+    kind : PEKind
+        ``PEKind.FIXED``.
+    latency : int
+        1 (see :class:`~hwgen.rtl.pe.PE`).
+    """
+
+    kind = PEKind.FIXED
+
+    def __init__(self, a_width, w_width, acc_width):
+        self._a_width = check_positive(a_width, "Activation width")
+        self._w_width = check_positive(w_width, "Weight width")
+        check_positive(acc_width, "Accumulator width")
+        if acc_width < a_width + w_width:
+            raise FormatError(f"Accumulator width must be at least the product width "
+                              f"{a_width + w_width!r}, not {acc_width!r}")
+        self._acc_width = acc_width
+        super().__init__()
+
+    @property
+    def a_width(self):
+        return self._a_width
+
+    @property
+    def w_width(self):
+        return self._w_width
+
+    @property
+    def acc_width(self):
+        return self._acc_width
+
+    @property
+    def a_shape(self):
+        return signed(self._a_width)
+
+    @property
+    def w_shape(self):
+        return signed(self._w_width)
+
+    @property
+    def acc_shape(self):
+        return signed(self._acc_width)
+
+    def product(self, m, a, w):
+        """``a * w``, exact in ``a_width + w_width`` bits."""
+        return a * w

@@ -1,0 +1,285 @@
+"""The post-processing unit: bias, requantize, overflow, ReLU and max-pool."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import FormatError
+from ..numerics import OVERFLOW_MODES, ROUNDING_MODES
+from .layouts import (
+    Overflow,
+    Rounding,
+    check_positive,
+    post_process_config_layout,
+    post_process_input_layout,
+    post_process_output_layout,
+)
+
+__all__ = ["PostProcess"]
+
+
+def _check_modes(modes, enum, all_names, what):
+    if isinstance(modes, str) or not isinstance(modes, (tuple, list)) or not modes:
+        raise FormatError(f"{what}s must be a non-empty tuple of mode names, not {modes!r}")
+    members = []
+    for name in modes:
+        if name not in all_names:
+            raise FormatError(f"{what} must be one of {', '.join(all_names)}, not {name!r}")
+        if name.upper() not in enum.__members__:
+            raise FormatError(f"{what} {name!r} has no hardware implementation")
+        member = enum[name.upper()]
+        if member not in members:
+            members.append(member)
+    return tuple(members)
+
+
+class PostProcess(wiring.Component):
+    """Post-processing unit: one accumulator in, one stored activation out, every cycle.
+
+    For each valid input, with ``W``, signedness, rounding and overflow from ``cfg``:
+
+    1. ``x = acc + bias``, exact (one bit wider than the accumulator);
+    2. ``y = requantize(x, from_frac=shift, to_fmt=QFormat(W, 0, signed), rounding,
+       overflow)`` as :func:`hwgen.numerics.requantize` defines it: ``shift > 0`` shifts right
+       with rounding, ``shift < 0`` shifts left exactly, then ``saturate`` clamps to the
+       format's range and ``wrap`` keeps the low ``W`` bits (two's complement when signed);
+       every shift the ``shift`` field can hold gives the exact result;
+    3. ``v = max(0, y)`` when ``cfg.relu``;
+    4. when ``cfg.pool`` is 0, ``v`` is emitted. When it is 1, a running maximum is kept per
+       column, ``m[col] = v if pool_first else max(m[col], v)``, and ``m[col]`` is emitted
+       only with ``pool_last`` (``pool_first`` and ``pool_last`` may both be set: a window
+       of one).
+
+    Invalid inputs change nothing. ``cfg`` is sampled together with each valid input and
+    travels with it through the pipeline, so it may change between any two inputs (the
+    sequencer keeps it constant during a layer). The golden model is
+    :func:`hwgen.golden.blocks.post_process` followed by
+    :func:`hwgen.golden.blocks.max_pool_stream`.
+
+    ``o.value`` is the ``W``-bit result sign-extended (signed formats) or zero-extended
+    (unsigned formats) to ``out_width`` bits; an unsigned format with ``W = out_width``
+    fills all bits, so its values read correctly only as unsigned. A rounding or overflow
+    mode selected in ``cfg`` but not generated behaves as the first generated one; ``W``
+    must be in ``1..out_width``.
+
+    Pipeline (``latency = 4``): stage 1 adds the bias and decodes the shift; stage 2 shifts
+    and rounds; stage 3 applies overflow and ReLU; stage 4 updates the pooling register and
+    drives ``o``.
+
+    Parameters
+    ----------
+    acc_width : int
+        Width of the accumulator and of the bias (positive).
+    out_width : int
+        Storage width ``S`` of activations (all activations are stored signed, ``S`` bits).
+    cols : int
+        Number of columns (pooling registers), positive.
+    tag_shape : shape-like
+        Shape of the ``tag`` field passed through with each value (e.g. a write address).
+    roundings : tuple of str
+        Rounding modes generated: any of ``"nearest_even"``, ``"nearest_up"``, ``"floor"``.
+    overflows : tuple of str
+        Overflow modes generated: any of ``"saturate"``, ``"wrap"``.
+    shift_width : int
+        Width of the signed ``shift`` field, at least 2 (default 7: shifts -64..63).
+
+    Members
+    -------
+    i : In(post_process_input_layout(acc_width, cols, tag_shape, shift_width))
+        ``valid``, ``acc``, ``bias``, ``shift``, ``col``, ``pool_first``, ``pool_last``, ``tag``.
+    cfg : In(post_process_config_layout(out_width))
+        ``rounding``, ``overflow``, ``width``, ``signed``, ``relu``, ``pool``.
+    o : Out(post_process_output_layout(out_width, tag_shape))
+        ``valid``, ``value`` (``signed(out_width)``), ``tag`` (of the input emitted).
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from ``i.valid`` to the corresponding ``o.valid``: 4 (an input presented in
+        cycle ``t`` is emitted in cycle ``t + 4``). The unit accepts one input per cycle.
+    """
+
+    def __init__(self, acc_width, out_width, cols, tag_shape,
+                 roundings=("nearest_even", "nearest_up", "floor"),
+                 overflows=("saturate", "wrap"), shift_width=7):
+        self._acc_width = check_positive(acc_width, "Accumulator width")
+        self._out_width = check_positive(out_width, "Output width")
+        self._cols = cols
+        self._tag_shape = tag_shape
+        self._shift_width = shift_width
+        i_layout = post_process_input_layout(acc_width, cols, tag_shape, shift_width)
+        self._roundings = _check_modes(roundings, Rounding, ROUNDING_MODES, "Rounding mode")
+        self._overflows = _check_modes(overflows, Overflow, OVERFLOW_MODES, "Overflow mode")
+        super().__init__({
+            "i": In(i_layout),
+            "cfg": In(post_process_config_layout(out_width)),
+            "o": Out(post_process_output_layout(out_width, tag_shape)),
+        })
+
+    @property
+    def acc_width(self):
+        return self._acc_width
+
+    @property
+    def out_width(self):
+        return self._out_width
+
+    @property
+    def cols(self):
+        return self._cols
+
+    @property
+    def tag_shape(self):
+        return self._tag_shape
+
+    @property
+    def shift_width(self):
+        return self._shift_width
+
+    @property
+    def roundings(self):
+        """Rounding modes generated, as :class:`~hwgen.rtl.layouts.Rounding` members."""
+        return self._roundings
+
+    @property
+    def overflows(self):
+        """Overflow modes generated, as :class:`~hwgen.rtl.layouts.Overflow` members."""
+        return self._overflows
+
+    @property
+    def latency(self):
+        """Cycles from ``i.valid`` to the corresponding ``o.valid``: 4."""
+        return 4
+
+    def elaborate(self, platform):
+        m = Module()
+        A, S = self._acc_width, self._out_width
+        i, cfg, o = self.i, self.cfg, self.o
+        cfg_layout = post_process_config_layout(S)
+
+        def stage(n, valid_from):
+            """Registers that carry one item's side fields from one stage to the next."""
+            st = {
+                "valid": Signal(name=f"s{n}_valid"),
+                "cfg": Signal(cfg_layout, name=f"s{n}_cfg"),
+                "col": Signal(range(self._cols), name=f"s{n}_col"),
+                "pool_first": Signal(name=f"s{n}_pool_first"),
+                "pool_last": Signal(name=f"s{n}_pool_last"),
+                "tag": Signal(self._tag_shape, name=f"s{n}_tag"),
+            }
+            m.d.sync += st["valid"].eq(valid_from["valid"])
+            # Side fields only load with a valid item, so a bubble leaves them untouched.
+            with m.If(valid_from["valid"]):
+                m.d.sync += [st[k].eq(valid_from[k]) for k in st if k != "valid"]
+            return st
+
+        s0 = {"valid": i.valid, "cfg": cfg, "col": i.col, "pool_first": i.pool_first,
+              "pool_last": i.pool_last, "tag": i.tag}
+
+        # --- stage 1: bias and shift decode ---------------------------------------------
+        s1 = stage(1, s0)
+        x = Signal(signed(A + 1), name="s1_x")
+        # Right shifts of A + 2 or more all give the same result as A + 2 (the value is
+        # then a pure sign), but the shifter handles any amount; left shifts of S or more
+        # all saturate (or wrap to 0) in an S-bit format, so the left amount is clamped
+        # to S to bound the shifter's width.
+        right = Signal(unsigned(self._shift_width - 1), name="s1_right")
+        left = Signal(range(S + 1), name="s1_left")
+        is_left = Signal(name="s1_is_left")
+        neg_shift = -i.shift
+        with m.If(i.valid):
+            m.d.sync += [
+                x.eq(i.acc + i.bias),
+                right.eq(Mux(i.shift > 0, i.shift, 0)),
+                left.eq(Mux(i.shift < 0, Mux(neg_shift > S, S, neg_shift), 0)),
+                is_left.eq(i.shift < 0),
+            ]
+
+        # --- stage 2: shift and round ---------------------------------------------------
+        s2 = stage(2, s1)
+        qw = A + 1 + S
+        q = Signal(signed(qw), name="s2_q")
+        # xe = 2 * x, so that (xe >> right) holds floor(x / 2**right) above its lowest
+        # bit and the guard bit (the first bit shifted out) in its lowest bit.
+        xe = Cat(Const(0, 1), x).as_signed()
+        t = Signal(signed(A + 2), name="s2_t")
+        m.d.comb += t.eq(xe >> right)
+        floor_q = t[1:].as_signed()
+        guard = t[0]
+        # Sticky: any bit of x below the guard bit. xe[0] is 0, so the bits of xe below
+        # position `right` are exactly those.
+        sticky = Cat(*(xe[j] & (right > j) for j in range(A + 2))).any()
+        inc = Signal(name="s2_inc")
+        modes = {
+            Rounding.NEAREST_EVEN: guard & (sticky | floor_q[0]),
+            Rounding.NEAREST_UP: guard,
+            Rounding.FLOOR: Const(0, 1),
+        }
+
+        def rounding(mode):
+            m.d.comb += inc.eq(modes[mode])
+        self._select(m, s1["cfg"].rounding, self._roundings, rounding)
+        with m.If(s1["valid"]):
+            m.d.sync += q.eq(Mux(is_left, x << left, floor_q + inc))
+
+        # --- stage 3: overflow and ReLU -------------------------------------------------
+        s3 = stage(3, s2)
+        c2 = s2["cfg"]
+        pow2 = Signal(unsigned(S + 1), name="s3_pow2")      # 2**W
+        m.d.comb += pow2.eq(Const(1, S + 1) << c2.width)
+        half = pow2 >> 1                                     # 2**(W-1)
+        hi = Signal(signed(S + 2), name="s3_hi")
+        lo = Signal(signed(S + 2), name="s3_lo")
+        m.d.comb += [
+            hi.eq(Mux(c2.signed, half - 1, pow2 - 1)),
+            lo.eq(Mux(c2.signed, -half, 0)),
+        ]
+        y = Signal(signed(S + 1), name="s3_y")
+        low = Signal(unsigned(S), name="s3_low")
+        m.d.comb += low.eq(q & (pow2 - 1))
+
+        def overflow(mode):
+            if mode == Overflow.SATURATE:
+                m.d.comb += y.eq(Mux(q > hi, hi, Mux(q < lo, lo, q)))
+            else:
+                m.d.comb += y.eq(Mux(c2.signed & (low & half).any(), low - pow2, low))
+        self._select(m, c2.overflow, self._overflows, overflow)
+        v = Signal(signed(S + 1), name="s3_v")
+        with m.If(s2["valid"]):
+            m.d.sync += v.eq(Mux(c2.relu & (y < 0), 0, y))
+
+        # --- stage 4: max-pool and output -----------------------------------------------
+        # The pooling registers keep one bit more than the output so that unsigned formats
+        # with W = out_width compare correctly.
+        pool = Array(Signal(signed(S + 1), name=f"pool_{k}") for k in range(self._cols))
+        col = s3["col"]
+        current = pool[col]
+        new = Signal(signed(S + 1), name="s4_new")
+        m.d.comb += new.eq(Mux(s3["pool_first"] | (v > current), v, current))
+        c3 = s3["cfg"]
+        m.d.sync += o.valid.eq(0)
+        with m.If(s3["valid"]):
+            with m.If(c3.pool):
+                for k in range(self._cols):
+                    with m.If(col == k):
+                        m.d.sync += pool[k].eq(new)
+                with m.If(s3["pool_last"]):
+                    m.d.sync += [o.valid.eq(1), o.value.eq(new), o.tag.eq(s3["tag"])]
+            with m.Else():
+                m.d.sync += [o.valid.eq(1), o.value.eq(v), o.tag.eq(s3["tag"])]
+
+        return m
+
+    @staticmethod
+    def _select(m, selector, generated, emit):
+        """Emit the logic of each generated mode; modes not generated fall back to the
+        first generated one."""
+        if len(generated) == 1:
+            emit(generated[0])
+            return
+        with m.Switch(selector):
+            for mode in generated[1:]:
+                with m.Case(mode):
+                    emit(mode)
+            with m.Default():
+                emit(generated[0])

@@ -1,0 +1,176 @@
+"""The output-stationary systolic array."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import ShapeError
+from .layouts import PECtl, check_positive
+from .pe import PE
+
+__all__ = ["SystolicArray"]
+
+
+class SystolicArray(wiring.Component):
+    """A ``rows × cols`` output-stationary systolic array of processing elements.
+
+    PE ``(r, c)`` accumulates the dot product of row ``r``'s activation stream with column
+    ``c``'s weight stream: for a tile ``A`` (``rows × K``) and ``W`` (``K × cols``) fed one
+    step ``k`` per cycle, ``result[r][c]`` becomes ``(A @ W)[r, c]``
+    (:func:`hwgen.golden.blocks.systolic_array`). Activations and their control move right
+    one PE per cycle, weights move down one PE per cycle.
+
+    Why output-stationary: the partial sums never move, so the accumulator width never
+    crosses a PE boundary (only the narrow operands travel); each PE finishes a whole dot
+    product, so any reduction length ``K`` is a single pass with no partial-sum memory; and
+    the finished sums are drained from the PEs' result registers in place while the next
+    tile already accumulates.
+
+    The array skews its inputs itself: row ``r``'s activation and control pass ``r`` delay
+    registers before PE ``(r, 0)`` and column ``c``'s weight passes ``c`` delay registers
+    before PE ``(0, c)``. A step presented at the ports in cycle ``t`` is therefore processed
+    by PE ``(r, c)`` in cycle ``t + r + c``, and the sum of a tile whose ``last`` step is
+    presented in cycle ``T`` is visible at ``result[r][c]`` from cycle
+    ``T + latency(r, c) = T + r + c + pe.latency`` on, held until the next tile's sum
+    replaces it. Tiles may follow each other with no gap (the next ``first`` step in the
+    cycle after the ``last`` one).
+
+    Parameters
+    ----------
+    rows : int
+        Number of PE rows (activation streams), positive.
+    cols : int
+        Number of PE columns (weight streams), positive.
+    pe_factory : callable
+        Called once per PE with no arguments; returns a new :class:`~hwgen.rtl.pe.PE`
+        (for example ``lambda: PEMac(8, 8, 24)``). Every PE must have the same shapes.
+
+    Members
+    -------
+    a : In(ArrayLayout(a_shape, rows))
+        Step ``k``'s activation for every row, unskewed (all rows in the same cycle).
+    w : In(ArrayLayout(w_shape, cols))
+        Step ``k``'s weight for every column, unskewed.
+    ctl : In(PECtl)
+        Step ``k``'s control, one for the whole array.
+    result : Out(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
+        ``result[r][c]`` is PE ``(r, c)``'s result register.
+
+    Attributes
+    ----------
+    fill : int
+        ``rows + cols - 2``: extra cycles the farthest PE lags the first one.
+    """
+
+    def __init__(self, rows, cols, pe_factory):
+        self._rows = check_positive(rows, "Array rows", ShapeError)
+        self._cols = check_positive(cols, "Array columns", ShapeError)
+        if not callable(pe_factory):
+            raise TypeError(f"PE factory must be callable, not {pe_factory!r}")
+        # PEs are created here, not in elaborate(), so that their shapes are known to size
+        # the ports and so that every elaboration sees the same PE objects.
+        self._pes = [[self._make_pe(pe_factory, r, c) for c in range(cols)]
+                     for r in range(rows)]
+        pe0 = self._pes[0][0]
+        self._a_shape, self._w_shape, self._acc_shape = pe0.a_shape, pe0.w_shape, pe0.acc_shape
+        self._pe_latency = pe0.latency
+        for r, row in enumerate(self._pes):
+            for c, pe in enumerate(row):
+                if (pe.signature != pe0.signature) or pe.latency != pe0.latency:
+                    raise ShapeError(f"PE factory must return PEs of one signature and latency, "
+                                     f"but PE ({r}, {c}) is {pe!r}")
+        super().__init__({
+            "a": In(data.ArrayLayout(self._a_shape, rows)),
+            "w": In(data.ArrayLayout(self._w_shape, cols)),
+            "ctl": In(PECtl),
+            "result": Out(data.ArrayLayout(data.ArrayLayout(self._acc_shape, cols), rows)),
+        })
+
+    @staticmethod
+    def _make_pe(pe_factory, r, c):
+        pe = pe_factory()
+        if not isinstance(pe, PE):
+            raise TypeError(f"PE factory must return a PE, not {pe!r}")
+        return pe
+
+    @property
+    def rows(self):
+        return self._rows
+
+    @property
+    def cols(self):
+        return self._cols
+
+    @property
+    def a_shape(self):
+        return self._a_shape
+
+    @property
+    def w_shape(self):
+        return self._w_shape
+
+    @property
+    def acc_shape(self):
+        return self._acc_shape
+
+    @property
+    def pe_latency(self):
+        """Latency of one PE (:attr:`hwgen.rtl.pe.PE.latency`)."""
+        return self._pe_latency
+
+    @property
+    def fill(self):
+        """``rows + cols - 2``: cycles PE ``(rows-1, cols-1)`` lags PE ``(0, 0)``."""
+        return self._rows + self._cols - 2
+
+    def latency(self, r, c):
+        """Cycles from a tile's ``last`` step at the ports to its sum at ``result[r][c]``:
+        ``r + c + pe.latency``."""
+        if not (isinstance(r, int) and 0 <= r < self._rows):
+            raise ShapeError(f"Row must be in range({self._rows}), not {r!r}")
+        if not (isinstance(c, int) and 0 <= c < self._cols):
+            raise ShapeError(f"Column must be in range({self._cols}), not {c!r}")
+        return r + c + self._pe_latency
+
+    def elaborate(self, platform):
+        m = Module()
+
+        for r in range(self._rows):
+            for c in range(self._cols):
+                m.submodules[f"pe_{r}_{c}"] = self._pes[r][c]
+
+        # Control is common to all rows, so one delay chain with a tap per row suffices.
+        ctl_skew = [self.ctl]
+        for k in range(1, self._rows):
+            stage = Signal(PECtl, name=f"ctl_skew_{k}")
+            m.d.sync += stage.eq(ctl_skew[-1])
+            ctl_skew.append(stage)
+
+        for r in range(self._rows):
+            a = self.a[r]
+            for k in range(1, r + 1):
+                stage = Signal(self._a_shape, name=f"a_skew_{r}_{k}")
+                m.d.sync += stage.eq(a)
+                a = stage
+            pe = self._pes[r][0]
+            m.d.comb += [pe.a_i.eq(a), pe.ctl_i.eq(ctl_skew[r])]
+
+        for c in range(self._cols):
+            w = self.w[c]
+            for k in range(1, c + 1):
+                stage = Signal(self._w_shape, name=f"w_skew_{c}_{k}")
+                m.d.sync += stage.eq(w)
+                w = stage
+            m.d.comb += self._pes[0][c].w_i.eq(w)
+
+        for r in range(self._rows):
+            for c in range(self._cols):
+                pe = self._pes[r][c]
+                if c + 1 < self._cols:
+                    right = self._pes[r][c + 1]
+                    m.d.comb += [right.a_i.eq(pe.a_o), right.ctl_i.eq(pe.ctl_o)]
+                if r + 1 < self._rows:
+                    m.d.comb += self._pes[r + 1][c].w_i.eq(pe.w_o)
+                m.d.comb += self.result[r][c].eq(pe.result)
+
+        return m
