@@ -1,0 +1,165 @@
+"""hwgen checkpoints: ``torch.save`` files that hold only plain data.
+
+A checkpoint is a dict::
+
+    {"format": "hwgen-checkpoint", "version": 1,
+     "arch": "digits-cnn",              # a name of hwgen.models.ARCHITECTURES
+     "dataset": "digits",               # the name hwgen.data.load_dataset accepts
+     "state_dict": {...},               # of the float architecture (tensors only)
+     "scheme": None | "fixed8" | {...}, # set when QAT fine-tuned: the scheme trained for
+     "formats": None | {...},           # the QAT formats: a resolved JSON scheme
+     "qat_state_dict": None | {...},    # the QAT-trained hwgen.quant.QuantNetwork weights
+     "metrics": {"float_test_accuracy": 0.98, ...}}
+
+It is read with ``torch.load(path, weights_only=True)``, so loading never runs code from
+the file. Writes go to a temporary file in the same folder that is then renamed, so a
+failure never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+
+import torch
+
+from ..errors import CheckpointError
+from . import arch as _arch
+
+__all__ = ["FORMAT", "VERSION", "BUILTINS", "Checkpoint", "save_checkpoint", "load_checkpoint",
+           "resolve", "atomic_write"]
+
+FORMAT = "hwgen-checkpoint"
+VERSION = 1
+#: builtin:NAME -> file shipped in this package
+BUILTINS = {"digits-cnn": "digits_cnn.pt", "mlp": "mlp.pt"}
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """A loaded checkpoint (see the module docstring for the fields)."""
+
+    arch: str
+    state_dict: dict
+    dataset: str
+    path: str
+    scheme: object = None
+    formats: object = None
+    qat_state_dict: dict | None = None
+    metrics: dict = field(default_factory=dict)
+
+    def build_model(self):
+        """The float model with the checkpoint's weights, in eval mode."""
+        model = _arch.build(self.arch)
+        try:
+            model.load_state_dict(self.state_dict)
+        except (RuntimeError, KeyError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"Checkpoint {self.path!r} does not hold weights of "
+                                  f"architecture {self.arch!r} ({first})") from None
+        return model.eval()
+
+
+def resolve(spec):
+    """The file a model ``spec`` names: ``builtin:NAME`` or a path."""
+    if not isinstance(spec, (str, os.PathLike)):
+        raise CheckpointError(f"Model must be a checkpoint path or builtin:NAME, not {spec!r}")
+    spec = os.fspath(spec)
+    if spec.startswith("builtin:"):
+        name = spec[len("builtin:"):]
+        if name not in BUILTINS:
+            raise CheckpointError(f"Built-in model must be one of "
+                                  f"{', '.join('builtin:' + n for n in BUILTINS)}, not {spec!r}")
+        return str(resources.files(__package__).joinpath(BUILTINS[name]))
+    return spec
+
+
+def atomic_write(path, write):
+    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it to
+    ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"Folder {folder!r} for output {path!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _state(module_or_dict):
+    if module_or_dict is None:
+        return None
+    d = module_or_dict if isinstance(module_or_dict, dict) else module_or_dict.state_dict()
+    return {k: v.detach().cpu().clone() for k, v in d.items()}
+
+
+def save_checkpoint(path, arch, model, *, dataset, metrics=None, scheme=None, formats=None,
+                    qat_state_dict=None):
+    """Write ``model``'s weights as an hwgen checkpoint of architecture ``arch`` to ``path``
+    (atomically). ``scheme``, ``formats`` and ``qat_state_dict`` (a module or a state dict)
+    record QAT fine-tuning."""
+    _arch.input_shape(arch)  # raises for an unknown architecture
+    obj = {"format": FORMAT, "version": VERSION, "arch": arch, "dataset": dataset,
+           "state_dict": _state(model), "scheme": scheme, "formats": formats,
+           "qat_state_dict": _state(qat_state_dict), "metrics": dict(metrics or {})}
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _is_state(d):
+    return isinstance(d, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                       for k, v in d.items())
+
+
+def load_checkpoint(spec):
+    """Load and validate the checkpoint ``spec`` names (``builtin:NAME`` or a path).
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, corrupt, not an hwgen checkpoint, of another version, or
+        of an unknown architecture; the message names the path.
+    """
+    path = resolve(spec)
+    if not os.path.exists(path):
+        raise CheckpointError(f"Checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CheckpointError(f"Checkpoint {path!r} is a folder, not a file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError,
+            KeyError, AttributeError, ImportError, IndexError, TypeError) as e:
+        kind = "corrupt" if not isinstance(e, pickle.UnpicklingError) else "not plain data"
+        raise CheckpointError(f"Checkpoint {path!r} is {kind} and cannot be loaded") from None
+    except OSError as e:
+        raise CheckpointError(f"Checkpoint {path!r} cannot be read ({e.strerror})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"File {path!r} is not an hwgen checkpoint")
+    if obj.get("version") != VERSION:
+        raise CheckpointError(f"Checkpoint {path!r} has version {obj.get('version')!r}; this "
+                              f"hwgen reads version {VERSION}")
+    arch = obj.get("arch")
+    if arch not in _arch.ARCHITECTURES:
+        raise CheckpointError(f"Checkpoint {path!r} has unknown architecture {arch!r}")
+    state = obj.get("state_dict")
+    if not _is_state(state):
+        raise CheckpointError(f"Checkpoint {path!r} has no valid state_dict")
+    qat = obj.get("qat_state_dict")
+    if qat is not None and not _is_state(qat):
+        raise CheckpointError(f"Checkpoint {path!r} has an invalid qat_state_dict")
+    dataset = obj.get("dataset") or _arch.default_dataset(arch)
+    return Checkpoint(arch=arch, state_dict=state, dataset=dataset, path=path,
+                      scheme=obj.get("scheme"), formats=obj.get("formats"),
+                      qat_state_dict=qat,
+                      metrics=dict(obj.get("metrics") or {}))

@@ -1,0 +1,183 @@
+"""Training: float training, then optional quantization-aware fine-tuning (QAT).
+
+Both are seeded and single-process, so the same seed, data and thread count give the same
+checkpoint. QAT folds BatchNorm first (:mod:`hwgen.frontend`), calibrates the scheme's
+formats on the float model, then fine-tunes the folded weights through the fake-quant
+modules of :mod:`hwgen.quant` (straight-through gradients) with the formats held fixed.
+The shipped ``builtin:`` checkpoints were made with::
+
+    hwgen train digits-cnn --out hwgen/models/digits_cnn.pt
+    hwgen train mlp --out hwgen/models/mlp.pt
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import frontend, quant
+from .data import load_dataset
+from .errors import HwgenError
+from .models import arch as _arch
+from .models import save_checkpoint
+
+__all__ = ["TrainConfig", "DEFAULTS", "train_float", "train_qat", "accuracy", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one architecture's float training and QAT fine-tuning."""
+
+    epochs: int = 40
+    lr: float = 5e-3
+    batch_size: int = 32
+    weight_decay: float = 1e-4
+    qat_epochs: int = 10
+    qat_lr: float = 5e-4
+
+
+DEFAULTS = {
+    "digits-cnn": TrainConfig(epochs=20, batch_size=64, lr=1e-2),
+    "mlp": TrainConfig(epochs=60),
+    "lenet5": TrainConfig(epochs=10, batch_size=64, lr=5e-3),
+}
+
+
+def _check_positive(value, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise HwgenError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def accuracy(model, x, y, batch=1024):
+    """Fraction of ``x`` that ``model`` (any torch module returning logits) classifies as
+    ``y``."""
+    was = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = torch.tensor(np.array(x[i:i + batch]))
+            correct += int((model(xb).argmax(1).numpy() == y[i:i + batch]).sum())
+    model.train(was)
+    return correct / max(len(x), 1)
+
+
+def _loop(model, params, dataset, epochs, lr, cfg, seed, progress, desc):
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    x = torch.tensor(np.array(dataset.x_train))
+    y = torch.tensor(np.array(dataset.y_train))
+    threads = torch.get_num_threads()
+    # One thread: these tensors are too small to gain from more, and a fixed reduction
+    # order makes the result the same on every machine.
+    torch.set_num_threads(1)
+    try:
+        return _epochs(model, opt, sched, x, y, epochs, cfg, gen, progress, desc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _epochs(model, opt, sched, x, y, epochs, cfg, gen, progress, desc):
+    from tqdm import tqdm
+    bar = tqdm(range(epochs), desc=desc, file=sys.stderr, disable=not progress, leave=False)
+    for _ in bar:
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x[idx].to(_dtype(model))), y[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        sched.step()
+        bar.set_postfix(loss=f"{total / len(x):.4f}")
+    bar.close()
+    model.eval()
+    return model
+
+
+def _dtype(model):
+    p = next(model.parameters(), None)
+    return p.dtype if p is not None else torch.float32
+
+
+def train_float(arch, dataset, *, epochs=None, seed=0, progress=False, config=None):
+    """A float model of architecture ``arch`` trained on ``dataset`` (seeded)."""
+    cfg = config or DEFAULTS.get(arch, TrainConfig())
+    epochs = _check_positive(epochs if epochs is not None else cfg.epochs, "Epochs")
+    torch.manual_seed(seed)
+    model = _arch.build(arch)
+    if tuple(dataset.input_shape) != tuple(_arch.input_shape(arch)):
+        raise HwgenError(f"Architecture {arch!r} takes inputs of shape "
+                         f"{_arch.input_shape(arch)!r}, not the {dataset.name!r} images of "
+                         f"shape {dataset.input_shape!r}")
+    return _loop(model, model.parameters(), dataset, epochs, cfg.lr, cfg, seed, progress,
+                 f"train {arch}")
+
+
+def train_qat(float_model, arch, dataset, scheme, *, epochs=None, seed=0, progress=False,
+              config=None):
+    """Fine-tune ``float_model`` through the fake-quant modules of ``scheme``.
+
+    Returns the :class:`hwgen.quant.QuantNetwork` (float32 parameters, eval mode); its
+    ``resolved_scheme()`` and ``state_dict()`` are what a QAT checkpoint stores.
+    """
+    cfg = config or DEFAULTS.get(arch, TrainConfig())
+    epochs = _check_positive(epochs if epochs is not None else cfg.qat_epochs, "QAT epochs")
+    torch.manual_seed(seed)
+    shape = _arch.input_shape(arch)
+    stages = frontend.trace(float_model.eval(), shape)
+    net = quant.build_network(stages, shape, scheme, dataset.x_train, name=arch,
+                              dtype=torch.float32)
+    return _loop(net, net.parameters(), dataset, epochs, cfg.qat_lr, cfg, seed + 1, progress,
+                 f"QAT {net.scheme.name}")
+
+
+def train(arch, out, *, epochs=None, qat=None, qat_epochs=None, seed=0, dataset=None,
+          progress=False):
+    """Train ``arch`` (and QAT fine-tune it to scheme ``qat``), write the checkpoint to
+    ``out`` atomically, and return its metrics.
+
+    Parameters
+    ----------
+    arch : str
+        A name of :data:`hwgen.models.ARCHITECTURES`.
+    out : str
+        Checkpoint path.
+    epochs, qat_epochs : int, optional
+        Defaults per architecture (:data:`DEFAULTS`).
+    qat : str, optional
+        A scheme name or JSON spec path to fine-tune for.
+    seed : int
+    dataset : str, optional
+        A :func:`hwgen.data.load_dataset` name; default: the architecture's.
+    """
+    import time
+
+    _arch.input_shape(arch)  # unknown architectures fail before any work
+    dataset_name = dataset or _arch.default_dataset(arch)
+    ds = load_dataset(dataset_name)
+    t0 = time.perf_counter()
+    model = train_float(arch, ds, epochs=epochs, seed=seed, progress=progress)
+    metrics = {"float_test_accuracy": accuracy(model, ds.x_test, ds.y_test),
+               "seed": seed, "epochs": epochs or DEFAULTS.get(arch, TrainConfig()).epochs}
+    scheme = formats = qat_state = None
+    if qat is not None:
+        net = train_qat(model, arch, ds, qat, epochs=qat_epochs, seed=seed, progress=progress)
+        resolved = net.resolved_scheme()
+        scheme, formats, qat_state = resolved.name, resolved.to_json(), net.state_dict()
+        qm = quant.quantize_model(model, arch, resolved, ds, qat_state=qat_state)
+        metrics["qat_scheme"] = scheme
+        metrics["quantized_test_accuracy"] = qm.quantized_accuracy()
+    save_checkpoint(out, arch, model, dataset=dataset_name, metrics=metrics, scheme=scheme,
+                    formats=formats, qat_state_dict=qat_state)
+    # Timing is reported, not stored, so that the same seed gives the same file.
+    return {**metrics, "train_seconds": round(time.perf_counter() - t0, 1)}
