@@ -54,8 +54,8 @@ _STAMP = "hwgen_build.json"
 class SimRun:
     """What one simulation of a batch of samples measured.
 
-    Members
-    -------
+    Attributes
+    ----------
     outputs : numpy.ndarray
         ``int64``, shape ``(N, n_out)``: the words the ``o`` stream produced, per sample.
     cycles : numpy.ndarray
@@ -367,11 +367,13 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
     design_dir = root / f"{toplevel}-{simulator}-{key}"
     stimulus = {"n_in": int(array.shape[1]), "n_out": n_out, "n_layers": n_layers,
                 "max_cycles": max_cycles, "inputs": array.tolist()}
-    with _environ(env), _locked(root / f"{design_dir.name}.lock"):
-        build_seconds = 0.0
-        if not (design_dir / _STAMP).is_file():
-            design_dir.mkdir(exist_ok=True)
-            build_seconds = _build(simulator, verilog, toplevel, design_dir, waves)
+    with _environ(env):
+        # Only the build is serialised: simulations of one build use their own files.
+        with _locked(root / f"{design_dir.name}.lock"):
+            build_seconds = 0.0
+            if not (design_dir / _STAMP).is_file():
+                design_dir.mkdir(exist_ok=True)
+                build_seconds = _build(simulator, verilog, toplevel, design_dir, waves)
         results = _simulate(simulator, verilog, toplevel, design_dir, waves, stimulus)
 
     n = array.shape[0]

@@ -32,8 +32,9 @@ N_LAYERS = 2
 class PrefixReverse(wiring.Component):
     """Running sums of the inputs, the last ``n_out`` of them streamed out in reverse.
 
-    Follows the accelerator's port protocol. With ``hang=True`` layer 0 never finishes, so
-    ``done`` never rises.
+    Follows the accelerator's port protocol. Both streams move a word only every other cycle
+    (``i.ready`` and ``o.valid`` are low in between), so the testbench's driver and monitor
+    have to wait on them. With ``hang=True`` layer 0 never finishes, so ``done`` never rises.
     """
 
     def __init__(self, n_in, n_out, width, *, hang=False):
@@ -58,6 +59,7 @@ class PrefixReverse(wiring.Component):
         index = Signal(range(max(n_in, n_out)))
         waited = Signal(2)
         acc = Signal(signed(width))
+        gap = Signal()  # high on the stream cycles that move no word
         layer = [Signal(32, name=f"layer_{k}") for k in range(2)]
 
         def pick(signals, sel):
@@ -72,12 +74,13 @@ class PrefixReverse(wiring.Component):
         with m.FSM():
             with m.State("IDLE"), m.If(self.start):
                 m.d.sync += [self.busy.eq(1), self.done.eq(0), index.eq(0), acc.eq(0),
-                             waited.eq(0), self.cycles.eq(0), layer[0].eq(0),
+                             waited.eq(0), gap.eq(0), self.cycles.eq(0), layer[0].eq(0),
                              layer[1].eq(0)]
                 m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
+                m.d.comb += self.i.ready.eq(~gap)
+                m.d.sync += gap.eq(~gap)
+                with m.If(self.i.valid & self.i.ready):
                     for k in range(n_in):
                         with m.If(index == k):
                             m.d.sync += x[k].eq(self.i.payload)
@@ -107,11 +110,12 @@ class PrefixReverse(wiring.Component):
                         m.d.sync += out[k].eq(sums[n_in - 1 - k])
                 m.d.sync += index.eq(index + 1)
                 with m.If(index == n_out - 1):
-                    m.d.sync += index.eq(0)
+                    m.d.sync += [index.eq(0), gap.eq(0)]
                     m.next = "OUTPUT"
             with m.State("OUTPUT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(pick(out, index))]
-                with m.If(self.o.ready):
+                m.d.comb += [self.o.valid.eq(~gap), self.o.payload.eq(pick(out, index))]
+                m.d.sync += gap.eq(~gap)
+                with m.If(self.o.valid & self.o.ready):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == n_out - 1):
                         m.d.sync += [index.eq(0), self.busy.eq(0), self.done.eq(1)]
@@ -243,8 +247,8 @@ def test_outputs_and_cycles_match_the_model(toy, build_root):
     check_against_model(result, inputs)
     assert result.outputs.dtype == np.int64
     assert result.waves is None
-    # Every sample moves n_in + n_out words besides computing, so the clock ran at least that.
-    assert result.clock_cycles >= int(result.cycles.sum()) + len(inputs) * (N_IN + N_OUT)
+    # Every sample moves n_in + n_out words, one every other cycle, besides computing.
+    assert result.clock_cycles >= int(result.cycles.sum()) + len(inputs) * 2 * (N_IN + N_OUT)
     assert result.sim_seconds > 0
     assert result.cycles_per_second == result.clock_cycles / result.sim_seconds
     report = result.to_json()
@@ -298,7 +302,7 @@ def test_too_small_max_cycles_times_out(toy, build_root):
             rf"sample 0: done did not rise within max_cycles={cycles} clock cycles")):
         runner.run(toy, inputs, N_OUT, N_LAYERS, build_dir=build_root, max_cycles=cycles)
     result = runner.run(toy, inputs, N_OUT, N_LAYERS, build_dir=build_root,
-                        max_cycles=cycles + N_IN + N_OUT + 2)
+                        max_cycles=cycles + 2 * (N_IN + N_OUT) + 2)
     check_against_model(result, inputs)
 
 
