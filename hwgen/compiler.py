@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -266,8 +266,7 @@ def layer_cycles(k, tiles, rows, cols, post_latency):
         "compute": tiles * k,
         "drain_bound": tiles * (period - k),
         "setup": 1 + rows,
-        "fill_drain": k - period + rows + cols + rows * cols + post_latency + 1
-        - 0,
+        "fill_drain": k - period + rows + cols + rows * cols + post_latency + 1,
     }
 
 
@@ -374,9 +373,6 @@ def compile_graph(graph, config, *, post_latency=None):
 
     Raises :class:`DoesNotFitError` with what does not fit and what to change.
     """
-    if post_latency is None:
-        from .rtl.post_process import PostProcess
-        post_latency = PostProcess.LATENCY
     layers = _chain(graph)
     _check_formats(graph, layers)
     rows, cols = config.rows, config.cols
@@ -404,6 +400,10 @@ def compile_graph(graph, config, *, post_latency=None):
     if acc_width < need_acc:
         raise DoesNotFitError(f"Dot products need a {need_acc}-bit accumulator but the config "
                               f"has {acc_width!r}; raise acc_width")
+
+    if post_latency is None:
+        from .rtl.post_process import PostProcess
+        post_latency = PostProcess.latency.fget(None)  # TODO: class constant
 
     # activation memory: two ping-pong regions of the largest tensor
     sizes = [int(np.prod(graph.input_shape))] + [int(np.prod(l.out_shape)) for l in layers]

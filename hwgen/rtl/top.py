@@ -116,7 +116,7 @@ class Accelerator(wiring.Component):
             rows, cols, lambda: PEMac(d.act_width, d.weight_width, d.acc_width))
         post = m.submodules.post = PostProcess(
             d.acc_width, d.act_width, cols, unsigned(aw),
-            roundings=d.roundings, overflows=d.overflows)
+            roundings=d.roundings, overflows=d.overflows, shift_width=SHIFT_BITS)
 
         act_rd, act_wr = [], []
         for r in range(rows):

@@ -1,0 +1,110 @@
+"""System tests: the emitted Verilog of whole networks in cocotb on Verilator, every output
+word against the golden model, every layer's cycles against the cycle model."""
+
+import numpy as np
+import pytest
+
+from hwgen import golden, ir
+from hwgen.compiler import AcceleratorConfig, compile_graph
+from hwgen.emit import write_design
+from hwgen.flow import compile_model
+from hwgen.numerics import QFormat
+from hwgen.sim.check import simulate_design
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("sim_build")
+
+
+def check(report, design):
+    assert report.mismatches == 0, report.mismatched_samples
+    assert report.bit_exact
+    assert report.cycles_match, (report.cycles_measured, report.cycles_predicted)
+    assert report.cycles_measured["per_layer"] == {
+        layer.name: layer.cycles["total"] for layer in design.layers}
+
+
+def run_model(tmp_path, build_dir, model, scheme, array, samples):
+    design, _ = compile_model(model, scheme, array, tmp_path / "design", vectors=samples)
+    report = simulate_design(tmp_path / "design", samples=samples, build_dir=build_dir)
+    check(report, design)
+    return design, report
+
+
+def test_digits_cnn_fixed8_4x4(tmp_path, build_dir):
+    design, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
+    assert report.accuracy == report.golden_accuracy
+    assert report.accuracy >= 0.8
+
+
+def test_changed_expected_word_is_caught(tmp_path, build_dir):
+    design, _ = compile_model("builtin:mlp", "fixed4", "3x5", tmp_path / "d", vectors=3)
+    from hwgen.emit import read_vectors
+    _, expected, _ = read_vectors(tmp_path / "d")
+    changed = expected.copy()
+    changed[1, 4] += 1
+    report = simulate_design(tmp_path / "d", samples=3, build_dir=build_dir, expected=changed)
+    assert not report.bit_exact
+    assert report.mismatches == 1
+    assert report.mismatched_samples == (1,)
+    assert report.cycles_match
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["builtin:digits-cnn", "builtin:mlp"])
+@pytest.mark.parametrize("scheme", ["fixed8", "fixed4"])
+@pytest.mark.parametrize("array", ["1x1", "4x4", "3x5"])
+def test_models(tmp_path, build_dir, model, scheme, array):
+    samples = 3 if array == "1x1" else 10
+    run_model(tmp_path, build_dir, model, scheme, array, samples)
+
+
+def random_graph(rng, shapes):
+    """A chain of random integer layers: ``shapes`` lists (kind, cout, kernel, stride,
+    padding, pool, relu) for convolutions or (kind, cout) for linear layers."""
+    fmt_in = QFormat(8, 5)
+    c, h, w = 2, 9, 7
+    layers = []
+    in_shape = (c, h, w)
+    fmt = fmt_in
+    for n, spec in enumerate(shapes):
+        out_fmt = QFormat(int(rng.integers(3, 9)), int(rng.integers(2, 6)))
+        wf = QFormat(int(rng.integers(2, 9)), int(rng.integers(3, 7)))
+        rounding = ["nearest_even", "nearest_up", "floor"][n % 3]
+        overflow = ["saturate", "wrap"][n % 2]
+        if spec[0] == "conv":
+            _, cout, k, stride, pad, pool, relu = spec
+            weight = rng.integers(wf.min_int, wf.max_int + 1, size=(cout, in_shape[0], k, k))
+            bias = rng.integers(-300, 300, size=cout)
+            layer = ir.Conv2d(f"conv{n}", in_shape, weight, bias, fmt, [wf] * cout, out_fmt,
+                              relu=relu, pool=pool, rounding=rounding, overflow=overflow,
+                              stride=stride, padding=pad)
+        else:
+            if len(in_shape) == 3:
+                flat = ir.Flatten(f"flatten{n}", in_shape, fmt)
+                layers.append(flat)
+                in_shape = flat.out_shape
+            cout = spec[1]
+            weight = rng.integers(wf.min_int, wf.max_int + 1, size=(cout, in_shape[0]))
+            layer = ir.Linear(f"fc{n}", in_shape, weight, rng.integers(-99, 99, size=cout),
+                              fmt, [wf] * cout, out_fmt, relu=False, rounding=rounding,
+                              overflow=overflow)
+        layers.append(layer)
+        in_shape = layer.out_shape
+        fmt = out_fmt
+    return ir.Graph("random", (c, h, w), fmt_in, layers)
+
+
+@pytest.mark.parametrize("array", ["2x3", "4x4"])
+def test_random_layers(tmp_path, build_dir, array):
+    """Strides, padding, pooling, odd sizes, every rounding and overflow mode."""
+    rng = np.random.default_rng(7)
+    graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("conv", 3, 2, 2, 0, 1, False),
+                               ("conv", 6, 1, 1, 1, 1, True), ("linear", 7)])
+    design = compile_graph(graph, AcceleratorConfig.parse_array(array))
+    x = rng.integers(-128, 128, size=(4,) + graph.input_shape)
+    expected = golden.run(graph, x).reshape(4, -1)
+    write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
+    report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir)
+    check(report, design)
