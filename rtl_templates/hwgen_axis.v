@@ -20,6 +20,7 @@ module ${top}_axis (
 );
     wire              core_busy;
     wire              core_done;
+    wire [31:0]       layer_cycles_unused;
     wire [${width}-1:0] core_o;
     reg               pending;
     reg  [${count_bits}-1:0] out_count;
@@ -55,13 +56,13 @@ module ${top}_axis (
         .o__ready     (m_axis_tready),
         .cycles       (cycles),
         .layer_sel    (8'd0),
-        .layer_cycles ()
+        .layer_cycles (layer_cycles_unused)
     );
 
     assign m_axis_tdata = {{(${axis_width} - ${width}){core_o[${width}-1]}}, core_o};
     assign m_axis_tlast = (out_count == ${n_out} - 1);
     assign busy         = core_busy | pending;
     // s_axis_tlast is not needed: the packet length is fixed by the model.
-    wire unused_ok = &{1'b0, s_axis_tlast, core_done, s_axis_tdata, 1'b0};
+    wire unused_ok = &{1'b0, s_axis_tlast, core_done, s_axis_tdata, layer_cycles_unused, 1'b0};
 endmodule
 `default_nettype wire
