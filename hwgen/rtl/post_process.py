@@ -62,9 +62,9 @@ class PostProcess(wiring.Component):
     mode selected in ``cfg`` but not generated behaves as the first generated one; ``W``
     must be in ``1..out_width``.
 
-    Pipeline (``latency = 4``): stage 1 adds the bias and decodes the shift; stage 2 shifts
-    and rounds; stage 3 applies overflow and ReLU; stage 4 updates the pooling register and
-    drives ``o``.
+    Pipeline (``latency = 4``): stage 1 adds the bias and the rounding constant and decodes
+    the shift; stage 2 shifts (and settles ties to even); stage 3 applies overflow and ReLU;
+    stage 4 updates the pooling register and drives ``o``.
 
     Parameters
     ----------
@@ -176,64 +176,78 @@ class PostProcess(wiring.Component):
         s0 = {"valid": i.valid, "cfg": cfg, "col": i.col, "pool_first": i.pool_first,
               "pool_last": i.pool_last, "tag": i.tag}
 
-        # --- stage 1: bias and shift decode ---------------------------------------------
+        # --- stage 1: bias, rounding constant, shift decode -------------------------------
+        # Rounding to nearest is folded into the bias adder: with half = 2**(r-1),
+        # nearest_up is (x + half) >> r, and nearest_even is the same with the lowest bit
+        # cleared on a tie (then x + half has r zero bits at the bottom). Stage 2 is thus a
+        # shifter with no adder behind it.
         s1 = stage(1, s0)
-        x = Signal(signed(A + 1), name="s1_x")
-        # Right shifts of A + 2 or more all give the same result as A + 2 (the value is
-        # then a pure sign), but the shifter handles any amount; left shifts of S or more
-        # all saturate (or wrap to 0) in an S-bit format, so the left amount is clamped
-        # to S to bound the shifter's width.
-        right = Signal(unsigned(self._shift_width - 1), name="s1_right")
+        # Right shifts of A + 1 or more all give the same result (0 when rounding to
+        # nearest, the sign for floor), so the right amount is clamped to A + 2, which also
+        # keeps x + half within A + 3 bits. Left shifts of S or more all saturate (or wrap
+        # to 0) in a format of at most S bits, so the left amount is clamped to S.
+        r_max, qw = A + 2, A + 3 + S
+        x = Signal(signed(A + 3), name="s1_x")
+        right = Signal(range(r_max + 1), name="s1_right")
         left = Signal(range(S + 1), name="s1_left")
         is_left = Signal(name="s1_is_left")
-        neg_shift = -i.shift
-        with m.If(i.valid):
-            m.d.sync += [
-                x.eq(i.acc + i.bias),
-                right.eq(Mux(i.shift > 0, i.shift, 0)),
-                left.eq(Mux(i.shift < 0, Mux(neg_shift > S, S, neg_shift), 0)),
-                is_left.eq(i.shift < 0),
-            ]
-
-        # --- stage 2: shift and round ---------------------------------------------------
-        s2 = stage(2, s1)
-        qw = A + 1 + S
-        q = Signal(signed(qw), name="s2_q")
-        # xe = 2 * x, so that (xe >> right) holds floor(x / 2**right) above its lowest
-        # bit and the guard bit (the first bit shifted out) in its lowest bit.
-        xe = Cat(Const(0, 1), x).as_signed()
-        t = Signal(signed(A + 2), name="s2_t")
-        m.d.comb += t.eq(xe >> right)
-        floor_q = t[1:].as_signed()
-        guard = t[0]
-        # Sticky: any bit of x below the guard bit. xe[0] is 0, so the bits of xe below
-        # position `right` are exactly those.
-        sticky = Cat(*(xe[j] & (right > j) for j in range(A + 2))).any()
-        inc = Signal(name="s2_inc")
-        modes = {
-            Rounding.NEAREST_EVEN: guard & (sticky | floor_q[0]),
-            Rounding.NEAREST_UP: guard,
-            Rounding.FLOOR: Const(0, 1),
-        }
+        below = Signal(r_max, name="s1_below")        # below[j] = (j < right)
+        nearest_even = Signal(name="s1_nearest_even")
+        nearest = Signal()
+        shift = i.shift
+        r_in = Signal(range(r_max + 1))
+        m.d.comb += r_in.eq(Mux(shift > r_max, r_max, Mux(shift > 0, shift, 0)))
+        half = Cat(*(nearest & (r_in == j + 1) for j in range(r_max)))
 
         def rounding(mode):
-            m.d.comb += inc.eq(modes[mode])
-        self._select(m, s1["cfg"].rounding, self._roundings, rounding)
+            m.d.comb += nearest.eq(mode != Rounding.FLOOR)
+            if mode == Rounding.NEAREST_EVEN:
+                with m.If(i.valid):
+                    m.d.sync += nearest_even.eq(1)
+            else:
+                with m.If(i.valid):
+                    m.d.sync += nearest_even.eq(0)
+        self._select(m, cfg.rounding, self._roundings, rounding)
+
+        neg_shift = -shift
+        with m.If(i.valid):
+            m.d.sync += [
+                x.eq(i.acc + i.bias + half),
+                right.eq(r_in),
+                left.eq(Mux(shift < 0, Mux(neg_shift > S, S, neg_shift), 0)),
+                is_left.eq(shift < 0),
+                below.eq(Cat(*(r_in > j for j in range(r_max)))),
+            ]
+
+        # --- stage 2: shift, tie correction ---------------------------------------------
+        s2 = stage(2, s1)
+        q = Signal(signed(qw), name="s2_q")
+        t = Signal(signed(A + 3), name="s2_t")
+        m.d.comb += t.eq(x >> right)
+        # below[0] is 1 exactly when right > 0; a tie leaves no bit set below `right`.
+        tie = nearest_even & below[0] & ~(x & below).any()
         with m.If(s1["valid"]):
-            m.d.sync += q.eq(Mux(is_left, x << left, floor_q + inc))
+            m.d.sync += q.eq(Mux(is_left, x << left, Cat(t[0] & ~tie, t[1:]).as_signed()))
+
+        # The format's bounds depend on cfg only; they are decoded in stage 2 so that
+        # stage 3 holds just the comparisons and the muxes.
+        c1 = s1["cfg"]
+        pow2 = Signal(unsigned(S + 1), name="s2_pow2")       # 2**W
+        hi = Signal(signed(S + 2), name="s2_hi")
+        lo = Signal(signed(S + 2), name="s2_lo")
+        pow2_in = Signal(unsigned(S + 1))
+        m.d.comb += pow2_in.eq(Const(1, S + 1) << c1.width)
+        with m.If(s1["valid"]):
+            m.d.sync += [
+                pow2.eq(pow2_in),
+                hi.eq(Mux(c1.signed, (pow2_in >> 1) - 1, pow2_in - 1)),
+                lo.eq(Mux(c1.signed, -(pow2_in >> 1), 0)),
+            ]
 
         # --- stage 3: overflow and ReLU -------------------------------------------------
         s3 = stage(3, s2)
         c2 = s2["cfg"]
-        pow2 = Signal(unsigned(S + 1), name="s3_pow2")      # 2**W
-        m.d.comb += pow2.eq(Const(1, S + 1) << c2.width)
         half = pow2 >> 1                                     # 2**(W-1)
-        hi = Signal(signed(S + 2), name="s3_hi")
-        lo = Signal(signed(S + 2), name="s3_lo")
-        m.d.comb += [
-            hi.eq(Mux(c2.signed, half - 1, pow2 - 1)),
-            lo.eq(Mux(c2.signed, -half, 0)),
-        ]
         y = Signal(signed(S + 1), name="s3_y")
         low = Signal(unsigned(S), name="s3_low")
         m.d.comb += low.eq(q & (pow2 - 1))
