@@ -162,11 +162,14 @@ class PostProcess(wiring.Component):
             st = {
                 "valid": Signal(name=f"s{n}_valid"),
                 "cfg": Signal(cfg_layout, name=f"s{n}_cfg"),
-                "col": Signal(range(self._cols), name=f"s{n}_col"),
                 "pool_first": Signal(name=f"s{n}_pool_first"),
                 "pool_last": Signal(name=f"s{n}_pool_last"),
                 "tag": Signal(self._tag_shape, name=f"s{n}_tag"),
             }
+            if self._cols > 1:
+                # One column needs no column number (and a zero-width register would only
+                # add `[-1:0]` declarations to the Verilog).
+                st["col"] = Signal(range(self._cols), name=f"s{n}_col")
             m.d.sync += st["valid"].eq(valid_from["valid"])
             # Side fields only load with a valid item, so a bubble leaves them untouched.
             with m.If(valid_from["valid"]):
@@ -194,19 +197,15 @@ class PostProcess(wiring.Component):
         below = Signal(r_max, name="s1_below")        # below[j] = (j < right)
         nearest_even = Signal(name="s1_nearest_even")
         nearest = Signal()
+        even_in = Signal()
         shift = i.shift
         r_in = Signal(range(r_max + 1))
         m.d.comb += r_in.eq(Mux(shift > r_max, r_max, Mux(shift > 0, shift, 0)))
         half = Cat(*(nearest & (r_in == j + 1) for j in range(r_max)))
 
         def rounding(mode):
-            m.d.comb += nearest.eq(mode != Rounding.FLOOR)
-            if mode == Rounding.NEAREST_EVEN:
-                with m.If(i.valid):
-                    m.d.sync += nearest_even.eq(1)
-            else:
-                with m.If(i.valid):
-                    m.d.sync += nearest_even.eq(0)
+            m.d.comb += [nearest.eq(mode != Rounding.FLOOR),
+                         even_in.eq(mode == Rounding.NEAREST_EVEN)]
         self._select(m, cfg.rounding, self._roundings, rounding)
 
         neg_shift = -shift
@@ -216,6 +215,7 @@ class PostProcess(wiring.Component):
                 right.eq(r_in),
                 left.eq(Mux(shift < 0, Mux(neg_shift > S, S, neg_shift), 0)),
                 is_left.eq(shift < 0),
+                nearest_even.eq(even_in),
                 below.eq(Cat(*(r_in > j for j in range(r_max)))),
             ]
 
@@ -266,7 +266,7 @@ class PostProcess(wiring.Component):
         # The pooling registers keep one bit more than the output so that unsigned formats
         # with W = out_width compare correctly.
         pool = Array(Signal(signed(S + 1), name=f"pool_{k}") for k in range(self._cols))
-        col = s3["col"]
+        col = s3.get("col", 0)
         current = pool[col]
         new = Signal(signed(S + 1), name="s4_new")
         m.d.comb += new.eq(Mux(s3["pool_first"] | (v > current), v, current))
@@ -274,9 +274,12 @@ class PostProcess(wiring.Component):
         m.d.sync += o.valid.eq(0)
         with m.If(s3["valid"]):
             with m.If(c3.pool):
-                for k in range(self._cols):
-                    with m.If(col == k):
-                        m.d.sync += pool[k].eq(new)
+                if self._cols == 1:
+                    m.d.sync += pool[0].eq(new)
+                else:
+                    for k in range(self._cols):
+                        with m.If(col == k):
+                            m.d.sync += pool[k].eq(new)
                 with m.If(s3["pool_last"]):
                     m.d.sync += [o.valid.eq(1), o.value.eq(new), o.tag.eq(s3["tag"])]
             with m.Else():
