@@ -16,8 +16,15 @@ import numpy as np
 
 from .errors import HwgenError
 
-__all__ = ["Dataset", "DataError", "digits", "load_mnist_idx", "mnist", "load_dataset",
-           "DATASETS"]
+__all__ = [
+    "DATASETS",
+    "DataError",
+    "Dataset",
+    "digits",
+    "load_dataset",
+    "load_mnist_idx",
+    "mnist",
+]
 
 
 class DataError(HwgenError, ValueError):

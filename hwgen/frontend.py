@@ -31,8 +31,17 @@ from torch import nn
 
 from .errors import ShapeError, UnsupportedLayerError
 
-__all__ = ["ConvStage", "LinearStage", "MaxPoolStage", "AvgPoolStage", "FlattenStage",
-           "handles", "trace", "float_forward", "SUPPORTED"]
+__all__ = [
+    "SUPPORTED",
+    "AvgPoolStage",
+    "ConvStage",
+    "FlattenStage",
+    "LinearStage",
+    "MaxPoolStage",
+    "float_forward",
+    "handles",
+    "trace",
+]
 
 SUPPORTED = "Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten, BatchNorm and Dropout"
 
@@ -413,7 +422,7 @@ def trace(module, input_shape):
 
     try:
         gm = torch.fx.symbolic_trace(module)
-    except Exception as e:  # fx raises many kinds (TraceError, TypeError, user code errors)
+    except Exception as e:  # noqa: BLE001 -- fx raises anything the user's forward raises
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnsupportedLayerError(f"Model {type(module).__name__!r} cannot be traced by "
                                     f"torch.fx ({first})") from None

@@ -64,14 +64,28 @@ from torch import nn
 
 from . import frontend, ir
 from .errors import FormatError, HwgenError, ShapeError
-from .numerics import (QFormat, check_overflow, check_rounding, dequantize, quantize,
-                       sqnr_db)
+from .numerics import QFormat, check_overflow, check_rounding, dequantize, quantize, sqnr_db
 
 __all__ = [
-    "SCHEMES", "LayerSpec", "Scheme", "load_scheme", "scheme_from_json", "calibrate_frac",
-    "fake_quant", "QuantInput", "QuantConv2d", "QuantLinear", "QuantMaxPool2d",
-    "QuantAvgPool2d", "QuantFlatten", "QuantNetwork", "build_network", "LayerRow",
-    "QuantReport", "QuantizedModel", "load_quantized",
+    "SCHEMES",
+    "LayerRow",
+    "LayerSpec",
+    "QuantAvgPool2d",
+    "QuantConv2d",
+    "QuantFlatten",
+    "QuantInput",
+    "QuantLinear",
+    "QuantMaxPool2d",
+    "QuantNetwork",
+    "QuantReport",
+    "QuantizedModel",
+    "Scheme",
+    "build_network",
+    "calibrate_frac",
+    "fake_quant",
+    "load_quantized",
+    "load_scheme",
+    "scheme_from_json",
 ]
 
 #: Rounding modes a layer's requantization may use (stochastic needs a seed the IR lacks).
@@ -663,8 +677,8 @@ def build_network(stages, input_shape, scheme, x_calib=None, name="model",
                 out_frac = calibrate_frac(activations()[i + 1], spec.out_width, spec.rounding,
                                           spec.overflow)
             out_fmt = QFormat(spec.out_width, out_frac)
-            common = dict(relu=s.relu, rounding=spec.rounding, overflow=spec.overflow,
-                          bias_width=spec.bias_width, dtype=dtype)
+            common = {"relu": s.relu, "rounding": spec.rounding, "overflow": spec.overflow,
+                      "bias_width": spec.bias_width, "dtype": dtype}
             if isinstance(s, frontend.ConvStage):
                 layer = QuantConv2d(s.name, s.in_shape, s.weight, s.bias, fmt, w_fmts, out_fmt,
                                     stride=s.stride, padding=s.padding, pool=s.pool, **common)

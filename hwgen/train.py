@@ -23,9 +23,9 @@ from . import frontend, quant
 from .data import load_dataset
 from .errors import HwgenError
 from .models import arch as _arch
-from .models import save_checkpoint
+from .models import check_output, save_checkpoint
 
-__all__ = ["TrainConfig", "DEFAULTS", "train_float", "train_qat", "accuracy", "train"]
+__all__ = ["DEFAULTS", "TrainConfig", "accuracy", "train", "train_float", "train_qat"]
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,8 @@ def train(arch, out, *, epochs=None, qat=None, qat_epochs=None, seed=0, dataset=
     """
     import time
 
-    _arch.input_shape(arch)  # unknown architectures fail before any work
+    _arch.input_shape(arch)  # unknown architectures and output folders fail before any work
+    check_output(out)
     dataset_name = dataset or _arch.default_dataset(arch)
     ds = load_dataset(dataset_name)
     t0 = time.perf_counter()

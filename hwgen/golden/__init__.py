@@ -5,5 +5,5 @@ mirrors the hardware blocks by name (:func:`pe_mac`, :func:`systolic_array`,
 :func:`post_process`).
 """
 
-from .blocks import *  # noqa: F401,F403
-from .network import *  # noqa: F401,F403
+from .blocks import *
+from .network import *

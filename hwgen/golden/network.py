@@ -21,7 +21,7 @@ from .. import ir
 from ..errors import FormatError, ShapeError, UnsupportedLayerError
 from ..numerics import requantize
 
-__all__ = ["run", "run_layers", "run_layer", "im2col"]
+__all__ = ["im2col", "run", "run_layer", "run_layers"]
 
 _FLOAT_EXACT = 2 ** 53
 

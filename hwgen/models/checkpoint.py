@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -30,8 +31,17 @@ import torch
 from ..errors import CheckpointError
 from . import arch as _arch
 
-__all__ = ["FORMAT", "VERSION", "BUILTINS", "Checkpoint", "save_checkpoint", "load_checkpoint",
-           "resolve", "atomic_write"]
+__all__ = [
+    "BUILTINS",
+    "FORMAT",
+    "VERSION",
+    "Checkpoint",
+    "atomic_write",
+    "check_output",
+    "load_checkpoint",
+    "resolve",
+    "save_checkpoint",
+]
 
 FORMAT = "hwgen-checkpoint"
 VERSION = 1
@@ -78,13 +88,21 @@ def resolve(spec):
     return spec
 
 
-def atomic_write(path, write):
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it to
-    ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+def check_output(path):
+    """Raise :class:`CheckpointError` unless the folder ``path`` is to be written in exists
+    (checked before long work, so that it fails fast); returns the folder."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CheckpointError(f"Folder {folder!r} for output {path!r} does not exist")
+    return folder
+
+
+def atomic_write(path, write):
+    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it to
+    ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+    path = os.fspath(path)
+    folder = check_output(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -141,13 +159,20 @@ def load_checkpoint(spec):
     if os.path.isdir(path):
         raise CheckpointError(f"Checkpoint {path!r} is a folder, not a file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError,
-            KeyError, AttributeError, ImportError, IndexError, TypeError) as e:
-        kind = "corrupt" if not isinstance(e, pickle.UnpicklingError) else "not plain data"
-        raise CheckpointError(f"Checkpoint {path!r} is {kind} and cannot be loaded") from None
-    except OSError as e:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            # torch warns about pickle protocols it did not write; the outcome is what counts.
+            warnings.simplefilter("ignore")
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+    except PermissionError as e:
         raise CheckpointError(f"Checkpoint {path!r} cannot be read ({e.strerror})") from None
+    except pickle.UnpicklingError as e:
+        # weights_only=True refuses anything but tensors and plain containers: a pickled
+        # class or function is "not plain data"; unknown opcodes mean a damaged file.
+        kind = "not plain data" if "unsupported global" in str(e).lower() else "corrupt"
+        raise CheckpointError(f"Checkpoint {path!r} is {kind} and cannot be loaded") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, KeyError, AttributeError,
+            ImportError, IndexError, TypeError, OSError):
+        raise CheckpointError(f"Checkpoint {path!r} is corrupt and cannot be loaded") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"File {path!r} is not an hwgen checkpoint")
     if obj.get("version") != VERSION:

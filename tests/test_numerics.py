@@ -1,0 +1,252 @@
+"""hwgen.numerics: formats, quantize/requantize against an outside oracle and by property."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwgen.errors import FormatError
+from hwgen.numerics import (
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
+    BinaryFormat,
+    Pow2Format,
+    QFormat,
+    accumulator_width,
+    apply_overflow,
+    dequantize,
+    format_from_json,
+    product_width,
+    quantize,
+    requantize,
+    sqnr_db,
+    sum_width,
+)
+
+DETERMINISTIC = [r for r in ROUNDING_MODES if r != "stochastic"]
+
+# --- construction and error messages -----------------------------------------------------
+
+
+def test_width_zero():
+    with pytest.raises(FormatError, match=r"^Format width must be at least 1, not 0$"):
+        QFormat(0, 0)
+
+
+def test_width_not_integer():
+    with pytest.raises(FormatError, match=r"^Format width must be an integer, not 1\.5$"):
+        QFormat(1.5, 0)
+
+
+def test_width_too_large():
+    with pytest.raises(FormatError, match=r"^Format width must be at most 64, not 65$"):
+        QFormat(65, 0)
+
+
+def test_frac_not_integer():
+    with pytest.raises(FormatError,
+                       match=r"^Format fractional length must be an integer, not '3'$"):
+        QFormat(8, "3")
+
+
+def test_unknown_rounding():
+    with pytest.raises(FormatError, match=r"^Rounding mode must be one of nearest_even, "
+                                          r"nearest_up, floor, stochastic, not 'up'$"):
+        quantize(np.zeros(3), QFormat(8, 4), rounding="up")
+
+
+def test_unknown_rounding_requantize():
+    with pytest.raises(FormatError, match=r"^Rounding mode must be one of .*, not 'round'$"):
+        requantize(np.zeros(3, dtype=np.int64), 4, QFormat(8, 0), rounding="round")
+
+
+def test_unknown_overflow():
+    with pytest.raises(FormatError,
+                       match=r"^Overflow mode must be one of saturate, wrap, not 'clip'$"):
+        quantize(np.zeros(3), QFormat(8, 4), overflow="clip")
+
+
+def test_format_ranges():
+    f = QFormat(8, 3)
+    assert (f.min_int, f.max_int, f.step) == (-128, 127, 0.125)
+    assert (f.min_value, f.max_value) == (-16.0, 15.875)
+    u = QFormat(4, -2, signed=False)
+    assert (u.min_int, u.max_int, u.step) == (0, 15, 4.0)
+    assert str(f) == "Q(8,3)" and str(u) == "UQ(4,-2)"
+
+
+@pytest.mark.parametrize("fmt", [QFormat(8, 3), QFormat(5, -2, False), Pow2Format(-4, 2),
+                                 BinaryFormat()])
+def test_format_json_round_trip(fmt):
+    assert format_from_json(fmt.to_json()) == fmt
+
+
+def test_bit_growth():
+    assert product_width(8, 8) == 16
+    assert sum_width(16, 1) == 16 and sum_width(16, 2) == 17 and sum_width(16, 9) == 20
+    assert accumulator_width(8, 8, 72) == 16 + 7  # 72 products plus a bias: 73 terms
+
+
+def test_sqnr():
+    x = np.array([1.0, -2.0, 3.0])
+    assert sqnr_db(x, x) == math.inf
+    assert sqnr_db(x, x + 0.1) == pytest.approx(10 * math.log10(14 / 0.03))
+
+
+# --- quantize against torch's fake quantization (an outside oracle) ---------------------
+
+@pytest.mark.parametrize("width,frac", [(8, 0), (8, 5), (4, 2), (16, 12), (8, -3), (6, 9)])
+def test_quantize_matches_torch_fake_quantize(width, frac):
+    rng = np.random.default_rng(width * 100 + frac)
+    step = 2.0 ** -frac
+    span = 2 ** (width - 1) * step
+    x = rng.uniform(-1.5 * span, 1.5 * span, 5000)
+    # Exact ties, where nearest-even and the other modes part ways.
+    ties = (rng.integers(-2 ** (width - 1), 2 ** (width - 1), 500) + 0.5) * step
+    x = np.concatenate([x, ties]).astype(np.float32)
+    fmt = QFormat(width, frac)
+    ours = quantize(x, fmt, "nearest_even", "saturate")
+    theirs = torch.fake_quantize_per_tensor_affine(
+        torch.from_numpy(x), step, 0, fmt.min_int, fmt.max_int).numpy()
+    np.testing.assert_array_equal(ours, np.ldexp(theirs.astype(np.float64), frac)
+                                  .astype(np.int64))
+
+
+def test_quantize_torch_in_torch_out():
+    x = torch.tensor([0.3, -1.7, 5.0])
+    q = quantize(x, QFormat(4, 1))
+    assert isinstance(q, torch.Tensor) and q.dtype == torch.int64
+    np.testing.assert_array_equal(q.numpy(), [1, -3, 7])
+
+
+def test_rounding_modes_on_ties():
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])
+    fmt = QFormat(8, 0)
+    np.testing.assert_array_equal(quantize(x, fmt, "nearest_even"), [-2, -2, 0, 0, 2, 2])
+    np.testing.assert_array_equal(quantize(x, fmt, "nearest_up"), [-2, -1, 0, 1, 2, 3])
+    np.testing.assert_array_equal(quantize(x, fmt, "floor"), [-3, -2, -1, 0, 1, 2])
+
+
+def test_overflow_modes():
+    fmt = QFormat(4, 0)
+    x = np.array([7, 8, 9, -8, -9, 23])
+    np.testing.assert_array_equal(quantize(x, fmt, overflow="saturate"), [7, 7, 7, -8, -8, 7])
+    np.testing.assert_array_equal(quantize(x, fmt, overflow="wrap"), [7, -8, -7, -8, 7, 7])
+    u = QFormat(4, 0, signed=False)
+    np.testing.assert_array_equal(apply_overflow([-1, 16, 17], u, "wrap"), [15, 0, 1])
+
+
+def test_pow2_and_binary():
+    p = Pow2Format(-2, 1)
+    np.testing.assert_array_equal(quantize(np.array([0.1, 0.2, 0.3, 1.4, 1.5, 9.0, -0.6]), p),
+                                  [0, 1, 1, 4, 8, 8, -2])
+    np.testing.assert_array_equal(quantize(np.array([-0.1, 0.0, 3.0]), BinaryFormat()),
+                                  [-1, 1, 1])
+
+
+# --- properties of every rounding and overflow mode ---------------------------------------
+
+widths = st.integers(1, 24)
+fracs = st.integers(-8, 24)
+signs = st.booleans()
+reals = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(widths, fracs, signs, reals, st.sampled_from(ROUNDING_MODES),
+       st.sampled_from(OVERFLOW_MODES), st.integers(0, 2 ** 32))
+def test_quantize_in_range(width, frac, signed, xs, rounding, overflow, seed):
+    fmt = QFormat(width, frac, signed)
+    q = quantize(np.array(xs), fmt, rounding, overflow, seed=seed)
+    assert q.dtype == np.int64
+    assert np.all(q >= fmt.min_int) and np.all(q <= fmt.max_int)
+
+
+@settings(max_examples=150, deadline=None)
+@given(widths, fracs, signs, reals, st.sampled_from(DETERMINISTIC))
+def test_quantize_monotonic_when_saturating(width, frac, signed, xs, rounding):
+    fmt = QFormat(width, frac, signed)
+    x = np.sort(np.array(xs))
+    q = quantize(x, fmt, rounding, "saturate")
+    assert np.all(np.diff(q) >= 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(widths, fracs, signs, st.data(), st.sampled_from(ROUNDING_MODES),
+       st.sampled_from(OVERFLOW_MODES), st.integers(0, 2 ** 32))
+def test_quantize_idempotent(width, frac, signed, data, rounding, overflow, seed):
+    fmt = QFormat(width, frac, signed)
+    q = np.array(data.draw(st.lists(st.integers(fmt.min_int, fmt.max_int), min_size=1,
+                                    max_size=20)), dtype=np.int64)
+    np.testing.assert_array_equal(
+        quantize(dequantize(q, fmt), fmt, rounding, overflow, seed=seed), q)
+
+
+@settings(max_examples=150, deadline=None)
+@given(widths, fracs, signs, st.lists(st.floats(0, 1), min_size=1, max_size=20),
+       st.sampled_from(ROUNDING_MODES), st.sampled_from(OVERFLOW_MODES),
+       st.integers(0, 2 ** 32))
+def test_round_trip_error_below_one_step(width, frac, signed, unit, rounding, overflow, seed):
+    fmt = QFormat(width, frac, signed)
+    # Values inside the representable range, where overflow plays no part.
+    x = fmt.min_value + np.array(unit) * (fmt.max_value - fmt.min_value)
+    err = np.abs(dequantize(quantize(x, fmt, rounding, overflow, seed=seed), fmt) - x)
+    limit = fmt.step / 2 if rounding.startswith("nearest") else fmt.step
+    assert np.all(err <= limit)
+    if rounding == "floor":
+        assert np.all(dequantize(quantize(x, fmt, rounding, overflow), fmt) <= x)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(-3, 3), st.integers(0, 2 ** 32))
+def test_stochastic_rounding_unbiased(x, seed):
+    fmt = QFormat(8, 4)
+    n = 20000
+    q = dequantize(quantize(np.full(n, x), fmt, "stochastic", seed=seed), fmt)
+    p = (x * 16) % 1.0
+    sigma = fmt.step * math.sqrt(p * (1 - p) / n)
+    # Five standard deviations (plus float slack): a false failure is a 1-in-a-million event.
+    assert abs(q.mean() - x) <= 5 * sigma + 1e-12
+
+
+def test_stochastic_rounding_seeded():
+    x = np.linspace(-1, 1, 100)
+    fmt = QFormat(8, 3)
+    a = quantize(x, fmt, "stochastic", seed=7)
+    np.testing.assert_array_equal(a, quantize(x, fmt, "stochastic", seed=7))
+    assert not np.array_equal(a, quantize(x, fmt, "stochastic", seed=8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-2 ** 20, 2 ** 20), min_size=1, max_size=20), st.integers(-6, 16),
+       widths, fracs, signs, st.sampled_from(ROUNDING_MODES), st.sampled_from(OVERFLOW_MODES),
+       st.integers(0, 2 ** 32))
+def test_requantize_is_quantize_of_dequantized(acc, from_frac, width, frac, signed, rounding,
+                                               overflow, seed):
+    a = np.array(acc, dtype=np.int64)
+    fmt = QFormat(width, frac, signed)
+    ours = requantize(a, from_frac, fmt, rounding, overflow, seed=seed)
+    real = dequantize(a, QFormat(32, from_frac))
+    np.testing.assert_array_equal(ours, quantize(real, fmt, rounding, overflow, seed=seed))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-2 ** 30, 2 ** 30), min_size=1, max_size=20),
+       st.lists(st.integers(-4, 12), min_size=1, max_size=1), widths,
+       st.sampled_from(DETERMINISTIC), st.sampled_from(OVERFLOW_MODES))
+def test_requantize_per_channel_from_frac(acc, fracs_, width, rounding, overflow):
+    a = np.array(acc, dtype=np.int64).reshape(-1, 1)
+    fmt = QFormat(width, 0)
+    ch = requantize(np.repeat(a, 3, axis=1), np.array([fracs_[0], 0, fracs_[0] + 1]), fmt,
+                    rounding, overflow)
+    for c, f in enumerate([fracs_[0], 0, fracs_[0] + 1]):
+        np.testing.assert_array_equal(ch[:, c], requantize(a[:, 0], f, fmt, rounding, overflow))
+
+
+def test_requantize_extremes_do_not_leave_int64():
+    a = np.array([2 ** 62, -2 ** 62, 1, -1], dtype=np.int64)
+    np.testing.assert_array_equal(requantize(a, -40, QFormat(16, 0)),
+                                  [32767, -32768, 32767, -32768])

@@ -1,0 +1,272 @@
+"""hwgen.quant: schemes, calibration, fake-quant modules, the quantized model."""
+
+import functools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hwgen import golden, ir, quant
+from hwgen.errors import FormatError
+from hwgen.numerics import QFormat, dequantize, quantize, sqnr_db
+
+
+@functools.cache
+def quantized(model, scheme):
+    return quant.load_quantized(model, scheme)
+
+
+def write_json(tmp_path, obj, name="spec.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(obj) if not isinstance(obj, str) else obj)
+    return str(p)
+
+
+# --- schemes: construction and error messages -------------------------------------------
+
+def test_unknown_scheme():
+    with pytest.raises(FormatError, match=r"^Scheme must be one of fixed16, fixed8, fixed4 or a "
+                                          r"JSON file, not 'fixed3'$"):
+        quant.load_scheme("fixed3")
+
+
+def test_missing_scheme_file(tmp_path):
+    p = str(tmp_path / "nope.json")
+    with pytest.raises(FormatError, match=rf"^Scheme file '{p}' does not exist$"):
+        quant.load_scheme(p)
+
+
+def test_scheme_file_not_json(tmp_path):
+    p = write_json(tmp_path, "{width: 8")
+    with pytest.raises(FormatError, match=rf"^Scheme file '{p}' is not valid JSON \(.*\)$"):
+        quant.load_scheme(p)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"layers": {"fc": {"widht": 8}}},
+     (r"layer 'fc' has unknown key 'widht'; keys are width, weight_width, out_width, frac, "
+      r"weight_frac, per_channel, rounding, overflow, bias_width")),
+    ({"default": {"width": 0}}, r"default: width must be an integer from 1 to 32, not 0"),
+    ({"default": {"width": 1.5}}, r"default: width must be an integer from 1 to 32, not 1\.5"),
+    ({"default": {"frac": "big"}}, r"default: frac must be an integer or 'auto', not 'big'"),
+    ({"layers": {"fc": {"rounding": "stochastic"}}},
+     r"layer 'fc': rounding must be one of nearest_even, nearest_up, floor, not 'stochastic'"),
+    ({"default": {"overflow": "clip"}},
+     r"default: Overflow mode must be one of saturate, wrap, not 'clip'"),
+    ({"input": {"width": 8, "signed": False}},
+     r"input has unknown key 'signed'; keys are width, frac"),
+    ({"precision": 8}, r"has unknown key 'precision'; keys are name, input, default, layers"),
+])
+def test_bad_spec_file(tmp_path, spec, message):
+    p = write_json(tmp_path, spec)
+    with pytest.raises(FormatError, match=rf"^Scheme file '{p}'( |: ){message}$"):
+        quant.load_scheme(p)
+
+
+def test_spec_names_unknown_layer(tmp_path):
+    p = write_json(tmp_path, {"layers": {"conv9": {"width": 4}}}, "odd.json")
+    with pytest.raises(FormatError, match=r"^Scheme 'odd' names layer 'conv9', which the model "
+                                          r"does not have; its layers are conv1, conv2, "
+                                          r"flatten, fc$"):
+        quant.load_quantized("builtin:digits-cnn", p)
+
+
+def test_weight_frac_list_length_checked(tmp_path):
+    p = write_json(tmp_path, {"layers": {"fc": {"weight_frac": [5, 6]}}})
+    with pytest.raises(FormatError, match=r"^Layer 'fc' has 10 output channels, not the 2 "
+                                          r"weight_frac entries of its spec$"):
+        quant.load_quantized("builtin:digits-cnn", p)
+
+
+def test_builtin_schemes():
+    s = quant.load_scheme("fixed4")
+    assert (s.input_width, s.default.weight_width, s.default.out_width) == (4, 4, 4)
+    assert (s.default.rounding, s.default.overflow, s.default.bias_width) == \
+        ("nearest_even", "saturate", 32)
+
+
+def test_scheme_json_round_trip():
+    s = quantized("builtin:digits-cnn", "fixed8").scheme
+    assert quant.scheme_from_json(json.loads(json.dumps(s.to_json()))) == s
+
+
+# --- calibration ----------------------------------------------------------------------
+
+def test_calibrate_exact_value():
+    # 0.5 needs IL = -1, so F0 = 8 -- but Q(8,8) tops out at 127/256; F = 7 is exact.
+    assert quant.calibrate_frac(np.array([0.5, -0.25]), 8) == 7
+
+
+@pytest.mark.parametrize("scale,width", [(1.0, 8), (3.0, 8), (0.01, 4), (100.0, 16)])
+def test_calibrate_maximises_sqnr(scale, width):
+    x = np.random.default_rng(0).standard_normal(4000) * scale
+    f = quant.calibrate_frac(x, width)
+    il = math.ceil(math.log2(np.abs(x).max()))
+    f0 = width - il - 1
+    assert f0 - 1 <= f <= f0 + 3
+
+    def s(ff):
+        fmt = QFormat(width, ff)
+        return sqnr_db(x, dequantize(quantize(x, fmt), fmt))
+    assert all(s(f) >= s(g) for g in range(f0 - 1, f0 + 4))
+
+
+def test_calibrate_clips_a_rare_outlier():
+    x = np.append(np.random.default_rng(1).uniform(-1, 1, 100_000), 10.0)
+    # IL = 4 gives F0 = 3; clipping the one outlier to 7.94 halves the step for the rest:
+    # noise 1e5/(12*256) + 2.06**2 = 37 against 1e5/(12*64) = 130 at F0.
+    assert quant.calibrate_frac(x, 8) == 4
+
+
+def test_calibrate_zeros():
+    assert quant.calibrate_frac(np.zeros(10), 8) == 6  # F0 - 1 already represents zeros
+
+
+# --- fake quantization ------------------------------------------------------------------
+
+def test_fake_quant_values_and_straight_through_gradient():
+    fmt = QFormat(4, 2)  # range [-2, 1.75]
+    x = torch.tensor([0.3, -0.9, 1.9, -3.0, 1.0], requires_grad=True)
+    y = quant.fake_quant(x, fmt)
+    np.testing.assert_array_equal(y.detach().numpy(), [0.25, -1.0, 1.75, -2.0, 1.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1, 1, 0, 0, 1])
+
+
+def test_fake_quant_wrap_passes_every_gradient():
+    x = torch.tensor([0.3, 5.0], requires_grad=True)
+    quant.fake_quant(x, QFormat(4, 2), overflow="wrap").sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1, 1])
+
+
+def test_fake_quant_per_channel():
+    w = torch.randn(3, 2, 2, dtype=torch.float64)
+    fmts = (QFormat(6, 2), QFormat(6, 4), QFormat(6, 5))
+    y = quant.fake_quant(w, fmts)
+    for c, f in enumerate(fmts):
+        np.testing.assert_array_equal(y[c].numpy(), dequantize(quantize(w[c].numpy(), f), f))
+
+
+# --- the quantized model --------------------------------------------------------------
+
+def test_quantized_model_fields():
+    qm = quantized("builtin:digits-cnn", "fixed8")
+    assert qm.name == "digits-cnn" and qm.arch == "digits-cnn" and qm.scheme.name == "fixed8"
+    assert isinstance(qm.graph, ir.Graph)
+    assert qm.graph.input_shape == (1, 8, 8) and qm.graph.output_shape == (10,)
+    assert not qm.module.training and not qm.float_module.training
+    assert qm.dataset.name == "digits"
+    conv1, conv2, _, fc = qm.graph.layers
+    assert (conv1.relu, conv1.pool, conv2.pool, fc.relu) == (True, 2, 2, False)
+    for a, b in zip(qm.graph.layers, qm.graph.layers[1:]):
+        assert (getattr(a, "out_fmt", None) or a.fmt) == (getattr(b, "in_fmt", None) or b.fmt)
+    assert qm.graph.input_fmt == conv1.in_fmt
+    for layer in (conv1, conv2, fc):
+        assert all(f.width == 8 and f.signed for f in layer.w_fmts)
+        assert layer.weight.min() >= -128 and layer.weight.max() <= 127
+        assert np.abs(layer.bias).max() < 2 ** 31
+        assert (layer.rounding, layer.overflow) == ("nearest_even", "saturate")
+
+
+def test_quantize_input_is_numerics_quantize():
+    qm = quantized("builtin:digits-cnn", "fixed4")
+    x = qm.dataset.x_test[:10]
+    xi = qm.quantize_input(x)
+    assert xi.dtype == np.int64
+    np.testing.assert_array_equal(xi, quantize(x, qm.graph.input_fmt))
+    np.testing.assert_array_equal(qm.quantize_input(torch.tensor(x)), xi)
+
+
+def test_layer_table():
+    qm = quantized("builtin:digits-cnn", "fixed8")
+    rows = qm.layer_table()
+    assert [r.name for r in rows] == ["conv1", "conv2", "flatten", "fc"]
+    assert [r.kind for r in rows] == ["Conv2d 3x3+ReLU+MaxPool2", "Conv2d 3x3+ReLU+MaxPool2",
+                                      "Flatten", "Linear"]
+    assert [r.weight_bytes for r in rows] == [72, 2304, 0, 1280]
+    assert [r.bias_bytes for r in rows] == [32, 128, 0, 40]
+    assert all(20 < r.sqnr_db < 60 for r in rows)
+    assert rows[2].sqnr_db == rows[1].sqnr_db  # flatten moves nothing
+    assert json.loads(json.dumps([r.to_json() for r in rows]))[0]["name"] == "conv1"
+
+
+def test_accuracy_of_shipped_models():
+    for model, floor8 in (("builtin:digits-cnn", 0.97), ("builtin:mlp", 0.95)):
+        qm = quantized(model, "fixed8")
+        assert qm.float_accuracy() >= 0.95
+        assert qm.quantized_accuracy() >= floor8
+    assert quantized("builtin:digits-cnn", "fixed4").quantized_accuracy() >= 0.9
+
+
+def test_quantized_accuracy_is_the_golden_models():
+    qm = quantized("builtin:mlp", "fixed4")
+    pred = np.argmax(golden.run(qm.graph, qm.quantize_input(qm.dataset.x_test)), axis=1)
+    assert qm.quantized_accuracy() == np.mean(pred == qm.dataset.y_test)
+
+
+def test_report_table_text():
+    report = quantized("builtin:mlp", "fixed8").report()
+    text = report.format_table()
+    assert text.splitlines()[1].split() == ["layer", "kind", "in", "weights", "out", "SQNR",
+                                            "dB", "weight", "B", "bias", "B"]
+    assert "fc1" in text and "Linear+ReLU" in text
+    assert report.to_json()["scheme"] == "fixed8"
+
+
+def test_json_spec_per_layer(tmp_path):
+    p = write_json(tmp_path, {
+        "input": {"width": 8, "frac": 7},
+        "default": {"width": 8},
+        "layers": {"conv1": {"weight_width": 4, "per_channel": True},
+                   "conv2": {"width": 6, "rounding": "floor", "overflow": "wrap"},
+                   "fc": {"width": 16, "frac": 10, "weight_frac": 9,
+                          "rounding": "nearest_up"}}}, "mixed.json")
+    qm = quant.load_quantized("builtin:digits-cnn", p)
+    assert qm.scheme.name == "mixed"
+    conv1, conv2, _, fc = qm.graph.layers
+    assert qm.graph.input_fmt == QFormat(8, 7)
+    assert {f.width for f in conv1.w_fmts} == {4} and conv1.out_fmt.width == 8
+    assert (conv2.out_fmt.width, conv2.rounding, conv2.overflow) == (6, "floor", "wrap")
+    assert fc.out_fmt == QFormat(16, 10) and set(fc.w_fmts) == {QFormat(16, 9)}
+    assert fc.rounding == "nearest_up"
+    x = qm.dataset.x_test
+    with torch.no_grad():
+        fq = qm.module(torch.tensor(x, dtype=torch.float64)).numpy()
+    np.testing.assert_array_equal(
+        fq, dequantize(golden.run(qm.graph, qm.quantize_input(x)), qm.graph.output_fmt))
+
+
+def test_resolved_scheme_rebuilds_the_same_graph():
+    qm = quantized("builtin:digits-cnn", "fixed8")
+    net = quant.build_network(qm.stages, (1, 8, 8), qm.scheme)  # no calibration data needed
+    g = net.to_graph()
+    for a, b in zip(g.layers, qm.graph.layers):
+        assert type(a) is type(b)
+        if isinstance(a, ir.Conv2d | ir.Linear):
+            assert (a.in_fmt, a.w_fmts, a.out_fmt) == (b.in_fmt, b.w_fmts, b.out_fmt)
+            np.testing.assert_array_equal(a.weight, b.weight)
+            np.testing.assert_array_equal(a.bias, b.bias)
+
+
+def test_auto_formats_need_calibration_data():
+    qm = quantized("builtin:mlp", "fixed8")
+    with pytest.raises(FormatError, match=r"^Scheme 'fixed8' has 'auto' activation formats and "
+                                          r"needs calibration data$"):
+        quant.build_network(qm.stages, (1, 8, 8), "fixed8")
+
+
+def test_qat_fine_tuning_moves_weights_and_keeps_exactness():
+    from hwgen.train import train_qat
+    qm = quantized("builtin:mlp", "fixed4")
+    net = train_qat(qm.float_module, "mlp", qm.dataset, "fixed4", epochs=1)
+    assert net.layers[1].weight.dtype == torch.float32
+    assert not torch.equal(net.layers[1].weight.double(), qm.module.layers[1].weight)
+    tuned = quant.quantize_model(qm.float_module, "mlp", net.resolved_scheme(), qm.dataset,
+                                 qat_state=net.state_dict())
+    x = qm.dataset.x_test
+    with torch.no_grad():
+        fq = tuned.module(torch.tensor(x, dtype=torch.float64)).numpy()
+    np.testing.assert_array_equal(
+        fq, dequantize(golden.run(tuned.graph, tuned.quantize_input(x)), tuned.graph.output_fmt))
