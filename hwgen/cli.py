@@ -20,7 +20,8 @@ from . import __version__
 from .errors import HwgenError
 
 __all__ = ["COMMANDS", "build_parser", "main", "add_train", "cmd_train", "add_quantize",
-           "cmd_quantize"]
+           "cmd_quantize", "add_compile", "cmd_compile", "add_simulate", "cmd_simulate",
+           "add_demo", "cmd_demo"]
 
 
 def add_train(sub):
@@ -82,8 +83,114 @@ def cmd_quantize(args):
     return 0
 
 
+def _progress(message):
+    print(f"hwgen: {message}", file=sys.stderr, flush=True)
+
+
+def add_compile(sub):
+    p = sub.add_parser("compile", help="generate the accelerator for a model",
+                       description="Quantize MODEL with SCHEME, map it onto a ROWSxCOLS "
+                                   "systolic array and write DIR/ with the Verilog, the memory "
+                                   "images, test vectors and manifest.json (layers, formats, "
+                                   "program, predicted cycles).")
+    p.add_argument("model", metavar="MODEL", help="checkpoint path or builtin:NAME")
+    p.add_argument("--scheme", "-s", default="fixed8",
+                   help="fixed16, fixed8 (default), fixed4 or a JSON spec path")
+    p.add_argument("--array", "-a", default="4x4", help="array shape ROWSxCOLS (4x4)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="design folder to write")
+    p.add_argument("--vectors", type=int, default=100, metavar="N",
+                   help="test images to store for `hwgen simulate` (100)")
+    p.add_argument("--acc-width", type=int, metavar="BITS",
+                   help="accumulator bits (default: what bit growth needs)")
+    p.set_defaults(func=cmd_compile)
+
+
+def cmd_compile(args):
+    from .flow import compile_model
+    from .report import format_table, utilization_rows
+    config = {"acc_width": args.acc_width} if args.acc_width else {}
+    design, _ = compile_model(args.model, args.scheme, args.array, args.out,
+                              vectors=args.vectors, **config)
+    print(f"{design.name}: {len(design.layers)} layers on a {args.array} array, "
+          f"activations {design.act_width} bits, weights {design.weight_width} bits, "
+          f"accumulators {design.acc_width} bits")
+    rows = [r[:5] + (round(r[6], 1), r[7]) for r in utilization_rows(design)]
+    print(format_table(["layer", "MACs", "K", "ideal", "predicted", "util %", "largest overhead"],
+                       rows))
+    print(f"predicted cycles: {design.cycles} (ideal {design.ideal_cycles:.1f}, "
+          f"utilization {100 * design.ideal_cycles / design.cycles:.1f} %)")
+    print(f"wrote {args.out}/ (hwgen_top.v, manifest.json, memory images, templates)")
+    return 0
+
+
+def _add_sim_options(p):
+    p.add_argument("--samples", "-n", type=int, default=20, metavar="N",
+                   help="test images to simulate (20)")
+    p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
+                   help="simulator (verilator)")
+    p.add_argument("--waves", action="store_true", help="record an FST waveform")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def add_simulate(sub):
+    p = sub.add_parser("simulate", help="simulate a compiled design against the golden model",
+                       description="Run test images through DIR's Verilog in cocotb, compare "
+                                   "every output word with the golden model and every layer's "
+                                   "cycles with the prediction, and write DIR/sim_report.json.")
+    p.add_argument("design", metavar="DIR", help="folder written by `hwgen compile`")
+    _add_sim_options(p)
+    p.set_defaults(func=cmd_simulate)
+
+
+def _simulate_and_print(design_dir, args):
+    from .errors import SimulationMismatch
+    from .sim.check import simulate_design
+    _progress(f"simulating {args.samples} images on {args.sim} "
+              f"(the first build of a design takes a while)")
+    report = simulate_design(design_dir, samples=args.samples, simulator=args.sim,
+                             waves=args.waves)
+    print(report.dumps() if args.json else report.summary())
+    if not report.bit_exact:
+        raise SimulationMismatch(
+            f"The hardware differs from the golden model in {report.mismatches} words "
+            f"(samples {list(report.mismatched_samples)})")
+    if not report.cycles_match:
+        raise SimulationMismatch(
+            f"Measured cycles {report.cycles_measured['per_layer']} differ from predicted "
+            f"{report.cycles_predicted['per_layer']}")
+    return 0
+
+
+def cmd_simulate(args):
+    return _simulate_and_print(args.design, args)
+
+
+def add_demo(sub):
+    p = sub.add_parser("demo", help="the whole flow on the built-in digits CNN",
+                       description="Compile the shipped digits CNN (fixed8, 4x4 array) to "
+                                   "Verilog and simulate test images on Verilator: prints "
+                                   "bit-exactness, measured vs predicted vs ideal cycles, "
+                                   "utilization, accuracy and where the Verilog is.")
+    p.add_argument("--out", "-o", default="hwgen-demo", metavar="DIR",
+                   help="design folder to write (hwgen-demo)")
+    p.add_argument("--model", default="builtin:digits-cnn", help=argparse.SUPPRESS)
+    p.add_argument("--scheme", "-s", default="fixed8", help="quantization scheme (fixed8)")
+    p.add_argument("--array", "-a", default="4x4", help="array shape (4x4)")
+    _add_sim_options(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args):
+    from .flow import compile_model
+    _progress(f"quantizing {args.model} ({args.scheme}) and generating a {args.array} "
+              f"accelerator")
+    compile_model(args.model, args.scheme, args.array, args.out,
+                  vectors=max(args.samples, 1))
+    return _simulate_and_print(args.out, args)
+
+
 #: The ``add_<name>`` functions of the subcommands, in help order.
-COMMANDS = [add_train, add_quantize]
+COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate]
 
 
 def build_parser():

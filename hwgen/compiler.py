@@ -403,7 +403,7 @@ def compile_graph(graph, config, *, post_latency=None):
 
     if post_latency is None:
         from .rtl.post_process import PostProcess
-        post_latency = PostProcess.latency.fget(None)  # TODO: class constant
+        post_latency = PostProcess.LATENCY
 
     # activation memory: two ping-pong regions of the largest tensor
     sizes = [int(np.prod(graph.input_shape))] + [int(np.prod(l.out_shape)) for l in layers]

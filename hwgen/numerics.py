@@ -315,30 +315,44 @@ def requantize(acc, from_frac, to_fmt, rounding="nearest_even", overflow="satura
     check_overflow(overflow)
     a = _to_numpy(acc).astype(np.int64)
     shift = np.broadcast_to(np.asarray(from_frac, dtype=np.int64) - to_fmt.frac, a.shape)
-    right = np.maximum(shift, 0)
-    left = np.minimum(np.maximum(-shift, 0), 62)
+    # Beyond 63 bits every int64 shifts to the same answer: clamp, and treat >= 64 apart.
+    right = np.minimum(np.maximum(shift, 0), 63)
+    left = np.maximum(-shift, 0)
     if overflow == "saturate":
-        # Pre-clamp so the exact left shift cannot leave int64; the clamp keeps the sign,
-        # so saturation gives the same answer.
-        bound = (np.int64(1) << (62 - left))
-        a_left = np.clip(a, -bound, bound - 1) << left
+        # Pre-clamp so the exact left shift stays inside int64; the clamp keeps the sign
+        # and a magnitude of 2**62 saturates every format of up to 62 bits.
+        left = np.minimum(left, 62)
+        bound = np.int64(1) << (62 - left)
+        a_left = np.clip(a, -bound, bound) << left
     else:
-        a_left = a << left
+        # int64 wraps modulo 2**64, so the low W <= 64 bits stay exact; 64 and more give 0.
+        a_left = np.where(left >= 64, 0, a << np.minimum(left, 63))
     one = np.int64(1)
     half = np.where(right > 0, one << np.maximum(right - 1, 0), 0)
     floor_q = a >> right
+    # The remainder below the kept bits; exact even where floor_q << right wraps.
+    rem = a - (floor_q << right)
     if rounding == "floor":
         q = floor_q
     elif rounding == "nearest_up":
-        q = (a + half) >> right
+        q = floor_q + ((right > 0) & (rem >= half)).astype(np.int64)
     elif rounding == "nearest_even":
-        rem = a - (floor_q << right)
         up = (rem > half) | ((rem == half) & (half > 0) & ((floor_q & 1) == 1))
         q = floor_q + up.astype(np.int64)
     else:
         u = _uniform(a.shape, seed)
         v = np.floor(np.ldexp(u, right)).astype(np.int64)
-        q = (a + v) >> right
+        q = floor_q + ((rem + v) >> right)
+    # Shifts of 64 bits and more: |a| / 2**shift <= 1/2, so only floor of a negative moves.
+    huge = shift >= 64
+    if huge.any():
+        if rounding == "floor":
+            q = np.where(huge, np.where(a < 0, -1, 0), q)
+        elif rounding == "stochastic":
+            q = np.where(huge, np.floor(np.ldexp(a.astype(np.float64), -np.minimum(shift, 1100))
+                                        + u).astype(np.int64), q)
+        else:
+            q = np.where(huge, 0, q)
     q = np.where(shift < 0, a_left, q)
     return _like(apply_overflow(q, to_fmt, overflow), acc)
 

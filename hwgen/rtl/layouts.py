@@ -107,7 +107,8 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7):
         "acc": signed(acc_width),
         "bias": signed(acc_width),
         "shift": signed(shift_width),
-        "col": range(cols),
+        # At least one bit: a zero-width field becomes `wire [-1:0]` in Verilog (ASCRANGE).
+        "col": range(max(cols, 2)),
         "pool_first": 1,
         "pool_last": 1,
         "tag": _check_shape(tag_shape),

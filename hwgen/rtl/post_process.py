@@ -146,10 +146,14 @@ class PostProcess(wiring.Component):
         """Overflow modes generated, as :class:`~hwgen.rtl.layouts.Overflow` members."""
         return self._overflows
 
+    #: Cycles from ``i.valid`` to the corresponding ``o.valid``, the same for every instance
+    #: (so the compiler's cycle model can read it without building a unit).
+    LATENCY = 4
+
     @property
     def latency(self):
-        """Cycles from ``i.valid`` to the corresponding ``o.valid``: 4."""
-        return 4
+        """Cycles from ``i.valid`` to the corresponding ``o.valid``: :attr:`LATENCY` (4)."""
+        return self.LATENCY
 
     def elaborate(self, platform):
         m = Module()
