@@ -41,7 +41,7 @@ class TrainConfig:
 
 
 DEFAULTS = {
-    "digits-cnn": TrainConfig(epochs=20, batch_size=64, lr=1e-2),
+    "digits-cnn": TrainConfig(epochs=20, batch_size=64, lr=1e-2, qat_lr=5e-3),
     "mlp": TrainConfig(epochs=60),
     "lenet5": TrainConfig(epochs=10, batch_size=64, lr=5e-3),
 }
