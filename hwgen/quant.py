@@ -25,14 +25,18 @@ A path to a JSON file
     A per-layer spec::
 
         {
-          "name": "mixed",                      // optional; default: the file's stem
+          "name": "mixed",
           "input": {"width": 8, "frac": "auto"},
-          "default": {"width": 8},              // applies to every layer
-          "layers": {                           // per layer (the IR layer names), optional
+          "default": {"width": 8},
+          "layers": {
             "conv1": {"width": 8, "weight_width": 4, "per_channel": true},
             "fc":    {"width": 16, "frac": 10, "rounding": "nearest_up"}
           }
         }
+
+    ``name`` is optional (default: the file's stem); ``default`` applies to every layer and
+    ``layers`` overrides it per layer, by IR layer name (the torch.fx node names that
+    ``hwgen quantize`` prints); both are optional.
 
     Layer keys (all optional): ``width`` (weights and outputs; 8), ``weight_width`` and
     ``out_width`` (override one of the two), ``frac`` (output fractional length, an integer
@@ -40,7 +44,8 @@ A path to a JSON file
     output channel), ``per_channel`` (per-output-channel weight formats; false),
     ``rounding`` (``nearest_even``, ``nearest_up`` or ``floor``: the layer's requantization;
     ``nearest_even``), ``overflow`` (``saturate`` or ``wrap``; ``saturate``) and
-    ``bias_width`` (32). ``input`` takes ``width`` and ``frac``. Average pools use the
+    ``bias_width`` (32). ``input`` takes ``width`` (default: the default layer's
+    ``out_width``) and ``frac``. Average pools use the
     ``rounding``/``overflow`` of their entry and keep their input's format; max-pools and
     flattens pass formats through.
 
