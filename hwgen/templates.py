@@ -15,7 +15,7 @@ def render(design, top="hwgen_top"):
     values = {
         "top": top, "model": design.name, "width": width,
         "axis_width": max(8, (width + 7) // 8 * 8),
-        "n_in": design.n_in, "n_out": design.n_out,
+        "n_in": design.n_in, "n_out": design.n_out, "last_out": design.n_out - 1,
         "count_bits": max(1, (design.n_out - 1).bit_length()),
         "rows": design.config.rows, "cols": design.config.cols,
         "cycles": design.cycles, "last_layer": len(design.layers) - 1,

@@ -23,6 +23,7 @@ module ${top}_axis (
     wire [31:0]       layer_cycles_unused;
     wire [${width}-1:0] core_o;
     reg               pending;
+    localparam [${count_bits}-1:0] LAST = ${count_bits}'d${last_out};
     reg  [${count_bits}-1:0] out_count;
     // Start the core when a packet begins while it is idle; the core then takes the
     // packet's words on its input stream.
@@ -31,14 +32,14 @@ module ${top}_axis (
     always @(posedge aclk) begin
         if (!aresetn) begin
             pending   <= 1'b0;
-            out_count <= 0;
+            out_count <= ${count_bits}'d0;
         end else begin
             if (start)
                 pending <= 1'b1;
             else if (core_busy)
                 pending <= 1'b0;
             if (m_axis_tvalid & m_axis_tready)
-                out_count <= (out_count == ${n_out} - 1) ? 0 : out_count + 1'b1;
+                out_count <= (out_count == LAST) ? ${count_bits}'d0 : out_count + 1'b1;
         end
     end
 
@@ -60,7 +61,7 @@ module ${top}_axis (
     );
 
     assign m_axis_tdata = {{(${axis_width} - ${width}){core_o[${width}-1]}}, core_o};
-    assign m_axis_tlast = (out_count == ${n_out} - 1);
+    assign m_axis_tlast = (out_count == LAST);
     assign busy         = core_busy | pending;
     // s_axis_tlast is not needed: the packet length is fixed by the model.
     wire unused_ok = &{1'b0, s_axis_tlast, core_done, s_axis_tdata, layer_cycles_unused, 1'b0};
