@@ -83,7 +83,11 @@ class Accelerator(wiring.Component):
         self._sw = self._aw + 3                         # signed address arithmetic
         umax = max(int(v) for layer in d.layers for name, kind in DESCRIPTOR_FIELDS
                    if kind == "u" for v in [layer.desc[name]])
-        self._cw = max(umax, d.config.rows * d.config.cols, 1).bit_length() + 1
+        # Counters also hold running sums the descriptor only seeds: weight and parameter
+        # addresses (up to the memories' depths) and output offsets (up to the buffer's).
+        largest = max(umax, d.config.rows * d.config.cols, len(d.weight_image),
+                      len(d.param_image), d.buffer_depth)
+        self._cw = largest.bit_length() + 1
         fields = {}
         for name, kind in DESCRIPTOR_FIELDS:
             if kind == "s":
@@ -144,12 +148,7 @@ class Accelerator(wiring.Component):
 
         # --- sequencer state -----------------------------------------------------------
         desc = Signal(desc_layout)
-        desc_next = Signal(desc_layout)
         layer = Signal(range(n_layers + 1))
-        with m.Switch(layer):
-            for index, prog in enumerate(d.layers):
-                with m.Case(index):
-                    m.d.comb += desc_next.eq(self._desc_const(desc_layout, prog))
 
         # pixel walker
         wk_iy, wk_ix, wk_base = (Signal(signed(sw), name=f"wk_{n}") for n in ("iy", "ix", "base"))
@@ -344,14 +343,22 @@ class Accelerator(wiring.Component):
             with m.State("SETUP"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1)]
                 m.d.sync += [
-                    desc.eq(desc_next), j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0),
-                    pt.eq(0), ct.eq(0), w_ct_base.eq(desc_next.w_base),
-                    rows_left.eq(desc_next.npix), cols_left.eq(desc_next.cout),
+                    j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
                     co_base.eq(0), ch_off.eq(0), q0.eq(0), m0.eq(0),
-                    wk_p.eq(0), wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0),
-                    wk_iy.eq(desc_next.start_iy), wk_ix.eq(desc_next.start_ix),
-                    wk_base.eq(desc_next.start_base), walk_count.eq(0),
+                    wk_p.eq(0), wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0), walk_count.eq(0),
                 ]
+                # The program is constant: each layer's descriptor is a case of the layer
+                # index, loaded straight into registers (a clocked ROM).
+                with m.Switch(layer):
+                    for index, prog in enumerate(d.layers):
+                        p = prog.desc
+                        with m.Case(index):
+                            m.d.sync += [
+                                desc.eq(self._desc_const(desc_layout, prog)),
+                                w_ct_base.eq(p["w_base"]), rows_left.eq(p["npix"]),
+                                cols_left.eq(p["cout"]), wk_iy.eq(p["start_iy"]),
+                                wk_ix.eq(p["start_ix"]), wk_base.eq(p["start_base"]),
+                            ]
                 m.next = "WALK"
             with m.State("WALK"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(1)]

@@ -54,6 +54,8 @@ def simulate(design, samples):
     ("2x3", [("conv", 4, 3, 1, 1, 2, True), ("linear", 5)]),
     ("1x1", [("conv", 2, 2, 2, 0, 1, False), ("linear", 3)]),
     ("3x1", [("conv", 3, 1, 1, 0, 1, True)]),
+    # four channel tiles: running weight addresses outgrow every descriptor field
+    ("3x2", [("linear", 7)]),
 ])
 def test_top_against_golden(random_graph, array, shapes):
     rng = np.random.default_rng(3)

@@ -59,7 +59,7 @@ def test_models(tmp_path, build_dir, model, scheme, array):
     run_model(tmp_path, build_dir, model, scheme, array, samples)
 
 
-@pytest.mark.parametrize("array", ["2x3", "4x4"])
+@pytest.mark.parametrize("array", ["2x3", "3x2", "4x4"])
 def test_random_layers(tmp_path, build_dir, random_graph, array):
     """Strides, padding, pooling, odd sizes, every rounding and overflow mode."""
     rng = np.random.default_rng(7)
