@@ -19,9 +19,21 @@ import sys
 from . import __version__
 from .errors import HwgenError
 
-__all__ = ["COMMANDS", "build_parser", "main", "add_train", "cmd_train", "add_quantize",
-           "cmd_quantize", "add_compile", "cmd_compile", "add_simulate", "cmd_simulate",
-           "add_demo", "cmd_demo"]
+__all__ = [
+    "COMMANDS",
+    "add_compile",
+    "add_demo",
+    "add_quantize",
+    "add_simulate",
+    "add_train",
+    "build_parser",
+    "cmd_compile",
+    "cmd_demo",
+    "cmd_quantize",
+    "cmd_simulate",
+    "cmd_train",
+    "main",
+]
 
 
 def add_train(sub):
@@ -58,6 +70,12 @@ def cmd_train(args):
     return 0
 
 
+def _add_model_options(p):
+    p.add_argument("model", metavar="MODEL", help="checkpoint path or builtin:NAME")
+    p.add_argument("--scheme", "-s", default="fixed8",
+                   help="fixed16, fixed8 (default), fixed4 or a JSON spec path")
+
+
 def add_quantize(sub):
     p = sub.add_parser("quantize", help="quantize a model and report formats and accuracy",
                        description="Quantize MODEL with SCHEME and print, per layer, the "
@@ -65,9 +83,7 @@ def add_quantize(sub):
                                    "parameter bytes, then float and quantized test accuracy "
                                    "(the quantized figure is the golden model's, i.e. the "
                                    "hardware's).")
-    p.add_argument("model", metavar="MODEL", help="checkpoint path or builtin:NAME")
-    p.add_argument("--scheme", "-s", default="fixed8",
-                   help="fixed16, fixed8 (default), fixed4 or a JSON spec path")
+    _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--verbose", "-v", action="store_true", help="say what is happening")
     p.set_defaults(func=cmd_quantize)
@@ -93,9 +109,7 @@ def add_compile(sub):
                                    "systolic array and write DIR/ with the Verilog, the memory "
                                    "images, test vectors and manifest.json (layers, formats, "
                                    "program, predicted cycles).")
-    p.add_argument("model", metavar="MODEL", help="checkpoint path or builtin:NAME")
-    p.add_argument("--scheme", "-s", default="fixed8",
-                   help="fixed16, fixed8 (default), fixed4 or a JSON spec path")
+    _add_model_options(p)
     p.add_argument("--array", "-a", default="4x4", help="array shape ROWSxCOLS (4x4)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="design folder to write")
     p.add_argument("--vectors", type=int, default=100, metavar="N",

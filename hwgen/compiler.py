@@ -39,8 +39,15 @@ from . import ir
 from .errors import DoesNotFitError, FormatError, UnsupportedLayerError
 from .numerics import QFormat, accumulator_width, format_from_json
 
-__all__ = ["AcceleratorConfig", "LayerProgram", "CompiledDesign", "compile_graph",
-           "HW_ROUNDINGS", "HW_OVERFLOWS", "SHIFT_BITS"]
+__all__ = [
+    "HW_OVERFLOWS",
+    "HW_ROUNDINGS",
+    "SHIFT_BITS",
+    "AcceleratorConfig",
+    "CompiledDesign",
+    "LayerProgram",
+    "compile_graph",
+]
 
 HW_ROUNDINGS = ("nearest_even", "nearest_up", "floor")
 HW_OVERFLOWS = ("saturate", "wrap")

@@ -28,7 +28,7 @@ import numpy as np
 from .compiler import CompiledDesign
 from .errors import HwgenError
 
-__all__ = ["TOPLEVEL", "verilog", "write_design", "read_design", "read_vectors"]
+__all__ = ["TOPLEVEL", "read_design", "read_vectors", "verilog", "write_design"]
 
 TOPLEVEL = "hwgen_top"
 

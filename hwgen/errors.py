@@ -5,8 +5,15 @@ where there is one, the place (layer name, file path).
 """
 
 __all__ = [
-    "HwgenError", "FormatError", "UnsupportedLayerError", "ShapeError", "CheckpointError",
-    "DoesNotFitError", "ToolNotFoundError", "ToolError", "SimulationMismatch",
+    "CheckpointError",
+    "DoesNotFitError",
+    "FormatError",
+    "HwgenError",
+    "ShapeError",
+    "SimulationMismatch",
+    "ToolError",
+    "ToolNotFoundError",
+    "UnsupportedLayerError",
 ]
 
 

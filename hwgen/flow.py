@@ -10,7 +10,7 @@ import numpy as np
 from .compiler import AcceleratorConfig, compile_graph
 from .emit import write_design
 
-__all__ = ["compile_model", "test_vectors", "DEFAULT_VECTORS"]
+__all__ = ["DEFAULT_VECTORS", "compile_model", "test_vectors"]
 
 #: How many test images a design folder carries for `hwgen simulate`.
 DEFAULT_VECTORS = 100

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ShapeError, UnsupportedLayerError
+from .ir import pooled_shape
 
 __all__ = [
     "SUPPORTED",
@@ -118,8 +119,7 @@ class MaxPoolStage:
 
     @property
     def out_shape(self):
-        c, h, w = self.in_shape
-        return (c, h // self.pool, w // self.pool)
+        return pooled_shape(self.in_shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,8 +133,7 @@ class AvgPoolStage:
 
     @property
     def out_shape(self):
-        c, h, w = self.in_shape
-        return (c, h // self.pool, w // self.pool)
+        return pooled_shape(self.in_shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)

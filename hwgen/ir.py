@@ -27,7 +27,8 @@ import numpy as np
 from .errors import ShapeError
 from .numerics import QFormat
 
-__all__ = ["Conv2d", "Linear", "AvgPool2d", "MaxPool2d", "Flatten", "Graph", "frozen_int"]
+__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "frozen_int",
+           "pooled_shape"]
 
 
 def frozen_int(a):
@@ -39,6 +40,13 @@ def frozen_int(a):
 
 def _pooled(n, pool):
     return n // pool if pool > 1 else n
+
+
+def pooled_shape(in_shape, pool):
+    """Shape of a ``(C, H, W)`` tensor after a ``pool × pool`` pool of stride ``pool``
+    (floor mode)."""
+    c, h, w = in_shape
+    return (c, _pooled(h, pool), _pooled(w, pool))
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,8 +133,7 @@ class Conv2d(_Dense):
 
     @property
     def out_shape(self):
-        c, h, w = self.pre_pool_shape
-        return (c, _pooled(h, self.pool), _pooled(w, self.pool))
+        return pooled_shape(self.pre_pool_shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,8 +170,7 @@ class MaxPool2d:
 
     @property
     def out_shape(self):
-        c, h, w = self.in_shape
-        return (c, h // self.pool, w // self.pool)
+        return pooled_shape(self.in_shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,8 +188,7 @@ class AvgPool2d:
 
     @property
     def out_shape(self):
-        c, h, w = self.in_shape
-        return (c, h // self.pool, w // self.pool)
+        return pooled_shape(self.in_shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)

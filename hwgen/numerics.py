@@ -37,9 +37,22 @@ import numpy as np
 from .errors import FormatError
 
 __all__ = [
-    "ROUNDING_MODES", "OVERFLOW_MODES", "QFormat", "Pow2Format", "BinaryFormat",
-    "check_rounding", "check_overflow", "quantize", "dequantize", "requantize", "apply_overflow", "format_from_json",
-    "product_width", "sum_width", "accumulator_width", "sqnr_db",
+    "OVERFLOW_MODES",
+    "ROUNDING_MODES",
+    "BinaryFormat",
+    "Pow2Format",
+    "QFormat",
+    "accumulator_width",
+    "apply_overflow",
+    "check_overflow",
+    "check_rounding",
+    "dequantize",
+    "format_from_json",
+    "product_width",
+    "quantize",
+    "requantize",
+    "sqnr_db",
+    "sum_width",
 ]
 
 ROUNDING_MODES = ("nearest_even", "nearest_up", "floor", "stochastic")

@@ -62,7 +62,7 @@ def overhead_note(design, layer):
         costs = {f"idle columns ({cout} channels < {cols} cols)": idle_pes, **costs}
         costs.pop("edge tiles (pixels/channels not multiples of the array)")
     name, value = max(costs.items(), key=lambda kv: kv[1])
-    return f"{name}: {int(round(value))} cycles" if value > 0 else "-"
+    return f"{name}: {round(value)} cycles" if value > 0 else "-"
 
 
 @dataclass(frozen=True)
@@ -117,16 +117,16 @@ class SimReport:
             + [("total", self.cycles_measured["total"], self.cycles_predicted["total"],
                 round(self.ideal_cycles["total"], 1), 100.0 * self.utilization["total"])])
         lines = [
-            f"design {self.design} on a {self.array} array, {self.samples} samples "
-            f"({self.simulator})",
+            (f"design {self.design} on a {self.array} array, {self.samples} samples "
+            f"({self.simulator})"),
             f"bit-exact: {'yes' if self.bit_exact else 'NO'} ({self.mismatches} mismatched words)",
-            f"cycles: measured {self.cycles_measured['total']}, predicted "
+            (f"cycles: measured {self.cycles_measured['total']}, predicted "
             f"{self.cycles_predicted['total']}, ideal {self.ideal_cycles['total']:.1f} "
-            f"({'equal' if self.cycles_match else 'DIFFERENT'})",
+            f"({'equal' if self.cycles_match else 'DIFFERENT'})"),
             table,
             f"accuracy: {100 * self.accuracy:.1f} % (golden model {100 * self.golden_accuracy:.1f} %)",
-            f"simulation: {self.sim_cycles_per_second:,.0f} cycles/s, {self.sim_seconds:.1f} s "
-            f"(build {self.build_seconds:.1f} s)",
+            (f"simulation: {self.sim_cycles_per_second:,.0f} cycles/s, {self.sim_seconds:.1f} s "
+            f"(build {self.build_seconds:.1f} s)"),
             f"verilog: {self.verilog}",
         ]
         if self.waves:

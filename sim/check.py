@@ -13,7 +13,7 @@ from ..errors import HwgenError
 from ..report import SimReport
 from .runner import run
 
-__all__ = ["simulate_design", "compare"]
+__all__ = ["compare", "simulate_design"]
 
 
 def compare(expected, got):

@@ -6,8 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwgen import ir
-from hwgen.compiler import (AcceleratorConfig, CompiledDesign, compile_graph, layer_cycles,
-                            walk_deltas, walk_pixels)
+from hwgen.compiler import (
+    AcceleratorConfig,
+    CompiledDesign,
+    compile_graph,
+    layer_cycles,
+    walk_deltas,
+    walk_pixels,
+)
 from hwgen.errors import DoesNotFitError, UnsupportedLayerError
 from hwgen.numerics import Pow2Format, QFormat
 

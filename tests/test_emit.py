@@ -2,11 +2,11 @@ import re
 
 import numpy as np
 import pytest
+from hwgen.sim.runner import lint
 
 from hwgen import emit, templates
 from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.errors import HwgenError
-from hwgen.sim.runner import lint
 
 
 @pytest.fixture
@@ -49,5 +49,5 @@ def test_design_folder_is_lint_clean(tmp_path, design):
 
 def test_instantiation_template_names_every_port(design):
     ports = set(re.findall(r"\.(\w+)\s*\(", templates.render(design)["hwgen_inst.v"]))
-    header = re.search(r"module hwgen_top\((.*?)\);", emit.verilog(design), re.S).group(1)
+    header = re.search(r"module hwgen_top\((.*?)\);", emit.verilog(design), re.DOTALL).group(1)
     assert ports == {name.strip() for name in header.split(",")}

@@ -250,3 +250,29 @@ def test_requantize_extremes_do_not_leave_int64():
     a = np.array([2 ** 62, -2 ** 62, 1, -1], dtype=np.int64)
     np.testing.assert_array_equal(requantize(a, -40, QFormat(16, 0)),
                                   [32767, -32768, 32767, -32768])
+
+
+def _exact_requantize(a, shift, fmt, rounding, overflow):
+    """requantize by rational arithmetic: the oracle for any shift and any int64."""
+    from fractions import Fraction
+    x = Fraction(a, 2 ** shift) if shift >= 0 else Fraction(a * 2 ** -shift)
+    q = math.floor(x)
+    if rounding == "nearest_up":
+        q = math.floor(x + Fraction(1, 2))
+    elif rounding == "nearest_even" and (x - q > Fraction(1, 2)
+                                         or (x - q == Fraction(1, 2) and q % 2 == 1)):
+        q += 1
+    if overflow == "saturate":
+        return max(fmt.min_int, min(fmt.max_int, q))
+    return (q - fmt.min_int) % 2 ** fmt.width + fmt.min_int
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-2 ** 63, 2 ** 63 - 1) | st.integers(-999, 999), st.integers(-70, 80),
+       st.integers(1, 62), st.booleans(), st.sampled_from(DETERMINISTIC),
+       st.sampled_from(OVERFLOW_MODES))
+def test_requantize_exact_for_every_int64_and_shift(a, shift, width, signed, rounding,
+                                                    overflow):
+    fmt = QFormat(width, 0, signed)
+    got = requantize(np.array([a]), shift, fmt, rounding, overflow)
+    assert int(got[0]) == _exact_requantize(a, shift, fmt, rounding, overflow)

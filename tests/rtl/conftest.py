@@ -3,6 +3,7 @@
 import pytest
 from amaranth.sim import Simulator
 
+
 def _run(dut, testbench, *, vcd=None):
     """Simulate ``dut`` with a 1 MHz ``sync`` clock until ``testbench(ctx)`` returns.
 

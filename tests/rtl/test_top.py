@@ -67,3 +67,17 @@ def test_top_against_golden(random_graph, array, shapes):
     predicted = [layer.cycles["total"] for layer in design.layers]
     np.testing.assert_array_equal(layers, [predicted, predicted])
     np.testing.assert_array_equal(cycles, [design.cycles] * 2)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_top_on_random_chains(random_chain, seed):
+    """Random kernels, strides, padding, pools, channel counts, formats, modes and arrays."""
+    rng = np.random.default_rng(100 + seed)
+    graph, config = random_chain(rng)
+    design = compile_graph(graph, config)
+    fmt = graph.input_fmt
+    x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(1,) + graph.input_shape)
+    outputs, cycles, layers = simulate(design, x.reshape(1, -1))
+    np.testing.assert_array_equal(outputs, golden.run(graph, x).reshape(1, -1))
+    np.testing.assert_array_equal(layers[0], [layer.cycles["total"] for layer in design.layers])
+    assert cycles[0] == design.cycles

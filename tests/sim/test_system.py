@@ -3,12 +3,12 @@ word against the golden model, every layer's cycles against the cycle model."""
 
 import numpy as np
 import pytest
+from hwgen.sim.check import simulate_design
 
 from hwgen import golden
 from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.emit import write_design
 from hwgen.flow import compile_model
-from hwgen.sim.check import simulate_design
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +32,13 @@ def run_model(tmp_path, build_dir, model, scheme, array, samples):
 
 
 def test_digits_cnn_fixed8_4x4(tmp_path, build_dir):
-    design, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
+    _, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
     assert report.accuracy == report.golden_accuracy
     assert report.accuracy >= 0.8
 
 
 def test_changed_expected_word_is_caught(tmp_path, build_dir):
-    design, _ = compile_model("builtin:mlp", "fixed4", "3x5", tmp_path / "d", vectors=3)
+    compile_model("builtin:mlp", "fixed4", "3x5", tmp_path / "d", vectors=3)
     from hwgen.emit import read_vectors
     _, expected, _ = read_vectors(tmp_path / "d")
     changed = expected.copy()
