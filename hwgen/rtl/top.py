@@ -35,8 +35,9 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..compiler import DESCRIPTOR_FIELDS, SHIFT_BITS
-from .layouts import Overflow, Rounding
+from .layouts import WALKER_COUNT_FIELDS, WALKER_SIGNED_FIELDS, Overflow, Rounding
 from .pe_mac import PEMac
+from .pixel_walker import PixelWalker
 from .post_process import PostProcess
 from .systolic_array import SystolicArray
 
@@ -150,13 +151,12 @@ class Accelerator(wiring.Component):
         desc = Signal(desc_layout)
         layer = Signal(range(n_layers + 1))
 
-        # pixel walker
-        wk_iy, wk_ix, wk_base = (Signal(signed(sw), name=f"wk_{n}") for n in ("iy", "ix", "base"))
-        wk_dx, wk_dy, wk_px = (Signal(cw, name=f"wk_{n}") for n in ("dx", "dy", "px"))
-        wk_p = Signal(cw)
-        wk_valid = Signal()
-        m.d.comb += wk_valid.eq(wk_p < desc.npix)
+        # pixel walker: one pixel per step, a tile ahead of the array
+        walker = m.submodules.walker = PixelWalker(sw, cw)
+        m.d.comb += [walker.cfg[name].eq(desc[name])
+                     for name in WALKER_SIGNED_FIELDS + WALKER_COUNT_FIELDS]
         walk_step = Signal()
+        m.d.comb += walker.step.eq(walk_step)
 
         def bank(prefix):
             return (
@@ -167,33 +167,11 @@ class Accelerator(wiring.Component):
             )
 
         cur, nxt = bank("cur"), bank("nxt")
-        walker_out = (wk_iy, wk_ix, wk_base, wk_valid)
+        walker_out = (walker.iy, walker.ix, walker.base, walker.valid)
 
         def shifted(b):
             """Bank ``b`` with the walker's pixel shifted in at the top."""
             return tuple(list(sig[1:]) + [new] for sig, new in zip(b, walker_out))
-
-        with m.If(walk_step):
-            with m.If(wk_p + 1 == desc.walk_len):
-                m.d.sync += [wk_p.eq(0), wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0),
-                             wk_iy.eq(desc.start_iy), wk_ix.eq(desc.start_ix),
-                             wk_base.eq(desc.start_base)]
-            with m.Else():
-                m.d.sync += wk_p.eq(wk_p + 1)
-                with m.If(wk_dx + 1 < desc.pool):
-                    m.d.sync += [wk_dx.eq(wk_dx + 1), wk_iy.eq(wk_iy + desc.d0_iy),
-                                 wk_ix.eq(wk_ix + desc.d0_ix), wk_base.eq(wk_base + desc.d0_base)]
-                with m.Elif(wk_dy + 1 < desc.pool):
-                    m.d.sync += [wk_dx.eq(0), wk_dy.eq(wk_dy + 1), wk_iy.eq(wk_iy + desc.d1_iy),
-                                 wk_ix.eq(wk_ix + desc.d1_ix), wk_base.eq(wk_base + desc.d1_base)]
-                with m.Elif(wk_px + 1 < desc.pw):
-                    m.d.sync += [wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(wk_px + 1),
-                                 wk_iy.eq(wk_iy + desc.d2_iy), wk_ix.eq(wk_ix + desc.d2_ix),
-                                 wk_base.eq(wk_base + desc.d2_base)]
-                with m.Else():
-                    m.d.sync += [wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0),
-                                 wk_iy.eq(wk_iy + desc.d3_iy), wk_ix.eq(wk_ix + desc.d3_ix),
-                                 wk_base.eq(wk_base + desc.d3_base)]
 
         # feed counters
         j = Signal(cw)                  # cycle within the tile
@@ -342,10 +320,10 @@ class Accelerator(wiring.Component):
                         m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+                m.d.comb += walker.restart.eq(1)
                 m.d.sync += [
                     j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
-                    co_base.eq(0), ch_off.eq(0), q0.eq(0), m0.eq(0),
-                    wk_p.eq(0), wk_dx.eq(0), wk_dy.eq(0), wk_px.eq(0), walk_count.eq(0),
+                    co_base.eq(0), ch_off.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
                 ]
                 # The program is constant: each layer's descriptor is a case of the layer
                 # index, loaded straight into registers (a clocked ROM).
@@ -356,8 +334,7 @@ class Accelerator(wiring.Component):
                             m.d.sync += [
                                 desc.eq(self._desc_const(desc_layout, prog)),
                                 w_ct_base.eq(p["w_base"]), rows_left.eq(p["npix"]),
-                                cols_left.eq(p["cout"]), wk_iy.eq(p["start_iy"]),
-                                wk_ix.eq(p["start_ix"]), wk_base.eq(p["start_base"]),
+                                cols_left.eq(p["cout"]),
                             ]
                 m.next = "WALK"
             with m.State("WALK"):
