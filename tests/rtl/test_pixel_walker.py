@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ def walk_config(h, w, stride, pad, pool, pw, walk_len, npix):
     return cfg
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 9), w=st.integers(1, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
        pad=st.integers(0, 2), pool=st.integers(1, 3), rows=st.integers(1, 5))
 def test_walk_matches_the_compiler_model(run_sim, h, w, k, stride, pad, pool, rows):
