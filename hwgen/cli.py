@@ -159,10 +159,8 @@ def add_simulate(sub):
 def _simulate_and_print(design_dir, args):
     from .errors import SimulationMismatch
     from .sim.check import simulate_design
-    _progress(f"simulating {args.samples} images on {args.sim} "
-              f"(the first build of a design takes a while)")
     report = simulate_design(design_dir, samples=args.samples, simulator=args.sim,
-                             waves=args.waves)
+                             waves=args.waves, progress=_progress)
     print(report.dumps() if args.json else report.summary())
     if not report.bit_exact:
         raise SimulationMismatch(
@@ -196,10 +194,8 @@ def add_demo(sub):
 
 def cmd_demo(args):
     from .flow import compile_model
-    _progress(f"quantizing {args.model} ({args.scheme}) and generating a {args.array} "
-              f"accelerator")
     compile_model(args.model, args.scheme, args.array, args.out,
-                  vectors=max(args.samples, 1))
+                  vectors=max(args.samples, 1), progress=_progress)
     return _simulate_and_print(args.out, args)
 
 

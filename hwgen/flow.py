@@ -28,12 +28,19 @@ def test_vectors(qmodel, count=DEFAULT_VECTORS):
             np.asarray(data.y_test[:count], dtype=np.int64))
 
 
-def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS, **config):
+def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS,
+                  progress=None, **config):
     """Quantize ``model_spec`` with ``scheme``, compile it for an ``array`` ("4x4") and write
-    the design folder ``out_dir``. Returns ``(design, qmodel)``."""
-    from .quant import load_quantized
-    qmodel = load_quantized(model_spec, scheme)
+    the design folder ``out_dir``. Returns ``(design, qmodel)``.
+
+    ``progress(message)`` hears what is happening once the arguments have been checked.
+    """
+    from .quant import load_quantized, load_scheme
     cfg = AcceleratorConfig.parse_array(array, **config)
+    load_scheme(scheme)
+    if progress is not None:
+        progress(f"quantizing {model_spec} ({scheme}) and generating a {array} accelerator")
+    qmodel = load_quantized(model_spec, scheme)
     design = compile_graph(qmodel.graph, cfg)
     write_design(design, Path(out_dir), vectors=test_vectors(qmodel, vectors))
     return design, qmodel

@@ -28,12 +28,13 @@ def compare(expected, got):
 
 
 def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
-                    build_dir=None, expected=None):
+                    build_dir=None, expected=None, progress=None):
     """Run ``samples`` test vectors of ``design_dir`` through its Verilog; write and return
     the :class:`SimReport` (``design_dir/sim_report.json``).
 
     ``expected`` overrides the stored golden outputs (tests use it to show that a changed
-    expected word is caught).
+    expected word is caught). ``progress(message)`` hears when the simulation starts, once
+    the folder has been checked.
     """
     design_dir = Path(design_dir)
     design = read_design(design_dir)
@@ -52,6 +53,9 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
     n_layers = len(design.layers)
     predicted_total = design.cycles
     max_cycles = 4 * (predicted_total + design.n_in + 4 * design.n_out) + 1000
+    if progress is not None:
+        progress(f"simulating {samples} images on {simulator} (the first build of a design "
+                 f"takes a while)")
     result = run(verilog, inputs, design.n_out, n_layers, build_dir=build_dir,
                  simulator=simulator, waves=waves, max_cycles=max_cycles)
 

@@ -117,3 +117,51 @@ def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "hwgen.cli", "--version"], capture_output=True,
                        text=True, timeout=300, check=False)
     assert r.returncode == 0 and r.stdout.startswith("hwgen ")
+
+
+# --- compile, simulate, demo -------------------------------------------------------------
+
+def test_compile_bad_array_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "design"
+    assert main(["compile", "builtin:mlp", "--array", "4by4", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == ("hwgen: error: Array shape must be written ROWSxCOLS "
+                                       "like '4x4', not '4by4'\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_a_folder_that_is_not_a_design(tmp_path, capsys):
+    assert main(["simulate", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (f"hwgen: error: Design folder '{tmp_path}' has no "
+                                       f"manifest.json; run `hwgen compile` first\n")
+
+
+def test_compile_prints_predicted_cycles(tmp_path, capsys):
+    assert main(["compile", "builtin:mlp", "--scheme", "fixed4", "--array", "3x5",
+                 "--out", str(tmp_path / "d"), "--vectors", "4"]) == 0
+    out = capsys.readouterr().out
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert f"predicted cycles: {manifest['cycles']['predicted_total']} " in out
+    assert manifest["config"]["rows"] == 3 and manifest["config"]["cols"] == 5
+    assert [layer["name"] for layer in manifest["layers"]] == ["fc1", "fc2"]
+    assert main(["simulate", str(tmp_path / "d"), "--samples", "5"]) == 1
+    assert capsys.readouterr().err.endswith("holds 4 test vectors, not 5\n")
+
+
+@pytest.mark.slow
+def test_demo(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--samples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact: yes (0 mismatched words)" in out
+    report = json.loads((tmp_path / "hwgen-demo" / "sim_report.json").read_text())
+    assert report["bit_exact"] and report["mismatches"] == 0 and report["samples"] == 3
+    assert report["cycles_measured"] == report["cycles_predicted"]
+    assert f"cycles: measured {report['cycles_measured']['total']}, predicted " in out
+
+
+def test_demo_bad_scheme_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--scheme", "fixed5"]) == 1
+    assert capsys.readouterr().err == ("hwgen: error: Scheme must be one of fixed16, fixed8, "
+                                       "fixed4 or a JSON file, not 'fixed5'\n")
+    assert list(tmp_path.iterdir()) == []
