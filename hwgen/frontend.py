@@ -109,9 +109,7 @@ class LinearStage:
 
 
 @dataclass(frozen=True, eq=False)
-class MaxPoolStage:
-    """A stand-alone max-pool (kernel = stride, floor mode)."""
-
+class _PoolStage:
     name: str
     in_shape: tuple
     pool: int
@@ -123,17 +121,13 @@ class MaxPoolStage:
 
 
 @dataclass(frozen=True, eq=False)
-class AvgPoolStage:
+class MaxPoolStage(_PoolStage):
+    """A stand-alone max-pool (kernel = stride, floor mode)."""
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPoolStage(_PoolStage):
     """An average pool (kernel = stride, kernel area a power of two)."""
-
-    name: str
-    in_shape: tuple
-    pool: int
-    sources: tuple = ()
-
-    @property
-    def out_shape(self):
-        return pooled_shape(self.in_shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)
