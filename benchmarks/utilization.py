@@ -18,10 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hwgen.sim.check import simulate_design
-
 from hwgen.flow import compile_model
 from hwgen.report import format_table, utilization_rows
+from hwgen.sim.check import simulate_design
 from hwgen.train import train
 
 ARRAYS = ("4x4", "8x8")

@@ -281,6 +281,54 @@ def _simulate(simulator: str, verilog: Path, toplevel: str, build_dir: Path, wav
     return results
 
 
+def run_cocotb(sources, toplevel: str, test_module: str, build_dir: str | os.PathLike, *,
+               extra_env: Mapping[str, str] | None = None, simulator: str = "verilator",
+               build: bool = True) -> tuple[int, int]:
+    """Build ``sources`` and run the cocotb ``test_module`` against ``toplevel``.
+
+    For testbenches other than the accelerator's own (e.g. ``hwgen.sim.testbench_axis``).
+    ``build=False`` reuses the build already in ``build_dir``.
+
+    Returns
+    -------
+    (int, int)
+        Tests run and tests failed, from cocotb's results file.
+
+    Raises
+    ------
+    ToolError
+        If the build fails or the simulator ends without results.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    root = Path(build_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    xml = root / "results.xml"
+    xml.unlink(missing_ok=True)
+    with _environ(_simulator_env(simulator)):
+        runner = get_runner(simulator)
+        if build:
+            try:
+                runner.build(sources=[Path(p).resolve() for p in sources],
+                             hdl_toplevel=toplevel, build_dir=root,
+                             build_args=_build_args(simulator, False), timescale=_TIMESCALE,
+                             always=True, log_file=root / "build.log")
+            except (RuntimeError, SystemExit):
+                raise ToolError(f"The {simulator} build of {toplevel!r} failed; see "
+                                f"{str(root / 'build.log')!r}") from None
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=toplevel,
+                        hdl_toplevel_lang="verilog", build_dir=root, test_dir=root,
+                        extra_env=dict(extra_env or {}), results_xml=str(xml),
+                        log_file=root / "sim.log")
+        except SystemExit:
+            pass    # a failed test; the results file counts it
+    if not xml.is_file():
+        raise ToolError(f"The {simulator} simulation of {toplevel!r} ended without results; "
+                        f"see {str(root / 'sim.log')!r}")
+    return get_results(xml)
+
+
 def _check_inputs(inputs, verilog: Path) -> np.ndarray:
     array = np.asarray(inputs)
     if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:

@@ -2,11 +2,11 @@ import re
 
 import numpy as np
 import pytest
-from hwgen.sim.runner import lint
 
 from hwgen import emit, templates
 from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.errors import HwgenError
+from hwgen.sim.runner import lint
 
 
 @pytest.fixture

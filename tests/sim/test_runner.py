@@ -18,10 +18,10 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from hwgen.sim import runner
 
 from hwgen._toolchain import has_tool
 from hwgen.errors import FormatError, ShapeError, SimulationMismatch, ToolError, ToolNotFoundError
+from hwgen.sim import runner
 
 WIDTH = 16
 N_IN = 8

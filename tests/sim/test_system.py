@@ -3,12 +3,12 @@ word against the golden model, every layer's cycles against the cycle model."""
 
 import numpy as np
 import pytest
-from hwgen.sim.check import simulate_design
 
 from hwgen import golden
 from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.emit import write_design
 from hwgen.flow import compile_model
+from hwgen.sim.check import simulate_design
 
 
 @pytest.fixture(scope="session")
