@@ -13,7 +13,17 @@ from ..errors import HwgenError
 from ..report import SimReport
 from .runner import run
 
-__all__ = ["compare", "simulate_design"]
+__all__ = ["compare", "default_build_dir", "simulate_design"]
+
+
+def default_build_dir():
+    """Where simulator builds are kept between runs: ``$HWGEN_BUILD_DIR``, else
+    ``$XDG_CACHE_HOME/hwgen/sim_build`` (``~/.cache/...``). Builds are keyed by a hash of
+    the Verilog, so recompiling an unchanged design reuses its build."""
+    if os.environ.get("HWGEN_BUILD_DIR"):
+        return Path(os.environ["HWGEN_BUILD_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "hwgen" / "sim_build"
 
 
 def compare(expected, got):
@@ -48,7 +58,7 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
     if expected is not None:
         golden = np.asarray(expected)[:samples]
     if build_dir is None:
-        build_dir = os.environ.get("HWGEN_BUILD_DIR") or design_dir / "sim_build"
+        build_dir = default_build_dir()
     verilog = design_dir / f"{TOPLEVEL}.v"
     n_layers = len(design.layers)
     predicted_total = design.cycles

@@ -150,6 +150,7 @@ def test_compile_prints_predicted_cycles(tmp_path, capsys):
 @pytest.mark.slow
 def test_demo(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HWGEN_BUILD_DIR", str(tmp_path / "builds"))
     assert main(["demo", "--samples", "3"]) == 0
     out = capsys.readouterr().out
     assert "bit-exact: yes (0 mismatched words)" in out
