@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ShapeError, UnsupportedLayerError
-from .ir import pooled_shape
+from .ir import conv_shape, pooled_shape
 
 __all__ = [
     "SUPPORTED",
@@ -53,8 +53,17 @@ def _frozen_float(a):
     return a
 
 
+class _FrozenWeights:
+    """Stores ``weight`` and ``bias`` as read-only float64 arrays."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight", _frozen_float(self.weight))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", _frozen_float(self.bias))
+
+
 @dataclass(frozen=True, eq=False)
-class ConvStage:
+class ConvStage(_FrozenWeights):
     """A float 2-D convolution with BatchNorm folded in and ReLU/max-pool fused.
 
     ``weight`` is float64 ``(Cout, Cin, KH, KW)``; ``bias`` float64 ``(Cout,)`` or None.
@@ -71,24 +80,15 @@ class ConvStage:
     pool: int = 1
     sources: tuple = ()
 
-    def __post_init__(self):
-        object.__setattr__(self, "weight", _frozen_float(self.weight))
-        if self.bias is not None:
-            object.__setattr__(self, "bias", _frozen_float(self.bias))
 
     @property
     def out_shape(self):
-        _, h, w = self.in_shape
-        kh, kw = self.weight.shape[2:]
-        ho = (h + 2 * self.padding - kh) // self.stride + 1
-        wo = (w + 2 * self.padding - kw) // self.stride + 1
-        if self.pool > 1:
-            ho, wo = ho // self.pool, wo // self.pool
-        return (self.weight.shape[0], ho, wo)
+        shape = conv_shape(self.in_shape, self.weight.shape, self.stride, self.padding)
+        return pooled_shape(shape, self.pool)
 
 
 @dataclass(frozen=True, eq=False)
-class LinearStage:
+class LinearStage(_FrozenWeights):
     """A float fully connected layer with BatchNorm1d folded in and ReLU fused."""
 
     name: str
@@ -98,10 +98,6 @@ class LinearStage:
     relu: bool = False
     sources: tuple = ()
 
-    def __post_init__(self):
-        object.__setattr__(self, "weight", _frozen_float(self.weight))
-        if self.bias is not None:
-            object.__setattr__(self, "bias", _frozen_float(self.bias))
 
     @property
     def out_shape(self):

@@ -27,8 +27,8 @@ import numpy as np
 from .errors import ShapeError
 from .numerics import QFormat
 
-__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "frozen_int",
-           "pooled_shape"]
+__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "conv_shape",
+           "frozen_int", "pooled_shape"]
 
 
 def frozen_int(a):
@@ -40,6 +40,14 @@ def frozen_int(a):
 
 def _pooled(n, pool):
     return n // pool if pool > 1 else n
+
+
+def conv_shape(in_shape, weight_shape, stride, padding):
+    """``(Cout, Ho, Wo)`` of a convolution of a ``(Cin, H, W)`` input by ``(Cout, Cin, KH, KW)``
+    weights with a square stride and zero padding."""
+    _, h, w = in_shape
+    cout, _, kh, kw = weight_shape
+    return (cout, (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1)
 
 
 def pooled_shape(in_shape, pool):
@@ -118,11 +126,7 @@ class Conv2d(_Dense):
 
     @property
     def pre_pool_shape(self):
-        _, h, w = self.in_shape
-        kh, kw = self.kernel
-        ho = (h + 2 * self.padding - kh) // self.stride + 1
-        wo = (w + 2 * self.padding - kw) // self.stride + 1
-        return (self.out_channels, ho, wo)
+        return conv_shape(self.in_shape, self.weight.shape, self.stride, self.padding)
 
     @property
     def pre_pool_shape_used(self):
