@@ -14,8 +14,9 @@ Phases of one inference (``start`` → ``done``)::
 Feeding (RUN, tile cycle ``j``, reduction step ``k = j < K``): every array row reads its
 own copy of the activation buffer (the buffers are replicated ``rows`` times, every write
 goes to all copies), at ``in_base + base[r] + koff(k)`` where ``base[r]`` is the row's
-pixel corner from the walker and ``koff`` walks ``(ci, ky, kx)``; reads outside the input
-image (zero padding) and rows past the last pixel give zero. The weight memory returns the
+pixel corner from the :class:`~hwgen.rtl.pixel_walker.PixelWalker` (which runs one tile
+ahead) and ``koff`` walks ``(ci, ky, kx)``; reads outside the input image (zero padding)
+and rows past the last pixel give zero. The weight memory returns the
 ``cols`` weights of step ``k`` of the current channel tile in one word. Memory reads take
 one cycle, so the array sees step ``k`` one cycle after it is issued.
 
@@ -104,7 +105,7 @@ class Accelerator(wiring.Component):
         for name, kind in DESCRIPTOR_FIELDS:
             value = layer.desc[name]
             if kind == "e":
-                value = (Rounding if name == "rounding" else Overflow)[value.upper()]
+                value = (Rounding if name == "rounding" else Overflow).from_name(value)
             values[name] = value
         return layout.const(values)
 
