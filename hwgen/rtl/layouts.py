@@ -18,6 +18,8 @@ __all__ = [
     "PEKind",
     "Rounding",
     "check_positive",
+    "drain_job_layout",
+    "drain_output_layout",
     "post_process_config_layout",
     "post_process_input_layout",
     "post_process_output_layout",
@@ -176,3 +178,24 @@ def walker_config_layout(coord_width, count_width):
     fields = {name: signed(coord_width) for name in WALKER_SIGNED_FIELDS}
     fields.update({name: unsigned(count_width) for name in WALKER_COUNT_FIELDS})
     return data.StructLayout(fields)
+
+
+def drain_job_layout(count_width):
+    """Layout of :class:`~hwgen.rtl.drain.Drain`'s ``job``: ``valid``; the tile's first
+    channel ``co_base`` and its real channels ``cols_valid``; its output offset ``ch_off``
+    (``co_base · plane``); its real pixels ``rows_valid``; its first pixel's pool window
+    ``q0`` and place in the window ``m0`` (all ``unsigned(count_width)``)."""
+    check_positive(count_width, "Drain count width")
+    fields = {"valid": 1}
+    fields.update({name: unsigned(count_width)
+                   for name in ("co_base", "cols_valid", "ch_off", "rows_valid", "q0", "m0")})
+    return data.StructLayout(fields)
+
+
+def drain_output_layout(acc_shape, cols, count_width):
+    """Layout of :class:`~hwgen.rtl.drain.Drain`'s ``o``: ``valid``, the sum ``acc``, its
+    column ``col``, ``pool_first``/``pool_last`` and the output address ``tag`` — the
+    fields :class:`~hwgen.rtl.post_process.PostProcess` takes besides bias and shift."""
+    return data.StructLayout({
+        "valid": 1, "acc": _check_shape(acc_shape), "col": range(max(cols, 2)),
+        "pool_first": 1, "pool_last": 1, "tag": unsigned(count_width)})

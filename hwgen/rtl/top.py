@@ -20,22 +20,23 @@ and rows past the last pixel give zero. The weight memory returns the
 ``cols`` weights of step ``k`` of the current channel tile in one word. Memory reads take
 one cycle, so the array sees step ``k`` one cycle after it is issued.
 
-Draining: when the last step of a tile is issued (cycle ``t``), a job enters a delay line
-of ``rows + cols − 1`` stages; from cycle ``t + rows + cols`` on, the drain reads one PE
-result per cycle (row-major) through a multiplexer into the post-processing unit, whose
-output is written to the layer's output region. The systolic timing
-(:meth:`SystolicArray.latency`) guarantees every result is read after it is final and
-before the next tile replaces it, because tiles issue ``P >= rows·cols`` cycles apart.
+Draining: when the last step of a tile is issued (cycle ``t``), the tile's job goes to the
+:class:`~hwgen.rtl.drain.Drain`, which from cycle ``t + rows + cols`` on reads one PE result
+per cycle (row-major) into the post-processing unit, whose output is written to the
+layer's output region. The systolic timing (:meth:`SystolicArray.latency`) guarantees
+every result is read after it is final and before the next tile replaces it, because tiles
+issue ``P >= rows·cols`` cycles apart.
 The compiler's cycle model (:func:`hwgen.compiler.layer_cycles`) predicts every phase.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..compiler import DESCRIPTOR_FIELDS, SHIFT_BITS
+from .drain import Drain
 from .layouts import WALKER_COUNT_FIELDS, WALKER_SIGNED_FIELDS, Overflow, Rounding
 from .pe_mac import PEMac
 from .pixel_walker import PixelWalker
@@ -186,58 +187,22 @@ class Accelerator(wiring.Component):
         feed = Signal()                 # a reduction step is issued this cycle
         push = Signal()                 # the last step of a tile is issued this cycle
 
-        # --- drain job delay line and drain ------------------------------------------------
-        job_layout = data.StructLayout({
-            "valid": 1, "co_base": unsigned(cw), "cols_valid": unsigned(cw),
-            "ch_off": unsigned(cw), "rows_valid": unsigned(cw), "q0": unsigned(cw),
-            "m0": unsigned(cw)})
-        job_in = Signal(job_layout)
+        # --- drain: the finished tile, one result per cycle, to post-processing ----------
+        drain = m.submodules.drain = Drain(rows, cols, array.acc_shape, cw)
+        job = drain.job
         m.d.comb += [
-            job_in.valid.eq(push), job_in.co_base.eq(co_base),
-            job_in.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
-            job_in.ch_off.eq(ch_off),
-            job_in.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
-            job_in.q0.eq(q0), job_in.m0.eq(m0)]
-        delay = [Signal(job_layout, name=f"job_{n}") for n in range(rows + cols - 1)]
-        m.d.sync += delay[0].eq(job_in)
-        for n in range(1, len(delay)):
-            m.d.sync += delay[n].eq(delay[n - 1])
-        job_out = delay[-1]
-
-        dr_busy = Signal()
-        dr_r, dr_c = Signal(range(rows)), Signal(range(cols))
-        dr_job = Signal(job_layout)
-        dr_q, dr_m = Signal(cw), Signal(cw)
-        dr_coff = Signal(cw)
-        with m.If(job_out.valid):
-            m.d.sync += [dr_busy.eq(1), dr_r.eq(0), dr_c.eq(0), dr_job.eq(job_out),
-                         dr_q.eq(job_out.q0), dr_m.eq(job_out.m0), dr_coff.eq(0)]
-        with m.Elif(dr_busy):
-            with m.If(dr_c == cols - 1):
-                m.d.sync += [dr_c.eq(0), dr_coff.eq(0), dr_r.eq(dr_r + 1)]
-                with m.If(dr_m + 1 == desc.win):
-                    m.d.sync += [dr_m.eq(0), dr_q.eq(dr_q + 1)]
-                with m.Else():
-                    m.d.sync += dr_m.eq(dr_m + 1)
-                with m.If(dr_r == rows - 1):
-                    m.d.sync += dr_busy.eq(0)
-            with m.Else():
-                m.d.sync += [dr_c.eq(dr_c + 1), dr_coff.eq(dr_coff + desc.plane)]
-
-        results = Array(Array(array.result[r][c] for c in range(cols)) for r in range(rows))
-        slot_valid = Signal()
-        m.d.comb += [
-            slot_valid.eq(dr_busy & (dr_r < dr_job.rows_valid) & (dr_c < dr_job.cols_valid)),
-            p_rd.addr.eq(desc.param_base + dr_job.co_base + dr_c),
+            job.valid.eq(push), job.co_base.eq(co_base),
+            job.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
+            job.ch_off.eq(ch_off),
+            job.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
+            job.q0.eq(q0), job.m0.eq(m0),
+            drain.results.eq(array.result),
+            drain.win.eq(desc.win), drain.plane.eq(desc.plane),
+            drain.out_base.eq(desc.out_base), drain.param_base.eq(desc.param_base),
+            p_rd.addr.eq(drain.param_addr),
         ]
-        m.d.sync += [
-            post.i.valid.eq(slot_valid),
-            post.i.acc.eq(results[dr_r][dr_c]),
-            post.i.col.eq(dr_c),
-            post.i.pool_first.eq(dr_m == 0),
-            post.i.pool_last.eq(dr_m + 1 == desc.win),
-            post.i.tag.eq(desc.out_base + dr_job.ch_off + dr_coff + dr_q),
-        ]
+        m.d.comb += [post.i[name].eq(drain.o[name])
+                     for name in ("valid", "acc", "col", "pool_first", "pool_last", "tag")]
         m.d.comb += [
             post.i.bias.eq(p_rd.data.bias),
             post.i.shift.eq(p_rd.data.shift),
@@ -248,19 +213,16 @@ class Accelerator(wiring.Component):
             post.cfg.relu.eq(desc.relu),
             post.cfg.pool.eq(desc.pool_en),
         ]
-        # in-flight tracker: post-processing input stage through the write
-        track = [Signal(name=f"track_{n}") for n in range(post.latency + 1)]
-        m.d.sync += track[0].eq(dr_busy)
+        # Idle once nothing is waiting, being read, or in post-processing up to the write.
+        track = [Signal(name=f"track_{n}") for n in range(drain.latency + post.latency)]
+        m.d.sync += track[0].eq(drain.busy)
         for n in range(1, len(track)):
             m.d.sync += track[n].eq(track[n - 1])
         idle = Signal()
-        any_job = Const(0)
-        for stage in delay:
-            any_job = any_job | stage.valid
         any_track = Const(0)
         for t in track:
             any_track = any_track | t
-        m.d.comb += idle.eq(~any_job & ~dr_busy & ~any_track)
+        m.d.comb += idle.eq(~drain.busy & ~any_track)
 
         # --- feed datapath ------------------------------------------------------------------
         mask = [Signal(name=f"mask_{r}") for r in range(rows)]

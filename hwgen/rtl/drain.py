@@ -1,0 +1,133 @@
+"""The drain: a tile's finished dot products, one per cycle, to the post-processing unit."""
+
+from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import check_positive, drain_job_layout, drain_output_layout
+
+__all__ = ["Drain"]
+
+
+class Drain(wiring.Component):
+    """Read every PE result of a tile through a multiplexer, row by row, one per cycle.
+
+    A *job* describes a tile: which channels (``co_base``, ``cols_valid``) and pixels
+    (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it holds
+    and where its outputs go (``ch_off``). The sequencer presents it in the cycle it issues
+    the tile's last reduction step to the memories. The step reaches the array one cycle
+    later and PE (r, c) finishes ``r + c + 1`` cycles after that (see
+    :meth:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job waits ``delay =
+    rows + cols − 1`` cycles in a delay line and the drain then reads slot ``(r, c)`` at
+    ``delay + 1 + r·cols + c`` cycles after the issue: after the result is final, and before
+    the next tile's replaces it provided tiles issue at least ``rows·cols`` cycles apart.
+
+    For each slot the drain gives the parameter-memory address (``param_addr``, at once) and,
+    one cycle later, aligned with that memory's data, ``o``: the sum, its column, its place
+    in the max-pool window and its output address (``tag``); ``o.valid`` is low for slots
+    outside the layer (edge tiles).
+
+    Parameters
+    ----------
+    rows, cols : int
+        The array's shape.
+    acc_shape : shape-like
+        Shape of a PE result.
+    count_width : int
+        Bits of the job's counts and of the addresses.
+
+    Members
+    -------
+    job : In(drain_job_layout(count_width))
+        A tile to drain, when ``job.valid``.
+    win, plane, out_base, param_base : In(count_width)
+        The layer's pool window size (``pool²``), output pixels per channel, output region
+        and first parameter address; steady during a layer.
+    results : In(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
+        The array's ``result``.
+    param_addr : Out(count_width)
+        Parameter memory address of the slot being read (read it with one cycle latency).
+    o : Out(drain_output_layout(acc_shape, cols, count_width))
+        The slot read in the previous cycle.
+    busy : Out(1)
+        A job is waiting in the delay line or being read.
+
+    Attributes
+    ----------
+    delay : int
+        ``rows + cols − 1``: cycles a job waits before its first slot is read.
+    latency : int
+        1: ``o`` follows ``param_addr`` by one cycle.
+    """
+
+    latency = 1
+
+    def __init__(self, rows, cols, acc_shape, count_width):
+        self._rows = check_positive(rows, "Drain rows")
+        self._cols = check_positive(cols, "Drain columns")
+        self._count_width = check_positive(count_width, "Drain count width")
+        super().__init__({
+            "job": In(drain_job_layout(count_width)),
+            "win": In(count_width),
+            "plane": In(count_width),
+            "out_base": In(count_width),
+            "param_base": In(count_width),
+            "results": In(data.ArrayLayout(data.ArrayLayout(acc_shape, cols), rows)),
+            "param_addr": Out(count_width),
+            "o": Out(drain_output_layout(acc_shape, cols, count_width)),
+            "busy": Out(1),
+        })
+
+    @property
+    def delay(self):
+        return self._rows + self._cols - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols = self._rows, self._cols
+        job_layout = drain_job_layout(self._count_width)
+
+        line = [Signal(job_layout, name=f"job_{n}") for n in range(self.delay)]
+        m.d.sync += line[0].eq(self.job)
+        for n in range(1, len(line)):
+            m.d.sync += line[n].eq(line[n - 1])
+        arrived = line[-1]
+
+        reading = Signal()
+        r, c = Signal(range(rows)), Signal(range(cols))
+        job = Signal(job_layout)
+        q, pos = Signal(unsigned(self._count_width)), Signal(unsigned(self._count_width))
+        col_off = Signal(unsigned(self._count_width))
+        # A new job may arrive in the cycle the previous one reads its last slot: the read
+        # uses the old registers, the edge loads the new ones.
+        with m.If(arrived.valid):
+            m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), job.eq(arrived), q.eq(arrived.q0),
+                         pos.eq(arrived.m0), col_off.eq(0)]
+        with m.Elif(reading):
+            with m.If(c == cols - 1):
+                m.d.sync += [c.eq(0), col_off.eq(0), r.eq(r + 1)]
+                with m.If(pos + 1 == self.win):
+                    m.d.sync += [pos.eq(0), q.eq(q + 1)]
+                with m.Else():
+                    m.d.sync += pos.eq(pos + 1)
+                with m.If(r == rows - 1):
+                    m.d.sync += reading.eq(0)
+            with m.Else():
+                m.d.sync += [c.eq(c + 1), col_off.eq(col_off + self.plane)]
+
+        waiting = Const(0)
+        for stage in line:
+            waiting = waiting | stage.valid
+        m.d.comb += self.busy.eq(reading | waiting)
+
+        results = Array(Array(self.results[i][j] for j in range(cols)) for i in range(rows))
+        m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
+        m.d.sync += [
+            self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
+            self.o.acc.eq(results[r][c]),
+            self.o.col.eq(c),
+            self.o.pool_first.eq(pos == 0),
+            self.o.pool_last.eq(pos + 1 == self.win),
+            self.o.tag.eq(self.out_base + job.ch_off + col_off + q),
+        ]
+        return m
