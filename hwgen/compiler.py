@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import ir
-from .errors import DoesNotFitError, FormatError, UnsupportedLayerError
+from .errors import DoesNotFitError, FormatError, UnsupportedLayerError, check_positive
 from .numerics import QFormat, accumulator_width, format_from_json
 
 __all__ = [
@@ -53,12 +53,6 @@ HW_ROUNDINGS = ("nearest_even", "nearest_up", "floor")
 HW_OVERFLOWS = ("saturate", "wrap")
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
-
-
-def _positive(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DoesNotFitError(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -90,13 +84,14 @@ class AcceleratorConfig:
     buffer_depth: int | None = None
 
     def __post_init__(self):
-        _positive(self.rows, "Array rows")
-        _positive(self.cols, "Array columns")
+        check_positive(self.rows, "Array rows", DoesNotFitError)
+        check_positive(self.cols, "Array columns", DoesNotFitError)
         if self.pe_kind != "fixed":
             raise DoesNotFitError(f"PE kind must be 'fixed', not {self.pe_kind!r}")
         for name in ("act_width", "weight_width", "acc_width", "buffer_depth"):
             if getattr(self, name) is not None:
-                _positive(getattr(self, name), name.replace("_", " ").capitalize())
+                check_positive(getattr(self, name), name.replace("_", " ").capitalize(),
+                               DoesNotFitError)
 
     @classmethod
     def parse_array(cls, text, **kwargs):

@@ -14,6 +14,7 @@ __all__ = [
     "ToolError",
     "ToolNotFoundError",
     "UnsupportedLayerError",
+    "check_positive",
 ]
 
 
@@ -51,3 +52,11 @@ class ToolError(HwgenError):
 
 class SimulationMismatch(HwgenError):
     """The hardware disagrees with the golden model or the cycle model."""
+
+
+def check_positive(value, what, error=FormatError):
+    """Return ``value`` if it is a positive integer, else raise ``error`` naming ``what``:
+    "Array rows must be a positive integer, not 0"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise error(f"{what} must be a positive integer, not {value!r}")
+    return value

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from . import frontend, quant
 from .data import load_dataset
-from .errors import HwgenError
+from .errors import HwgenError, check_positive
 from .models import arch as _arch
 from .models import check_output, save_checkpoint
 
@@ -45,12 +45,6 @@ DEFAULTS = {
     "mlp": TrainConfig(epochs=60),
     "lenet5": TrainConfig(epochs=10, batch_size=64, lr=5e-3),
 }
-
-
-def _check_positive(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise HwgenError(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 def accuracy(model, x, y, batch=1024):
@@ -112,7 +106,8 @@ def _dtype(model):
 def train_float(arch, dataset, *, epochs=None, seed=0, progress=False, config=None):
     """A float model of architecture ``arch`` trained on ``dataset`` (seeded)."""
     cfg = config or DEFAULTS.get(arch, TrainConfig())
-    epochs = _check_positive(epochs if epochs is not None else cfg.epochs, "Epochs")
+    epochs = check_positive(epochs if epochs is not None else cfg.epochs, "Epochs",
+                            HwgenError)
     torch.manual_seed(seed)
     model = _arch.build(arch)
     if tuple(dataset.input_shape) != tuple(_arch.input_shape(arch)):
@@ -131,7 +126,8 @@ def train_qat(float_model, arch, dataset, scheme, *, epochs=None, seed=0, progre
     ``resolved_scheme()`` and ``state_dict()`` are what a QAT checkpoint stores.
     """
     cfg = config or DEFAULTS.get(arch, TrainConfig())
-    epochs = _check_positive(epochs if epochs is not None else cfg.qat_epochs, "QAT epochs")
+    epochs = check_positive(epochs if epochs is not None else cfg.qat_epochs, "QAT epochs",
+                            HwgenError)
     torch.manual_seed(seed)
     shape = _arch.input_shape(arch)
     stages = frontend.trace(float_model.eval(), shape)

@@ -8,7 +8,7 @@ from amaranth.hdl import Shape, ShapeCastable, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for
 
-from ..errors import FormatError, ShapeError
+from ..errors import FormatError, ShapeError, check_positive
 
 __all__ = [
     "WALKER_COUNT_FIELDS",
@@ -85,13 +85,6 @@ def _from_name(cls, name, what):
     if not isinstance(name, str) or name not in names:
         raise FormatError(f"{what} must be one of {', '.join(names)}, not {name!r}")
     return cls[name.upper()]
-
-
-def check_positive(value, what, error=FormatError):
-    """Return ``value`` if it is a positive integer, else raise ``error`` naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise error(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7):
