@@ -5,6 +5,7 @@ where there is one, the place (layer name, file path).
 """
 
 __all__ = [
+    "ArgumentError",
     "CheckpointError",
     "DoesNotFitError",
     "FormatError",
@@ -14,12 +15,18 @@ __all__ = [
     "ToolError",
     "ToolNotFoundError",
     "UnsupportedLayerError",
+    "check_int",
     "check_positive",
 ]
 
 
 class HwgenError(Exception):
     """Base class of every error hwgen raises on purpose."""
+
+
+class ArgumentError(HwgenError, ValueError):
+    """A value given to hwgen (a command-line option, a function argument, a config field)
+    is invalid: of the wrong type, out of range, or naming nothing hwgen knows."""
 
 
 class FormatError(HwgenError, ValueError):
@@ -39,7 +46,8 @@ class CheckpointError(HwgenError):
 
 
 class DoesNotFitError(HwgenError):
-    """A model does not fit the accelerator configuration."""
+    """A valid model does not fit a valid accelerator configuration, or a design is larger
+    than hwgen builds (see :mod:`hwgen.compiler`'s size limits)."""
 
 
 class ToolNotFoundError(HwgenError):
@@ -60,3 +68,22 @@ def check_positive(value, what, error=FormatError):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise error(f"{what} must be a positive integer, not {value!r}")
     return value
+
+
+def check_int(value, what, minimum=None, maximum=None, error=ArgumentError):
+    """Return ``value`` as an ``int`` if it is an integer (numpy integers too, never a bool)
+    in ``[minimum, maximum]``, else raise ``error`` naming ``what``: "Samples must be an
+    integer of at least 1, not 0"."""
+    import numbers
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum):
+        return int(value)
+    if minimum is not None and maximum is not None:
+        bounds = f" from {minimum} to {maximum}"
+    elif minimum is not None:
+        bounds = f" of at least {minimum}"
+    elif maximum is not None:
+        bounds = f" of at most {maximum}"
+    else:
+        bounds = ""
+    raise error(f"{what} must be an integer{bounds}, not {value!r}")

@@ -38,6 +38,8 @@ from .errors import FormatError
 
 __all__ = [
     "OVERFLOW_MODES",
+    "HW_OVERFLOW_MODES",
+    "HW_ROUNDING_MODES",
     "ROUNDING_MODES",
     "BinaryFormat",
     "Pow2Format",
@@ -55,8 +57,15 @@ __all__ = [
     "sum_width",
 ]
 
+#: Every rounding mode the arithmetic defines (the one list; see the module docstring).
 ROUNDING_MODES = ("nearest_even", "nearest_up", "floor", "stochastic")
+#: Every overflow mode.
 OVERFLOW_MODES = ("saturate", "wrap")
+#: The rounding modes a layer's requantization may use in hardware (and so in the IR):
+#: ``stochastic`` needs a random source the hardware does not have yet.
+HW_ROUNDING_MODES = ("nearest_even", "nearest_up", "floor")
+#: The overflow modes the hardware implements.
+HW_OVERFLOW_MODES = ("saturate", "wrap")
 
 
 def _check_int(value, what, minimum=None):
