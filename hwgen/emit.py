@@ -11,8 +11,12 @@ A design folder holds::
     hwgen_axis.v       AXI4-Stream wrapper around hwgen_top
     hwgen_inst.v       instantiation template
 
-Folders are written to a temporary sibling first and renamed into place, so a failure
-never leaves a half-written design.
+and, once ``hwgen simulate`` ran, ``sim_report.json`` and ``sim_outputs.npz``.
+
+These are the only files hwgen writes or replaces in a design folder (:data:`DESIGN_FILES`);
+anything else a user keeps there is left alone. All files of a design are generated into a
+staging folder first and moved into place only when every one of them was written, so a
+failure (or Ctrl-C) leaves the earlier design or nothing; new folders get the user's umask.
 """
 
 from __future__ import annotations
@@ -20,18 +24,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .compiler import CompiledDesign
 from .errors import HwgenError
+from .files import check_output_dir, make_dirs, private_dir, remove_dirs
 
-__all__ = ["TOPLEVEL", "read_design", "read_vectors", "verilog", "write_design"]
+__all__ = ["DESIGN_FILES", "OUTPUTS_FILE", "REPORT_FILE", "TOPLEVEL", "check_design_dir",
+           "read_design", "read_vectors", "verilog", "write_design"]
 
 TOPLEVEL = "hwgen_top"
-
+MANIFEST_FILE = "manifest.json"
+VECTORS_FILE = "testvectors.npz"
+#: What ``hwgen simulate`` writes into a design folder.
+REPORT_FILE = "sim_report.json"
+OUTPUTS_FILE = "sim_outputs.npz"
+#: Every file hwgen may write in a design folder; nothing else there is touched.
+DESIGN_FILES = (f"{TOPLEVEL}.v", MANIFEST_FILE, "weights.hex", "params.hex", VECTORS_FILE,
+                "hwgen_axis.v", "hwgen_inst.v", REPORT_FILE, OUTPUTS_FILE)
 
 def verilog(design, name=TOPLEVEL):
     """Verilog text of the accelerator for ``design``."""
@@ -48,57 +60,91 @@ def _hex_lines(values, width):
     return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
 
 
-def write_design(design, out_dir, vectors=None):
-    """Write ``design`` into ``out_dir`` (replacing an earlier hwgen design there).
+def _is_design(folder):
+    return (Path(folder) / MANIFEST_FILE).is_file()
+
+
+def check_design_dir(out_dir, force=False):
+    """Check, before any long work, that a design may be written to ``out_dir``: a new
+    folder that can be created, an empty one, an earlier design (whose hwgen files will be
+    replaced), or with ``force`` any folder. Raises :class:`~hwgen.errors.ArgumentError`."""
+    return check_output_dir(out_dir, _is_design, force=force)
+
+
+def _design_files(design, vectors):
+    """``{file name: bytes}`` of every file of the design folder."""
+    from . import templates
+
+    files = {
+        f"{TOPLEVEL}.v": verilog(design),
+        MANIFEST_FILE: design.dumps(),
+        "weights.hex": _hex_lines(design.weight_image, design.config.cols * design.weight_width),
+        "params.hex": "".join(f"{b} {s}\n" for b, s in design.param_image),
+        **templates.render(design),
+    }
+    return {name: text.encode() for name, text in files.items()}
+
+
+def write_design(design, out_dir, vectors=None, force=False):
+    """Write ``design`` into ``out_dir``; returns the folder as a ``Path``.
+
+    An earlier design there is replaced: its hwgen files (:data:`DESIGN_FILES`) are
+    replaced or, for the simulation results that no longer apply, removed; any other file
+    in the folder is kept. A folder that holds other files but no design is refused unless
+    ``force``.
 
     ``vectors`` is ``(inputs, expected, labels)``: integer inputs ``(N, n_in)``, golden
     outputs ``(N, n_out)`` and labels ``(N,)``.
     """
-    from . import templates
-
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir())
-                                              and not (out / "manifest.json").exists())):
-        raise HwgenError(f"Output folder {str(out)!r} exists and is not an hwgen design; "
-                         f"choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = verilog(design)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_design_dir(out_dir, force)
+    files = _design_files(design, vectors)      # the long part, before touching the disk
+    created = [] if out.exists() else make_dirs(out.parent)
+    new_folder = not out.exists()
+    stage = private_dir(out.parent if new_folder else out, f".{out.name or 'design'}.tmp-")
     try:
-        (tmp / f"{TOPLEVEL}.v").write_text(text)
-        (tmp / "manifest.json").write_text(design.dumps())
-        (tmp / "weights.hex").write_text(
-            _hex_lines(design.weight_image, design.config.cols * design.weight_width))
-        (tmp / "params.hex").write_text(
-            "".join(f"{b} {s}\n" for b, s in design.param_image))
-        for filename, content in templates.render(design).items():
-            (tmp / filename).write_text(content)
+        for name, data in files.items():
+            (stage / name).write_bytes(data)
         if vectors is not None:
             inputs, expected, labels = vectors
-            np.savez(tmp / "testvectors.npz", inputs=np.asarray(inputs, dtype=np.int64),
+            np.savez(stage / VECTORS_FILE, inputs=np.asarray(inputs, dtype=np.int64),
                      expected=np.asarray(expected, dtype=np.int64),
                      labels=np.asarray(labels, dtype=np.int64))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.rename(out, old / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
+        if new_folder:
+            os.rename(stage, out)
+            return out
+        # Replace an earlier design file by file: the manifest goes first and comes back
+        # last, so an interruption leaves a folder that is not taken for a whole design.
+        (out / MANIFEST_FILE).unlink(missing_ok=True)
+        written = set(os.listdir(stage))
+        for name in DESIGN_FILES:
+            if name != MANIFEST_FILE and name not in written:
+                (out / name).unlink(missing_ok=True)
+        for name in sorted(written, key=lambda n: n == MANIFEST_FILE):
+            os.replace(stage / name, out / name)
+        stage.rmdir()
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        remove_dirs(created)
+        raise HwgenError(f"Cannot write design folder {str(out)!r}: {e.strerror or e}") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
+        remove_dirs(created)
         raise
     return out
 
 
 def read_design(design_dir):
     """The :class:`CompiledDesign` of a design folder."""
-    path = Path(design_dir) / "manifest.json"
+    folder = Path(design_dir)
+    if not folder.is_dir():
+        raise HwgenError(f"Design folder {str(design_dir)!r} does not exist; write one with "
+                         f"`hwgen compile MODEL --out {design_dir}`")
+    path = folder / MANIFEST_FILE
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
-        raise HwgenError(f"Design folder {str(design_dir)!r} has no manifest.json; "
-                         f"run `hwgen compile` first") from None
+        raise HwgenError(f"Folder {str(design_dir)!r} is not an hwgen design (it has no "
+                         f"{MANIFEST_FILE}); write one with `hwgen compile`") from None
     except (OSError, json.JSONDecodeError) as e:
         raise HwgenError(f"Manifest {str(path)!r} cannot be read: {e}") from None
     try:
@@ -109,7 +155,7 @@ def read_design(design_dir):
 
 def read_vectors(design_dir):
     """``(inputs, expected, labels)`` of a design folder."""
-    path = Path(design_dir) / "testvectors.npz"
+    path = Path(design_dir) / VECTORS_FILE
     try:
         with np.load(path, allow_pickle=False) as f:
             return f["inputs"], f["expected"], f["labels"]

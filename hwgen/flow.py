@@ -3,12 +3,11 @@ folder, and the demo (compile + simulate the built-in model)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .compiler import AcceleratorConfig, compile_graph
-from .emit import write_design
+from .compiler import AcceleratorConfig, check_size, compile_graph
+from .emit import check_design_dir, write_design
+from .errors import check_int
 
 __all__ = ["DEFAULT_VECTORS", "compile_model", "test_vectors"]
 
@@ -29,18 +28,24 @@ def test_vectors(qmodel, count=DEFAULT_VECTORS):
 
 
 def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS,
-                  progress=None, **config):
+                  progress=None, force=False, allow_large=False, **config):
     """Quantize ``model_spec`` with ``scheme``, compile it for an ``array`` ("4x4") and write
     the design folder ``out_dir``. Returns ``(design, qmodel)``.
 
+    Every argument is checked before the long work starts (the output folder, the array
+    and its size limits, the scheme). ``force`` lets hwgen add a design to a folder that
+    holds other files; ``allow_large`` lifts :data:`hwgen.compiler.SIZE_LIMITS`.
     ``progress(message)`` hears what is happening once the arguments have been checked.
     """
     from .quant import load_quantized, load_scheme
+    vectors = check_int(vectors, "Test vectors", minimum=1)
+    out = check_design_dir(out_dir, force=force)
     cfg = AcceleratorConfig.parse_array(array, **config)
+    check_size(cfg, allow_large=allow_large)
     load_scheme(scheme)
     if progress is not None:
         progress(f"quantizing {model_spec} ({scheme}) and generating a {array} accelerator")
     qmodel = load_quantized(model_spec, scheme)
-    design = compile_graph(qmodel.graph, cfg)
-    write_design(design, Path(out_dir), vectors=test_vectors(qmodel, vectors))
+    design = compile_graph(qmodel.graph, cfg, allow_large=allow_large)
+    write_design(design, out, vectors=test_vectors(qmodel, vectors), force=force)
     return design, qmodel

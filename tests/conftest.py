@@ -1,9 +1,29 @@
-"""Shared fixtures: small integer networks built directly as IR (no torch, no training)."""
+"""Shared fixtures: small integer networks built directly as IR (no torch, no training), and
+the ``requires`` marker for tools pip cannot install."""
+
+import os
 
 import pytest
 
 from hwgen import ir
 from hwgen.numerics import QFormat
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.requires("iverilog")``: skip, saying what to install, when the tool is
+    missing, except in CI (``CI`` set), where a missing tool is a failure, never a skip."""
+    from hwgen._toolchain import OPTIONAL_TOOLS, has_optional_tool
+    found = {}
+    for item in items:
+        for marker in item.iter_markers("requires"):
+            for name in marker.args:
+                if name not in found:
+                    found[name] = has_optional_tool(name)
+                if not found[name] and not os.environ.get("CI"):
+                    what, install = OPTIONAL_TOOLS[name]
+                    item.add_marker(pytest.mark.skip(
+                        reason=f"needs {what}, which pip cannot install: {install} "
+                               f"(CI installs it)"))
 
 
 def random_graph(rng, shapes):

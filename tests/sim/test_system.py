@@ -1,13 +1,11 @@
 """System tests: the emitted Verilog of whole networks in cocotb on Verilator, every output
 word against the golden model, every layer's cycles against the cycle model."""
 
-import os
 
 import numpy as np
 import pytest
 
 from hwgen import golden
-from hwgen._toolchain import has_tool
 from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.emit import write_design
 from hwgen.flow import compile_model
@@ -65,9 +63,7 @@ def test_models(tmp_path, build_dir, model, scheme, array):
 @pytest.mark.parametrize("array, simulator", [
     ("2x3", "verilator"), ("3x2", "verilator"), ("4x4", "verilator"),
     # Icarus evaluates `always @*` only on a change: it caught logic that Verilator did not.
-    pytest.param("3x2", "icarus", marks=pytest.mark.skipif(
-        not has_tool("iverilog") and not os.environ.get("CI"),
-        reason="Icarus Verilog is not installed (apt-get install iverilog); CI requires it")),
+    pytest.param("3x2", "icarus", marks=pytest.mark.requires("iverilog")),
 ])
 def test_random_layers(tmp_path, build_dir, random_graph, array, simulator):
     """Strides, padding, pooling, odd sizes, every rounding and overflow mode."""
