@@ -140,7 +140,7 @@ def cmd_compile(args):
     config = {} if args.acc_width is None else {"acc_width": args.acc_width}
     design, _ = compile_model(args.model, args.scheme, args.array, args.out,
                               vectors=args.vectors, force=args.force,
-                              allow_large=args.allow_large, **config)
+                              allow_large=args.allow_large, progress=_progress, **config)
     print(f"{design.name}: {len(design.layers)} layers on a {args.array} array, "
           f"activations {design.act_width} bits, weights {design.weight_width} bits, "
           f"accumulators {design.acc_width} bits")

@@ -35,7 +35,8 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     Every argument is checked before the long work starts (the output folder, the array
     and its size limits, the scheme). ``force`` lets hwgen add a design to a folder that
     holds other files; ``allow_large`` lifts :data:`hwgen.compiler.SIZE_LIMITS`.
-    ``progress(message)`` hears what is happening once the arguments have been checked.
+    ``progress(message)`` hears what is happening once everything that can be checked
+    before elaboration (the long part) was checked, the model's fit included.
     """
     from .quant import load_quantized, load_scheme
     vectors = check_int(vectors, "Test vectors", minimum=1)
@@ -43,9 +44,10 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     cfg = AcceleratorConfig.parse_array(array, **config)
     check_size(cfg, allow_large=allow_large)
     load_scheme(scheme)
-    if progress is not None:
-        progress(f"quantizing {model_spec} ({scheme}) and generating a {array} accelerator")
     qmodel = load_quantized(model_spec, scheme)
     design = compile_graph(qmodel.graph, cfg, allow_large=allow_large)
+    if progress is not None:
+        progress(f"generating the {cfg.rows}x{cfg.cols} accelerator for {model_spec} "
+                 f"({scheme}) into {out}/")
     write_design(design, out, vectors=test_vectors(qmodel, vectors), force=force)
     return design, qmodel

@@ -131,8 +131,9 @@ def test_compile_bad_array_writes_nothing(tmp_path, capsys):
 
 def test_simulate_a_folder_that_is_not_a_design(tmp_path, capsys):
     assert main(["simulate", str(tmp_path)]) == 1
-    assert capsys.readouterr().err == (f"hwgen: error: Design folder '{tmp_path}' has no "
-                                       f"manifest.json; run `hwgen compile` first\n")
+    assert capsys.readouterr().err == (f"hwgen: error: Folder '{tmp_path}' is not an hwgen "
+                                       f"design (it has no manifest.json); write one with "
+                                       f"`hwgen compile`\n")
 
 
 def test_compile_prints_predicted_cycles(tmp_path, capsys):

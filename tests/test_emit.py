@@ -1,4 +1,6 @@
+import os
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -17,10 +19,70 @@ def design(random_graph):
 
 def test_refuses_a_folder_that_is_not_a_design(tmp_path, design):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(HwgenError, match=r"^Output folder '.*' exists and is not an hwgen "
-                                         r"design; choose another --out$"):
+    with pytest.raises(HwgenError, match=(
+            r"^Output folder '.*' exists and is not an hwgen design \(it holds 'notes.txt'\); "
+            r"choose another folder, or pass --force to add the design's files to it \(other "
+            r"files are left alone\)$")):
         emit.write_design(design, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_force_adds_a_design_beside_other_files(tmp_path, design):
+    (tmp_path / "notes.txt").write_text("mine")
+    emit.write_design(design, tmp_path, force=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert emit.read_design(tmp_path).dumps() == design.dumps()
+
+
+def test_replacing_a_design_keeps_the_users_files(tmp_path, design):
+    out = emit.write_design(design, tmp_path / "d")
+    (out / "notes.txt").write_text("mine")
+    (out / "mywork").mkdir()
+    (out / "mywork" / "a.v").write_text("module a; endmodule\n")
+    (out / emit.REPORT_FILE).write_text("{}")           # results of the earlier design
+    emit.write_design(design, out)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "mywork" / "a.v").read_text() == "module a; endmodule\n"
+    assert not (out / emit.REPORT_FILE).exists()        # no longer true of the new design
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no staging left
+
+
+def test_new_folders_get_the_users_umask(tmp_path, design):
+    old = os.umask(0o022)
+    try:
+        out = emit.write_design(design, tmp_path / "a" / "d")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "manifest.json").stat().st_mode) == 0o644
+
+
+def test_failed_replacement_keeps_the_earlier_design(tmp_path, design, monkeypatch):
+    out = emit.write_design(design, tmp_path / "d")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(_design):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(templates, "render", broken)
+    with pytest.raises(RuntimeError):
+        emit.write_design(design, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("where, message", [
+    ("", r"^Output folder must be a path, not ''$"),
+    ("/proc/hwgen-x", r"^Output folder '/proc/hwgen-x' cannot be created in '/proc': .+$"),
+    ("FILE/sub", (r"^Output folder '.*FILE/sub' cannot be created: '.*FILE' is a file, not a "
+                 r"folder$")),
+    ("FILE", r"^Output folder '.*FILE' is a file, not a folder$"),
+])
+def test_unwritable_places_are_refused(tmp_path, design, where, message):
+    (tmp_path / "FILE").write_text("")
+    target = where if where in ("", "/proc/hwgen-x") else str(tmp_path / where)
+    with pytest.raises(HwgenError, match=message):
+        emit.write_design(design, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]
 
 
 def test_failure_leaves_no_half_written_folder(tmp_path, design, monkeypatch):

@@ -270,7 +270,7 @@ def test_an_unchanged_design_reuses_its_build(toy, build_root):
 
 def test_build_folder_is_keyed_on_the_verilog(toy, build_root):
     result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root)
-    key = runner._build_key(toy.read_bytes(), "hwgen_top", "verilator", False)
+    key = runner._build_key(toy.read_bytes(), "hwgen_top", "verilator", None)
     assert result.build_dir == build_root.resolve() / f"hwgen_top-verilator-{key}"
     changed = runner._build_key(toy.read_bytes() + b"// changed\n", "hwgen_top", "verilator",
                                 False)

@@ -1,0 +1,192 @@
+"""hwgen.cli over a table of bad arguments, as a new user types them.
+
+Every case must end with exactly one line ``hwgen: error: …`` on stderr (or argparse's usage
+message for a malformed command line), no traceback, the documented exit status, nothing on
+stdout, and not one file created, changed or deleted — neither in the working folder nor in a
+user's folder beside it. Errors must come before the long work (elaboration), which the
+``no_elaboration`` fixture turns into a test failure.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hwgen import emit
+from hwgen._toolchain import has_optional_tool
+from hwgen.cli import main
+
+
+def _tree(root):
+    """``{relative path: (mode, bytes or None)}`` of everything below ``root``."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            data = None
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    data = f.read()
+            out[os.path.relpath(path, root)] = (st.st_mode, data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def design_dir(tmp_path_factory):
+    """A real design folder (the MLP on a 2x2 array), compiled once."""
+    out = tmp_path_factory.mktemp("design") / "d"
+    assert main(["compile", "builtin:mlp", "--array", "2x2", "--vectors", "3",
+                 "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, design_dir):
+    """A working folder holding a user's files, a plain file, a design without its Verilog
+    and a copy of a real design."""
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "mywork").mkdir()
+    (tmp_path / "mywork" / "a.txt").write_text("mine")
+    (tmp_path / "FILE").write_text("")
+    shutil.copytree(design_dir, tmp_path / "design")
+    shutil.copytree(design_dir, tmp_path / "noverilog")
+    (tmp_path / "noverilog" / f"{emit.TOPLEVEL}.v").unlink()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def no_elaboration(monkeypatch):
+    def elaborate(*args, **kwargs):
+        raise AssertionError("the command started generating Verilog before refusing")
+    monkeypatch.setattr(emit, "verilog", elaborate)
+
+
+LIMIT = (r"A 1000x1000 array of 1,000,000 PEs is more than hwgen builds \(at most 1,024 PEs, "
+         r"e\.g\. 32x32\); pass --allow-large \(allow_large=True\) to build it anyway")
+COMPILE = ["compile", "builtin:digits-cnn"]
+
+CASES = [
+    # compile: array shapes and sizes
+    (COMPILE + ["--array", "1000x1000", "--out", "D"], LIMIT),
+    (COMPILE + ["--array", "-1x2", "--out", "D"],
+     r"Array rows must be a positive integer, not -1"),
+    (COMPILE + ["--array", "0x4", "--out", "D"], r"Array rows must be a positive integer, not 0"),
+    (COMPILE + ["--array", "4", "--out", "D"],
+     r"Array shape must be written ROWSxCOLS like '4x4', not '4'"),
+    (COMPILE + ["--acc-width", "0", "--out", "D"],
+     r"Acc width must be a positive integer, not 0"),
+    (COMPILE + ["--acc-width", "200", "--out", "D"],
+     (r"A 200-bit accumulator is more than hwgen builds \(at most 64 bits\); pass --allow-large "
+     r"\(allow_large=True\) to build it anyway")),
+    (COMPILE + ["--acc-width", "4", "--out", "D"],
+     r"Dot products need a \d+-bit accumulator but the config has 4; raise acc_width"),
+    # compile: test vectors
+    (COMPILE + ["--vectors", "0", "--out", "D"],
+     r"Test vectors must be an integer of at least 1, not 0"),
+    (COMPILE + ["--vectors", "-1", "--out", "D"],
+     r"Test vectors must be an integer of at least 1, not -1"),
+    # compile: output folders
+    (COMPILE + ["--out", ""], r"Output folder must be a path, not ''"),
+    (COMPILE + ["--out", "."],
+     (r"Output folder '\.' exists and is not an hwgen design \(it holds 'FILE'\); choose "
+     r"another folder, or pass --force to add the design's files to it \(other files are "
+     r"left alone\)")),
+    (COMPILE + ["--out", "mywork"], (r"Output folder 'mywork' exists and is not an hwgen design "
+                                    r"\(it holds 'a.txt'\); .*")),
+    (COMPILE + ["--out", "FILE"], r"Output folder 'FILE' is a file, not a folder"),
+    (COMPILE + ["--out", "FILE/sub"],
+     r"Output folder 'FILE/sub' cannot be created: 'FILE' is a file, not a folder"),
+    (COMPILE + ["--out", "/proc/x"], r"Output folder '/proc/x' cannot be created in '/proc': .+"),
+    (COMPILE + ["--out", "/sys/x"], r"Output folder '/sys/x' cannot be created in '/sys': .+"),
+    # compile and quantize: models and schemes
+    (COMPILE + ["--scheme", "fixed5", "--out", "D"],
+     r"Scheme must be one of fixed16, fixed8, fixed4 or a JSON file, not 'fixed5'"),
+    (["compile", "missing.pt", "--out", "D"], r"Checkpoint 'missing.pt' does not exist"),
+    (["quantize", "missing.pt"], r"Checkpoint 'missing.pt' does not exist"),
+    (["quantize", "builtin:nope"], r"Built-in model must be one of .*, not 'builtin:nope'"),
+    # simulate
+    (["simulate", "nothere"], (r"Design folder 'nothere' does not exist; write one with "
+                              r"`hwgen compile MODEL --out nothere`")),
+    (["simulate", "mywork"], (r"Folder 'mywork' is not an hwgen design \(it has no "
+                             r"manifest\.json\); write one with `hwgen compile`")),
+    (["simulate", "FILE"], r"Design folder 'FILE' does not exist; .*"),
+    (["simulate", "noverilog"], (r"Design folder 'noverilog' has no hwgen_top\.v; run "
+                                r"`hwgen compile` again")),
+    (["simulate", "design", "--samples", "0"], r"Samples must be an integer of at least 1, not 0"),
+    (["simulate", "design", "--samples", "4"],
+     r"Design folder 'design' holds 3 test vectors, not 4"),
+    # demo: checked before its compile
+    (["demo", "--samples", "0"], r"Samples must be an integer of at least 1, not 0"),
+    (["demo", "--array", "1000x1000"], LIMIT),
+    # train: checked before training
+    (["train", "mlp", "--out", "m.pt", "--epochs", "0", "-q"],
+     r"Epochs must be a positive integer, not 0"),
+]
+if not has_optional_tool("iverilog"):
+    CASES.append((["simulate", "design", "--sim", "icarus"],
+                  (r"Icarus Verilog \(iverilog\) was not found; install it with `apt-get "
+                  r"install iverilog` or set IVERILOG")))
+if not has_optional_tool("lz4"):
+    CASES.append((["simulate", "design", "--waves", "fst"],
+                  (r"Verilator's FST waves need the lz4 headers, which are not installed; "
+                  r"install them with `apt-get install liblz4-dev` or record VCD waves instead")))
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_argument_gives_one_line_and_touches_nothing(workdir, no_elaboration, capsys, argv,
+                                                         message):
+    before = _tree(workdir)
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert (status, out) == (1, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("hwgen: error: ")
+    assert re.fullmatch(message, err[len("hwgen: error: "):-1]), err
+    assert _tree(workdir) == before
+
+
+USAGE = [
+    ["compile", "builtin:mlp"],                          # --out missing
+    ["simulate", "design", "--sim", "modelsim"],
+    ["simulate", "design", "--waves", "lxt"],
+    ["simulate", "design", "--samples", "many"],
+    ["train", "resnet", "--out", "x.pt"],
+    ["frobnicate"],
+]
+
+
+@pytest.mark.parametrize("argv", USAGE, ids=[" ".join(a) for a in USAGE])
+def test_malformed_command_lines_exit_2_with_usage(workdir, capsys, argv):
+    before = _tree(workdir)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert e.value.code == 2 and out == ""
+    assert err.startswith("usage: hwgen") and "Traceback" not in err
+    assert _tree(workdir) == before
+
+
+def test_ctrl_c_gives_one_line_and_leaves_nothing(tmp_path):
+    """Ctrl-C while ``compile`` is busy: status 130, one line, no half-written folder."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwgen.cli", "compile", "builtin:digits-cnn", "--out", "D"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Interrupt once the command has said it started working (after its imports).
+    line = proc.stderr.readline()
+    assert line.startswith("hwgen: generating"), line
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("compile finished before the interrupt arrived")
+    assert proc.returncode == 130
+    assert err == "hwgen: error: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
