@@ -196,7 +196,7 @@ def test_train_writes_a_qat_checkpoint(tmp_path):
     assert ck.scheme == "fixed4" and ck.formats["name"] == "fixed4"
     assert ck.qat_state_dict is not None and ck.metrics["qat_scheme"] == "fixed4"
     assert 0 <= metrics["quantized_test_accuracy"] <= 1
-    from hwgen.quant import load_quantized
+    from hwgen.flow import load_quantized
     qm = load_quantized(str(p), "fixed4")
     assert qm.quantized_accuracy() == pytest.approx(metrics["quantized_test_accuracy"])
     np.testing.assert_array_equal(
