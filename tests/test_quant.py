@@ -463,3 +463,15 @@ def test_quantize_refuses_non_finite_parameters():
 def test_errors_are_hwgen_errors():
     for error in (ArgumentError, FormatError, ShapeError):
         assert issubclass(error, HwgenError)
+
+
+def test_import_hwgen_stays_light_and_old_names_still_work():
+    import subprocess
+    import sys
+    code = ("import sys, hwgen; print('torch' in sys.modules); hwgen.quantize; "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout == "False\nTrue\n"
+    assert quant.load_quantized is load_quantized
+    with pytest.raises(AttributeError, match=r"^module 'hwgen\.quant' has no attribute 'nope'$"):
+        quant.nope  # noqa: B018

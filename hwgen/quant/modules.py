@@ -88,7 +88,8 @@ class _QuantDense(nn.Module):
         if self.bias is None:
             return None
         b = self.bias.detach()
-        return np.concatenate([quantize(b[c:c + 1], f).numpy() for c, f in enumerate(self.bias_fmts)])
+        return np.concatenate([quantize(b[c:c + 1], f).numpy()
+                               for c, f in enumerate(self.bias_fmts)])
 
     def _acc(self, x):
         w = self.kind.fake_quant(self.weight, self.w_fmts)
