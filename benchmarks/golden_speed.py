@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hwgen import golden
-from hwgen.quant import load_quantized
+from hwgen.flow import load_quantized
 
 
 def best_rate(fn, images, repeats):

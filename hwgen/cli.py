@@ -92,7 +92,7 @@ def add_quantize(sub):
 
 
 def cmd_quantize(args):
-    from .quant import load_quantized
+    from .flow import load_quantized
     report = load_quantized(args.model, args.scheme, progress=args.verbose).report()
     if args.json:
         print(json.dumps(report.to_json(), indent=2))

@@ -1,7 +1,11 @@
-"""The main flows, as functions the CLI and the tests share: compile a model into a design
-folder, and the demo (compile + simulate the built-in model)."""
+"""The main flows, as functions the CLI and the tests share: load a checkpoint and quantize
+it, compile a model into a design folder, and the demo (compile + simulate the built-in
+model)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -9,10 +13,74 @@ from .compiler import AcceleratorConfig, check_size, compile_graph
 from .emit import check_design_dir, write_design
 from .errors import check_int
 
-__all__ = ["DEFAULT_VECTORS", "compile_model", "test_vectors"]
+__all__ = ["DEFAULT_VECTORS", "compile_model", "load_quantized", "test_vectors"]
 
 #: How many test images a design folder carries for `hwgen simulate`.
 DEFAULT_VECTORS = 100
+
+
+def _model_name(model_spec):
+    spec = str(model_spec)
+    if spec.startswith("builtin:"):
+        return spec[len("builtin:"):]
+    return os.path.splitext(os.path.basename(spec))[0]
+
+
+def load_quantized(model_spec, scheme, progress=False):
+    """Load a checkpoint and its data set and quantize it: the entry point the CLI uses.
+
+    Everything that can be checked cheaply is checked before calibrating: the checkpoint
+    (finite weights of the right shapes), the scheme, and that the data set's images have
+    the architecture's input shape.
+
+    Parameters
+    ----------
+    model_spec : str
+        A checkpoint path or ``builtin:NAME`` (``builtin:digits-cnn``, ``builtin:mlp``).
+    scheme : str or hwgen.quant.Scheme
+        ``fixed16``, ``fixed8``, ``fixed4`` or a JSON spec path (see :mod:`hwgen.quant`).
+        When the checkpoint was QAT fine-tuned for a scheme of the same name, its trained
+        weights and formats are used instead of calibrating.
+    progress : bool
+        Print what is happening to stderr.
+
+    Returns
+    -------
+    hwgen.quant.QuantizedModel
+    """
+    import sys
+
+    from .data import load_dataset
+    from .errors import CheckpointError
+    from .models import input_shape, load_checkpoint
+    from .quant import Scheme, load_scheme, quantize, scheme_from_json
+
+    def say(msg):
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    ckpt = load_checkpoint(model_spec)
+    name = _model_name(model_spec)
+    say(f"loading {ckpt.arch} from {ckpt.path}")
+    scheme_name = scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
+    qat_state = None
+    if ckpt.scheme is not None and ckpt.formats is not None and ckpt.scheme == scheme_name:
+        say(f"using the QAT formats and weights the checkpoint holds for {scheme_name!r}")
+        scheme = scheme_from_json(ckpt.formats, f"Checkpoint {ckpt.path!r} formats")
+        qat_state = ckpt.qat_state_dict
+    else:
+        scheme = load_scheme(scheme)
+    float_module = ckpt.build_model()
+    dataset = load_dataset(ckpt.dataset)
+    shape = tuple(input_shape(ckpt.arch))
+    if tuple(dataset.input_shape) != shape:
+        raise CheckpointError(f"Checkpoint {ckpt.path!r} names data set {dataset.name!r} of "
+                              f"input shape {tuple(dataset.input_shape)!r}, but architecture "
+                              f"{ckpt.arch!r} takes {shape!r}")
+    if qat_state is None:
+        say(f"calibrating {scheme.name} on {len(dataset.x_train)} {dataset.name} images")
+    return quantize(float_module, shape, dataset.x_train, scheme, name, dataset=dataset,
+                    qat_state=qat_state, arch=ckpt.arch)
 
 
 def test_vectors(qmodel, count=DEFAULT_VECTORS):
@@ -38,7 +106,7 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     ``progress(message)`` hears what is happening once everything that can be checked
     before elaboration (the long part) was checked, the model's fit included.
     """
-    from .quant import load_quantized, load_scheme
+    from .quant import load_scheme
     vectors = check_int(vectors, "Test vectors", minimum=1)
     out = check_design_dir(out_dir, force=force)
     cfg = AcceleratorConfig.parse_array(array, **config)

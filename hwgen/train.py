@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from . import frontend, quant
 from .data import load_dataset
-from .errors import HwgenError, check_positive
+from .errors import ArgumentError, ShapeError, check_positive
 from .models import arch as _arch
 from .models import check_output, save_checkpoint
 
@@ -107,11 +107,11 @@ def train_float(arch, dataset, *, epochs=None, seed=0, progress=False, config=No
     """A float model of architecture ``arch`` trained on ``dataset`` (seeded)."""
     cfg = config or DEFAULTS.get(arch, TrainConfig())
     epochs = check_positive(epochs if epochs is not None else cfg.epochs, "Epochs",
-                            HwgenError)
+                            ArgumentError)
     torch.manual_seed(seed)
     model = _arch.build(arch)
     if tuple(dataset.input_shape) != tuple(_arch.input_shape(arch)):
-        raise HwgenError(f"Architecture {arch!r} takes inputs of shape "
+        raise ShapeError(f"Architecture {arch!r} takes inputs of shape "
                          f"{_arch.input_shape(arch)!r}, not the {dataset.name!r} images of "
                          f"shape {dataset.input_shape!r}")
     return _loop(model, model.parameters(), dataset, epochs, cfg.lr, cfg, seed, progress,
@@ -127,7 +127,7 @@ def train_qat(float_model, arch, dataset, scheme, *, epochs=None, seed=0, progre
     """
     cfg = config or DEFAULTS.get(arch, TrainConfig())
     epochs = check_positive(epochs if epochs is not None else cfg.qat_epochs, "QAT epochs",
-                            HwgenError)
+                            ArgumentError)
     torch.manual_seed(seed)
     shape = _arch.input_shape(arch)
     stages = frontend.trace(float_model.eval(), shape)
@@ -158,10 +158,24 @@ def train(arch, out, *, epochs=None, qat=None, qat_epochs=None, seed=0, dataset=
     """
     import time
 
-    _arch.input_shape(arch)  # unknown architectures and output folders fail before any work
+    # Every argument is checked before any training, so that a typo fails at once.
+    shape = _arch.input_shape(arch)
+    if epochs is not None:
+        check_positive(epochs, "Epochs", ArgumentError)
+    if qat_epochs is not None:
+        check_positive(qat_epochs, "QAT epochs", ArgumentError)
+        if qat is None:
+            raise ArgumentError(f"QAT epochs {qat_epochs!r} need a QAT scheme to fine-tune "
+                                f"for")
+    if qat is not None:
+        qat_scheme = quant.load_scheme(qat)
+        qat_scheme.check_layers(s.name for s in frontend.trace(_arch.build(arch).eval(), shape))
     check_output(out)
     dataset_name = dataset or _arch.default_dataset(arch)
     ds = load_dataset(dataset_name)
+    if tuple(ds.input_shape) != tuple(shape):
+        raise ShapeError(f"Architecture {arch!r} takes inputs of shape {shape!r}, not the "
+                         f"{ds.name!r} images of shape {ds.input_shape!r}")
     t0 = time.perf_counter()
     model = train_float(arch, ds, epochs=epochs, seed=seed, progress=progress)
     metrics = {"float_test_accuracy": accuracy(model, ds.x_test, ds.y_test),

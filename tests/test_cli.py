@@ -35,6 +35,19 @@ def test_bad_scheme(capsys):
                                        "fixed4 or a JSON file, not 'fixed5'\n")
 
 
+def test_nan_weights_give_one_line(tmp_path, capsys):
+    import torch
+    model = models.build("mlp")
+    with torch.no_grad():
+        model.fc2.bias[:2] = float("nan")
+    p = tmp_path / "nan.pt"
+    models.save_checkpoint(p, "mlp", model, dataset="digits")
+    assert main(["quantize", str(p)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"hwgen: error: Checkpoint '{p}' tensor 'fc2.bias' holds 2 non-finite values\n"
+
+
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "resnet", "--out", "x.pt"])

@@ -10,14 +10,15 @@ from torch import nn
 
 from hwgen import golden, ir, quant
 from hwgen.errors import FormatError, ShapeError
+from hwgen.flow import load_quantized
 from hwgen.frontend import trace
 from hwgen.golden.network import _exact_matmul
-from hwgen.numerics import QFormat, dequantize, requantize
+from hwgen.numerics import QFormat, dequantize, quantize, requantize
 
 
 @functools.cache
 def quantized(model, scheme):
-    return quant.load_quantized(model, scheme)
+    return load_quantized(model, scheme)
 
 
 def torch_vs_golden(qm, x):
@@ -143,7 +144,7 @@ def test_every_node_kind_and_mode(rounding, overflow):
     assert [type(n).__name__ for n in graph.layers] == ["Conv2d", "AvgPool2d", "MaxPool2d",
                                                         "Flatten", "Linear"]
     assert len(set(graph.layers[0].w_fmts)) > 1
-    xi = quant.quantize(x.double().numpy(), graph.input_fmt)
+    xi = quantize(x.double().numpy(), graph.input_fmt)
     with torch.no_grad():
         fq = net(x.double()).numpy()
     np.testing.assert_array_equal(fq, dequantize(golden.run(graph, xi), graph.output_fmt))

@@ -3,19 +3,26 @@
 import functools
 import json
 import math
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+import hwgen
 from hwgen import golden, ir, quant
-from hwgen.errors import FormatError
+from hwgen.data import digits
+from hwgen.errors import ArgumentError, FormatError, HwgenError, ShapeError
+from hwgen.flow import load_quantized
 from hwgen.numerics import QFormat, dequantize, quantize, sqnr_db
+from hwgen.quant import kinds
 
 
 @functools.cache
 def quantized(model, scheme):
-    return quant.load_quantized(model, scheme)
+    return load_quantized(model, scheme)
 
 
 def write_json(tmp_path, obj, name="spec.json"):
@@ -48,13 +55,25 @@ def test_scheme_file_not_json(tmp_path):
     ({"layers": {"fc": {"widht": 8}}},
      (r"layer 'fc' has unknown key 'widht'; keys are width, weight_width, out_width, frac, "
       r"weight_frac, per_channel, rounding, overflow, bias_width")),
-    ({"default": {"width": 0}}, r"default: width must be an integer from 1 to 32, not 0"),
-    ({"default": {"width": 1.5}}, r"default: width must be an integer from 1 to 32, not 1\.5"),
+    ({"default": {"width": 0}}, r"default: width must be an integer from 2 to 32, not 0"),
+    # A signed 1-bit integer is {-1, 0}: refused (binary weights will be a kind of their own).
+    ({"default": {"width": 1}}, r"default: width must be an integer from 2 to 32, not 1"),
+    ({"default": {"width": True}}, r"default: width must be an integer from 2 to 32, not True"),
+    ({"default": {"width": 1.5}}, r"default: width must be an integer from 2 to 32, not 1\.5"),
+    ({"layers": {"fc": {"weight_width": 33}}},
+     r"layer 'fc': weight_width must be an integer from 2 to 32, not 33"),
+    ({"default": {"bias_width": 49}},
+     r"default: bias_width must be an integer from 2 to 48, not 49"),
+    ({"input": {"width": 1}}, r"input: width must be an integer from 2 to 32, not 1"),
+    ({"layers": {"fc": {"weight_frac": [3, "x"]}}},
+     r"layer 'fc': weight_frac entry must be an integer, not 'x'"),
+    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, not 'pow3'"),
+    ({"layers": {"fc": 8}}, r"layer 'fc' must be a JSON object, not 8"),
     ({"default": {"frac": "big"}}, r"default: frac must be an integer or 'auto', not 'big'"),
     ({"layers": {"fc": {"rounding": "stochastic"}}},
      r"layer 'fc': rounding must be one of nearest_even, nearest_up, floor, not 'stochastic'"),
     ({"default": {"overflow": "clip"}},
-     r"default: Overflow mode must be one of saturate, wrap, not 'clip'"),
+     r"default: overflow must be one of saturate, wrap, not 'clip'"),
     ({"input": {"width": 8, "signed": False}},
      r"input has unknown key 'signed'; keys are width, frac"),
     ({"precision": 8}, r"has unknown key 'precision'; keys are name, input, default, layers"),
@@ -70,14 +89,14 @@ def test_spec_names_unknown_layer(tmp_path):
     with pytest.raises(FormatError, match=r"^Scheme 'odd' names layer 'conv9', which the model "
                                           r"does not have; its layers are conv1, conv2, "
                                           r"flatten, fc$"):
-        quant.load_quantized("builtin:digits-cnn", p)
+        load_quantized("builtin:digits-cnn", p)
 
 
 def test_weight_frac_list_length_checked(tmp_path):
     p = write_json(tmp_path, {"layers": {"fc": {"weight_frac": [5, 6]}}})
     with pytest.raises(FormatError, match=r"^Layer 'fc' has 10 output channels, not the 2 "
                                           r"weight_frac entries of its spec$"):
-        quant.load_quantized("builtin:digits-cnn", p)
+        load_quantized("builtin:digits-cnn", p)
 
 
 def test_builtin_schemes():
@@ -223,7 +242,7 @@ def test_json_spec_per_layer(tmp_path):
                    "conv2": {"width": 6, "rounding": "floor", "overflow": "wrap"},
                    "fc": {"width": 16, "frac": 10, "weight_frac": 9,
                           "rounding": "nearest_up"}}}, "mixed.json")
-    qm = quant.load_quantized("builtin:digits-cnn", p)
+    qm = load_quantized("builtin:digits-cnn", p)
     assert qm.scheme.name == "mixed"
     conv1, conv2, _, fc = qm.graph.layers
     assert qm.graph.input_fmt == QFormat(8, 7)
@@ -270,3 +289,189 @@ def test_qat_fine_tuning_moves_weights_and_keeps_exactness():
         fq = tuned.module(torch.tensor(x, dtype=torch.float64)).numpy()
     np.testing.assert_array_equal(
         fq, dequantize(golden.run(tuned.graph, tuned.quantize_input(x)), tuned.graph.output_fmt))
+
+
+# --- quantizer kinds --------------------------------------------------------------------
+
+def test_fixed_is_the_registered_default_kind():
+    assert kinds.DEFAULT_KIND == "fixed" and isinstance(kinds.get_kind("fixed"), quant.FixedKind)
+    assert quant.LayerSpec is quant.FixedSpec and quant.FixedSpec().kind == "fixed"
+    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, not 'pow2'$"):
+        kinds.get_kind("pow2")
+
+
+def test_register_kind_refuses_a_second_registration_and_non_kinds():
+    with pytest.raises(ArgumentError, match=r"^Quantizer kind 'fixed' is already registered$"):
+        kinds.register_kind("fixed")(type("Again", (quant.FixedKind,), {}))
+    with pytest.raises(ArgumentError, match=r"^Quantizer kind 'odd' must be a QuantKind "
+                                            r"subclass, not <class 'int'>$"):
+        kinds.register_kind("odd")(int)
+
+
+@dataclass(frozen=True)
+class CoarseSpec(quant.FixedSpec):
+    kind = "coarse"
+
+
+class CoarseKind(quant.FixedKind):
+    """A test kind: fixed point with one fractional bit fewer than calibration picks."""
+
+    spec_type = CoarseSpec
+    calls = 0
+
+    def weight_formats(self, layer_name, weight, spec):
+        return tuple(QFormat(f.width, f.frac - 1)
+                     for f in super().weight_formats(layer_name, weight, spec))
+
+    def fake_quant(self, weight, w_fmts):
+        type(self).calls += 1
+        return super().fake_quant(weight, w_fmts)
+
+
+@pytest.fixture
+def coarse_kind():
+    kinds.register_kind("coarse")(CoarseKind)
+    yield kinds.KINDS["coarse"]
+    del kinds.KINDS["coarse"]
+
+
+def test_a_new_kind_is_one_class_and_a_registration(tmp_path, coarse_kind):
+    p = write_json(tmp_path, {"layers": {"fc1": {"kind": "coarse", "width": 6}}}, "c.json")
+    s = quant.load_scheme(p)
+    assert s.layer("fc1") == CoarseSpec(6, 6) and s.layer("fc2") == quant.FixedSpec()
+    assert s.to_json()["layers"]["fc1"]["kind"] == "coarse"
+    assert "kind" not in s.to_json()["default"]
+    assert quant.scheme_from_json(s.to_json()) == s
+    qm = load_quantized("builtin:mlp", p)
+    base = quantized("builtin:mlp", "fixed8")
+    fc1 = qm.graph.layers[1]
+    assert qm.module.layers[1].kind is coarse_kind and qm.scheme.layer("fc1").kind == "coarse"
+    assert set(fc1.w_fmts) == {QFormat(6, quant.calibrate_frac(qm.stages[1].weight, 6) - 1)}
+    assert qm.graph.layers[2].w_fmts == base.graph.layers[2].w_fmts
+    x = qm.dataset.x_test
+    CoarseKind.calls = 0
+    with torch.no_grad():
+        fq = qm.module(torch.tensor(x, dtype=torch.float64)).numpy()
+    assert CoarseKind.calls == 1
+    np.testing.assert_array_equal(
+        fq, dequantize(golden.run(qm.graph, qm.quantize_input(x)), qm.graph.output_fmt))
+
+
+# --- quantize(): any traceable module -----------------------------------------------------
+
+def user_cnn():
+    torch.manual_seed(7)
+    return nn.Sequential(OrderedDict([
+        ("stem", nn.Conv2d(1, 5, 5, stride=2, padding=2)),
+        ("act1", nn.ReLU()),
+        ("body", nn.Conv2d(5, 7, 3)),
+        ("act2", nn.ReLU()),
+        ("pool", nn.MaxPool2d(2)),
+        ("flat", nn.Flatten()),
+        ("head", nn.Linear(7, 10)),
+    ]))
+
+
+@pytest.mark.parametrize("scheme", ["fixed8", "fixed4", "fixed16"])
+def test_quantize_a_user_module_is_bit_exact(scheme):
+    ds = digits()
+    module = user_cnn()
+    q = hwgen.quantize(module, input_shape=(1, 8, 8), calibration=ds.x_train, scheme=scheme)
+    assert hwgen.quantize is quant.quantize
+    assert (q.name, q.arch, q.dataset, q.scheme.name) == ("Sequential", None, None, scheme)
+    assert [type(n).__name__ for n in q.graph.layers] == ["Conv2d", "Conv2d", "Flatten",
+                                                          "Linear"]
+    stem, body, _, head = q.graph.layers
+    assert (stem.stride, stem.padding, stem.relu, body.pool, head.relu) == (2, 2, True, 2, False)
+    x = ds.x_test
+    with torch.no_grad():
+        fq = q.module(torch.tensor(x, dtype=torch.float64)).numpy()
+    g = golden.run(q.graph, q.quantize_input(x))
+    np.testing.assert_array_equal(fq, dequantize(g, q.graph.output_fmt))
+    assert len(np.unique(g, axis=0)) > 10  # the output depends on the image
+    np.testing.assert_array_equal(q.predict(x), np.argmax(g, axis=1))
+
+
+def test_quantize_a_user_module_reports_without_a_data_set():
+    ds = digits()
+    q = quant.quantize(user_cnn(), (1, 8, 8), torch.tensor(ds.x_train[:300]), "fixed8",
+                       name="my net")
+    assert q.graph.name == "my_net" and q.calibration.shape == (300, 1, 8, 8)
+    report = q.report()
+    assert (report.dataset, report.float_accuracy, report.quantized_accuracy) == (None,) * 3
+    assert report.test_images == 300
+    assert [r.name for r in report.layers] == ["stem", "body", "flat", "head"]
+    assert all(15 < r.sqnr_db < 60 for r in report.layers)
+    assert report.format_table().splitlines()[-1] == \
+        "no test set: SQNR measured on 300 calibration inputs"
+    assert json.loads(json.dumps(report.to_json()))["dataset"] is None
+    # Accuracy needs labelled images; given some, it works without a data set.
+    assert q.quantized_accuracy(ds.x_test, ds.y_test) == \
+        np.mean(q.predict(ds.x_test) == ds.y_test)
+    with pytest.raises(ArgumentError, match=r"^Model 'my net' has no data set; give test "
+                                            r"images and labels$"):
+        q.float_accuracy()
+
+
+def test_quantize_matches_the_built_in_path():
+    qm = quantized("builtin:digits-cnn", "fixed8")
+    q = quant.quantize(qm.float_module, (1, 8, 8), qm.dataset.x_train, "fixed8",
+                       name="digits-cnn", dataset=qm.dataset)
+    assert q.scheme == qm.scheme
+    for a, b in zip(q.graph.layers, qm.graph.layers):
+        assert getattr(a, "w_fmts", None) == getattr(b, "w_fmts", None)
+        if isinstance(a, ir.Conv2d | ir.Linear):
+            np.testing.assert_array_equal(a.weight, b.weight)
+    assert q.report() == qm.report()
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"module": "net"}, ArgumentError, r"Module must be a torch\.nn\.Module, not 'net'"),
+    ({"input_shape": (1, 0, 8)}, ArgumentError,
+     r"Input shape must be a tuple of positive integers, not \(1, 0, 8\)"),
+    ({"input_shape": 64}, ArgumentError,
+     r"Input shape must be a tuple of positive integers, not 64"),
+    ({"calibration": np.zeros((5, 64), np.float32)}, ShapeError,
+     r"Calibration data must have shape \(N, 1, 8, 8\) with N >= 1, not \(5, 64\)"),
+    ({"calibration": np.zeros((0, 1, 8, 8))}, ShapeError,
+     r"Calibration data must have shape \(N, 1, 8, 8\) with N >= 1, not \(0, 1, 8, 8\)"),
+    ({"calibration": np.full((2, 1, 8, 8), np.nan)}, ArgumentError,
+     r"Calibration data holds 128 non-finite values"),
+    ({"calibration": [["a"]]}, ArgumentError,
+     r"Calibration data must be an array of numbers, not 'list'"),
+    ({"scheme": "fixed0"}, FormatError,
+     r"Scheme must be one of fixed16, fixed8, fixed4 or a JSON file, not 'fixed0'"),
+    ({"name": ""}, ArgumentError, r"Model name must be a non-empty string, not ''"),
+])
+def test_quantize_refuses_bad_arguments(kwargs, error, message):
+    args = {"module": user_cnn(), "input_shape": (1, 8, 8),
+            "calibration": np.zeros((2, 1, 8, 8), np.float32), "scheme": "fixed8", **kwargs}
+    with pytest.raises(error, match=rf"^{message}$"):
+        quant.quantize(**args)
+
+
+def test_quantize_refuses_non_finite_parameters():
+    module = user_cnn()
+    with torch.no_grad():
+        module.body.weight[0, 0, :, 0] = float("nan")
+        module.head.bias[3] = float("inf")
+    with pytest.raises(ArgumentError, match=r"^Model 'Sequential' tensor 'body\.weight' holds "
+                                            r"3 non-finite values$"):
+        quant.quantize(module, (1, 8, 8), np.zeros((2, 1, 8, 8)))
+
+
+def test_errors_are_hwgen_errors():
+    for error in (ArgumentError, FormatError, ShapeError):
+        assert issubclass(error, HwgenError)
+
+
+def test_import_hwgen_stays_light_and_old_names_still_work():
+    import subprocess
+    import sys
+    code = ("import sys, hwgen; print('torch' in sys.modules); hwgen.quantize; "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout == "False\nTrue\n"
+    assert quant.load_quantized is load_quantized
+    with pytest.raises(AttributeError, match=r"^module 'hwgen\.quant' has no attribute 'nope'$"):
+        quant.nope  # noqa: B018

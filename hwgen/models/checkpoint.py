@@ -37,10 +37,13 @@ __all__ = [
     "VERSION",
     "Checkpoint",
     "atomic_write",
+    "check_finite",
     "check_output",
     "load_checkpoint",
+    "load_state",
     "resolve",
     "save_checkpoint",
+    "state_mismatch",
 ]
 
 FORMAT = "hwgen-checkpoint"
@@ -65,13 +68,66 @@ class Checkpoint:
     def build_model(self):
         """The float model with the checkpoint's weights, in eval mode."""
         model = _arch.build(self.arch)
-        try:
-            model.load_state_dict(self.state_dict)
-        except (RuntimeError, KeyError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"Checkpoint {self.path!r} does not hold weights of "
-                                  f"architecture {self.arch!r} ({first})") from None
+        load_state(model, self.state_dict, f"Checkpoint {self.path!r} does not hold weights "
+                                           f"of architecture {self.arch!r}")
         return model.eval()
+
+
+def _names(keys, limit=4):
+    keys = sorted(keys)
+    text = ", ".join(repr(k) for k in keys[:limit])
+    return text + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def state_mismatch(module, state):
+    """What keeps ``module.load_state_dict(state)`` from working, in a few words naming the
+    tensors (missing, unexpected, of another shape), or None when nothing does."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a state dict"
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    parts = []
+    if missing:
+        parts.append(f"missing {_names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_names(unexpected)}")
+    for k, v in own.items():
+        got = state.get(k)
+        if got is None:
+            continue
+        if not isinstance(got, torch.Tensor):
+            parts.append(f"{k!r} is a {type(got).__name__}, not a tensor")
+        elif tuple(got.shape) != tuple(v.shape):
+            parts.append(f"{k!r} has shape {tuple(got.shape)!r}, not {tuple(v.shape)!r}")
+    return "; ".join(parts) or None
+
+
+def load_state(module, state, what, error=CheckpointError):
+    """``module.load_state_dict(state)``, raising ``error`` with one line, ``"{what}
+    (missing 'fc.bias'; 'fc.weight' has shape (10, 5), not (10, 7))"``, when it does not
+    fit."""
+    why = state_mismatch(module, state)
+    if why is None:
+        try:
+            module.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError) as e:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if why is not None:
+        raise error(f"{what} ({why})")
+    return module
+
+
+def check_finite(state, what, error=CheckpointError):
+    """Raise ``error`` naming the first floating-point tensor of the state dict ``state``
+    that holds an inf or a NaN: "{what} tensor '0.weight' holds 3 non-finite values"."""
+    for key, t in state.items():
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise error(f"{what} tensor {key!r} holds {bad} non-finite "
+                            f"value{'s' if bad != 1 else ''}")
+    return state
 
 
 def resolve(spec):
@@ -89,12 +145,23 @@ def resolve(spec):
 
 
 def check_output(path):
-    """Raise :class:`CheckpointError` unless the folder ``path`` is to be written in exists
-    (checked before long work, so that it fails fast); returns the folder."""
+    """Raise :class:`CheckpointError` unless a file can be written at ``path``: its folder
+    exists and is writable, and ``path`` is not a folder (checked before long work, so that
+    it fails fast); returns the folder."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"Output {path!r} is a folder, not a file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
+        above = folder
+        while not os.path.exists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise CheckpointError(f"Output {path!r} is under {above!r}, which is a file, "
+                                  f"not a folder")
         raise CheckpointError(f"Folder {folder!r} for output {path!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"Folder {folder!r} for output {path!r} is not writable")
     return folder
 
 
@@ -184,9 +251,12 @@ def load_checkpoint(spec):
     state = obj.get("state_dict")
     if not _is_state(state):
         raise CheckpointError(f"Checkpoint {path!r} has no valid state_dict")
+    check_finite(state, f"Checkpoint {path!r}")
     qat = obj.get("qat_state_dict")
     if qat is not None and not _is_state(qat):
         raise CheckpointError(f"Checkpoint {path!r} has an invalid qat_state_dict")
+    if qat is not None:
+        check_finite(qat, f"Checkpoint {path!r} qat_state_dict")
     dataset = obj.get("dataset") or _arch.default_dataset(arch)
     return Checkpoint(arch=arch, state_dict=state, dataset=dataset, path=path,
                       scheme=obj.get("scheme"), formats=obj.get("formats"),

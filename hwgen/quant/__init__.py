@@ -1,0 +1,79 @@
+"""Quantization: schemes, quantizer kinds, fake-quant torch modules and the quantized model.
+
+============================  ==========================================================
+:mod:`hwgen.quant.kinds`      the quantizer-kind registry (:func:`register_kind`)
+:mod:`hwgen.quant.fixed`      the fixed-point kind: spec keys, calibration, fake-quant
+:mod:`hwgen.quant.scheme`     schemes: built-in names and per-layer JSON specs
+:mod:`hwgen.quant.modules`    the fake-quant torch modules, one per IR node
+:mod:`hwgen.quant.network`    :func:`build_network`: float stages + scheme -> modules
+:mod:`hwgen.quant.model`      :class:`QuantizedModel`, its report, :func:`quantize`
+============================  ==========================================================
+
+:func:`quantize` quantizes any traceable ``nn.Module``::
+
+    import hwgen
+    q = hwgen.quantize(module, input_shape=(1, 8, 8), calibration=x_train, scheme="fixed8")
+    y = hwgen.golden.run(q.graph, q.quantize_input(x))   # what the hardware computes
+    print(q.report().format_table())
+
+Checkpoints and data sets are the flow's business: :func:`hwgen.flow.load_quantized`
+loads a checkpoint and quantizes it.
+"""
+
+from .fixed import FixedKind, FixedSpec, calibrate_frac, fake_quant
+from .kinds import DEFAULT_KIND, KINDS, QuantKind, get_kind, register_kind
+from .model import LayerRow, QuantizedModel, QuantReport, quantize, quantize_model
+from .modules import (
+    QuantAvgPool2d,
+    QuantConv2d,
+    QuantFlatten,
+    QuantInput,
+    QuantLinear,
+    QuantMaxPool2d,
+    QuantNetwork,
+)
+from .network import build_network
+from .scheme import SCHEMES, Scheme, layer_spec_from_json, load_scheme, scheme_from_json
+
+#: The fixed-point layer spec (the name it had before quantizer kinds).
+LayerSpec = FixedSpec
+
+__all__ = [
+    "DEFAULT_KIND",
+    "KINDS",
+    "SCHEMES",
+    "FixedKind",
+    "FixedSpec",
+    "LayerRow",
+    "LayerSpec",
+    "QuantAvgPool2d",
+    "QuantConv2d",
+    "QuantFlatten",
+    "QuantInput",
+    "QuantKind",
+    "QuantLinear",
+    "QuantMaxPool2d",
+    "QuantNetwork",
+    "QuantReport",
+    "QuantizedModel",
+    "Scheme",
+    "build_network",
+    "calibrate_frac",
+    "fake_quant",
+    "get_kind",
+    "layer_spec_from_json",
+    "load_scheme",
+    "quantize",
+    "quantize_model",
+    "register_kind",
+    "scheme_from_json",
+]
+
+
+def __getattr__(name):
+    # load_quantized moved to hwgen.flow (it loads checkpoints and data sets); the old name
+    # keeps working without importing the flow (and the compiler) with hwgen.quant.
+    if name == "load_quantized":
+        from ..flow import load_quantized
+        return load_quantized
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

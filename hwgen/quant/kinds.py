@@ -1,0 +1,120 @@
+"""The quantizer-kind registry: how weights of one kind are specified, calibrated,
+fake-quantized and stored.
+
+A quantizer kind (fixed point today; power-of-two, binary and code-book later) is a
+subclass of :class:`QuantKind` registered under its name with :func:`register_kind`, the
+way the front end registers its handlers with :func:`hwgen.frontend.handles`::
+
+    @register_kind("pow2")
+    class Pow2Kind(QuantKind):
+        spec_type = Pow2Spec
+        ...
+
+Everything outside the kind's own module asks the kind (:func:`get_kind`) instead of
+assuming a format class, so adding a kind is one new module plus its registration (and an
+import in :mod:`hwgen.quant`'s ``__init__`` so that it registers itself).
+
+A layer entry of a JSON scheme picks its kind with ``"kind": NAME`` (default
+:data:`DEFAULT_KIND`); every other key of the entry belongs to that kind.
+"""
+
+from __future__ import annotations
+
+from ..errors import ArgumentError, FormatError
+
+__all__ = ["DEFAULT_KIND", "KINDS", "QuantKind", "get_kind", "register_kind"]
+
+#: The kind of a layer entry that names none.
+DEFAULT_KIND = "fixed"
+
+#: name -> the registered :class:`QuantKind` instance.
+KINDS = {}
+
+
+class QuantKind:
+    """One quantizer kind. Subclasses set :attr:`spec_type` and implement every method.
+
+    The layer spec (an instance of :attr:`spec_type`) is a frozen dataclass with the
+    kind's keys as fields and a ``kind`` field holding the kind's name.
+    """
+
+    #: Set by :func:`register_kind`.
+    name = None
+    #: The frozen dataclass of this kind's layer spec.
+    spec_type = None
+
+    # --- the spec -------------------------------------------------------------------------
+
+    def parse_spec(self, obj, where, base=None):
+        """The layer spec for the JSON object ``obj`` (already decoded) on top of ``base``
+        (a spec of this kind, or None for the kind's defaults); messages start with
+        ``where``."""
+        raise NotImplementedError
+
+    def spec_to_json(self, spec):
+        """``spec`` as a JSON object that :meth:`parse_spec` reads back."""
+        raise NotImplementedError
+
+    # --- formats --------------------------------------------------------------------------
+
+    def weight_formats(self, layer_name, weight, spec):
+        """One weight format per output channel (axis 0 of the float ``weight``),
+        calibrated where the spec says ``"auto"``."""
+        raise NotImplementedError
+
+    def output_format(self, activations, spec):
+        """The format of the layer's output, calibrated on the float ``activations``
+        (a callable returning them, so that fixed formats need none)."""
+        raise NotImplementedError
+
+    def bias_formats(self, in_fmt, w_fmts, bias_width):
+        """Per output channel, the format the bias is stored in (the accumulator's)."""
+        raise NotImplementedError
+
+    def resolved_spec(self, layer):
+        """A spec of this kind with every calibrated value fixed to ``layer``'s
+        (a :class:`hwgen.quant.modules.QuantConv2d` or ``QuantLinear``)."""
+        raise NotImplementedError
+
+    # --- values ---------------------------------------------------------------------------
+
+    def fake_quant(self, weight, w_fmts):
+        """The weights as the hardware sees them, in ``weight``'s dtype, with a
+        straight-through gradient."""
+        raise NotImplementedError
+
+    def int_weights(self, weight, w_fmts):
+        """The stored integers of ``weight`` (a tensor), int64 numpy."""
+        raise NotImplementedError
+
+    def weight_bytes(self, count_per_channel, w_fmts):
+        """Bytes the weights take in memory: ``count_per_channel`` values per format."""
+        raise NotImplementedError
+
+    def describe(self, w_fmts):
+        """The weight formats in a few characters, for reports."""
+        raise NotImplementedError
+
+
+def register_kind(name):
+    """Class decorator: register an instance of the decorated :class:`QuantKind`
+    subclass under ``name``."""
+    def register(cls):
+        if not (isinstance(cls, type) and issubclass(cls, QuantKind)):
+            raise ArgumentError(f"Quantizer kind {name!r} must be a QuantKind subclass, "
+                                f"not {cls!r}")
+        if name in KINDS:
+            raise ArgumentError(f"Quantizer kind {name!r} is already registered")
+        cls.name = name
+        KINDS[name] = cls()
+        return cls
+    return register
+
+
+def get_kind(name):
+    """The registered :class:`QuantKind` called ``name``."""
+    try:
+        return KINDS[name]
+    except (KeyError, TypeError):
+        raise FormatError(f"Quantizer kind must be one of {', '.join(KINDS)}, "
+                          f"not {name!r}") from None

@@ -1,0 +1,291 @@
+"""The fake-quant torch modules: one per IR node, computing in floating point exactly what
+the golden model (:mod:`hwgen.golden`) computes in integers.
+
+Each value is an integer ``q`` of a format times ``2**-F``, and every rounding goes through
+:func:`hwgen.numerics.quantize`, the same function the golden model's
+:func:`~hwgen.numerics.requantize` is specified against. Weights are quantized by their
+layer's quantizer kind (:mod:`hwgen.quant.kinds`); activations, outputs and biases are fixed
+point. Evaluated in **float64** the fake-quant model is bit-exact: every product of a
+``W_a``-bit activation and a ``W_w``-bit weight is an integer of ``W_a + W_w`` bits (times a
+power of two), a sum of ``K`` of them plus a 32-bit bias stays below ``2**53`` for every
+scheme here (fixed16 with K = 400: ``2**30 · 400 + 2**31 < 2**40``), so float64 represents
+every partial sum exactly, in any summation order. float32 (24-bit mantissa) is exact for
+fixed4 but not for fixed8 or fixed16 sums; use it for training only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ir
+from ..errors import ShapeError
+from ..numerics import check_overflow, check_rounding, quantize
+from .fixed import fake_quant
+from .kinds import DEFAULT_KIND, get_kind
+
+__all__ = [
+    "QuantAvgPool2d",
+    "QuantConv2d",
+    "QuantFlatten",
+    "QuantInput",
+    "QuantLinear",
+    "QuantMaxPool2d",
+    "QuantNetwork",
+]
+
+
+class QuantInput(nn.Module):
+    """Quantizes the network input to ``fmt`` (``nearest_even``, ``saturate``), exactly as
+    :meth:`hwgen.quant.QuantizedModel.quantize_input` does for the hardware."""
+
+    def __init__(self, fmt):
+        super().__init__()
+        self.fmt = fmt
+
+    def forward(self, x):
+        return fake_quant(x, self.fmt)
+
+    def extra_repr(self):
+        return str(self.fmt)
+
+
+class _QuantDense(nn.Module):
+    def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu=False,
+                 rounding="nearest_even", overflow="saturate", bias_width=32,
+                 dtype=torch.float64, kind=DEFAULT_KIND):
+        super().__init__()
+        self.name = name
+        self.in_shape = tuple(in_shape)
+        self.weight = nn.Parameter(torch.tensor(np.array(weight), dtype=dtype))
+        self.bias = None if bias is None else \
+            nn.Parameter(torch.tensor(np.array(bias), dtype=dtype))
+        self.in_fmt = in_fmt
+        self.w_fmts = tuple(w_fmts)
+        if len(self.w_fmts) != self.weight.shape[0]:
+            raise ShapeError(f"Layer {name!r} needs {self.weight.shape[0]} weight formats, not "
+                             f"{len(self.w_fmts)!r}")
+        self.out_fmt = out_fmt
+        self.relu = relu
+        self.rounding = check_rounding(rounding)
+        self.overflow = check_overflow(overflow)
+        self.bias_width = bias_width
+        self.kind = get_kind(kind)
+
+    @property
+    def bias_fmts(self):
+        """Per channel: ``bias_width`` bits at the accumulator's fractional length."""
+        return self.kind.bias_formats(self.in_fmt, self.w_fmts, self.bias_width)
+
+    def int_weight(self):
+        return self.kind.int_weights(self.weight, self.w_fmts)
+
+    def int_bias(self):
+        if self.bias is None:
+            return None
+        b = self.bias.detach()
+        return np.concatenate([quantize(b[c:c + 1], f).numpy()
+                               for c, f in enumerate(self.bias_fmts)])
+
+    def _acc(self, x):
+        w = self.kind.fake_quant(self.weight, self.w_fmts)
+        b = None if self.bias is None else fake_quant(self.bias, self.bias_fmts)
+        return self._linear_op(x, w, b)
+
+    def _out(self, acc):
+        y = fake_quant(acc, self.out_fmt, self.rounding, self.overflow)
+        return F.relu(y) if self.relu else y
+
+    @property
+    def weight_bytes(self):
+        return self.kind.weight_bytes(int(np.prod(self.weight.shape[1:])), self.w_fmts)
+
+    @property
+    def bias_bytes(self):
+        return 0 if self.bias is None else math.ceil(sum(f.width for f in self.bias_fmts) / 8)
+
+    @property
+    def weight_fmt_str(self):
+        """The weight formats in a few characters (the kind's description)."""
+        return self.kind.describe(self.w_fmts)
+
+    def extra_repr(self):
+        return (f"{self.name!r}, in={self.in_fmt}, w={self.weight_fmt_str}, "
+                f"out={self.out_fmt}, relu={self.relu}, {self.rounding}, {self.overflow}")
+
+
+class QuantConv2d(_QuantDense):
+    """Fake-quant Conv2d with fused requantization, ReLU and max-pool (see
+    :class:`hwgen.ir.Conv2d` for the arithmetic it reproduces).
+
+    Parameters
+    ----------
+    name : str
+        The IR layer name.
+    in_shape : tuple
+        ``(Cin, H, W)``.
+    weight, bias : array
+        Float weights ``(Cout, Cin, KH, KW)`` and bias ``(Cout,)`` (or None); they become
+        trainable parameters of ``dtype``.
+    in_fmt, out_fmt : QFormat
+        Formats of the layer's input and output activations.
+    w_fmts : sequence
+        One weight format of ``kind`` per output channel (all equal for per-tensor
+        quantization).
+    stride, padding, relu, pool, rounding, overflow
+        As in :class:`hwgen.ir.Conv2d`.
+    bias_width : int
+        Bits of the bias, stored at the accumulator's fractional length.
+    kind : str
+        The weights' quantizer kind (:mod:`hwgen.quant.kinds`).
+    """
+
+    def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, stride=1,
+                 padding=0, relu=False, pool=1, rounding="nearest_even", overflow="saturate",
+                 bias_width=32, dtype=torch.float64, kind=DEFAULT_KIND):
+        super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
+                         rounding, overflow, bias_width, dtype, kind)
+        self.stride = stride
+        self.padding = padding
+        self.pool = pool
+
+    def _linear_op(self, x, w, b):
+        return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
+
+    def forward(self, x):
+        y = self._out(self._acc(x))
+        return F.max_pool2d(y, self.pool) if self.pool > 1 else y
+
+    def to_ir(self):
+        return ir.Conv2d(self.name, self.in_shape, self.int_weight(), self.int_bias(),
+                         self.in_fmt, self.w_fmts, self.out_fmt, relu=self.relu,
+                         pool=self.pool, rounding=self.rounding, overflow=self.overflow,
+                         stride=self.stride, padding=self.padding)
+
+
+class QuantLinear(_QuantDense):
+    """Fake-quant Linear with fused requantization and ReLU (parameters as
+    :class:`QuantConv2d`, without stride, padding and pool)."""
+
+    def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, relu=False,
+                 rounding="nearest_even", overflow="saturate", bias_width=32,
+                 dtype=torch.float64, kind=DEFAULT_KIND):
+        super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
+                         rounding, overflow, bias_width, dtype, kind)
+
+    def _linear_op(self, x, w, b):
+        return F.linear(x, w, b)
+
+    def forward(self, x):
+        return self._out(self._acc(x))
+
+    def to_ir(self):
+        return ir.Linear(self.name, self.in_shape, self.int_weight(), self.int_bias(),
+                         self.in_fmt, self.w_fmts, self.out_fmt, relu=self.relu,
+                         rounding=self.rounding, overflow=self.overflow)
+
+
+class QuantMaxPool2d(nn.Module):
+    """Stand-alone max-pool; the format passes through."""
+
+    def __init__(self, name, in_shape, fmt, pool):
+        super().__init__()
+        self.name, self.in_shape, self.fmt, self.out_fmt, self.pool = \
+            name, tuple(in_shape), fmt, fmt, pool
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.pool)
+
+    def to_ir(self):
+        return ir.MaxPool2d(self.name, self.in_shape, self.fmt, self.pool)
+
+
+class QuantAvgPool2d(nn.Module):
+    """Average pool: the window mean (exact: the area is a power of two) requantized to
+    ``out_fmt``."""
+
+    def __init__(self, name, in_shape, fmt, out_fmt, pool, rounding="nearest_even",
+                 overflow="saturate"):
+        super().__init__()
+        self.name, self.in_shape, self.fmt, self.out_fmt, self.pool = \
+            name, tuple(in_shape), fmt, out_fmt, pool
+        self.rounding, self.overflow = check_rounding(rounding), check_overflow(overflow)
+
+    def forward(self, x):
+        return fake_quant(F.avg_pool2d(x, self.pool), self.out_fmt, self.rounding,
+                          self.overflow)
+
+    def to_ir(self):
+        return ir.AvgPool2d(self.name, self.in_shape, self.fmt, self.out_fmt, self.pool,
+                            self.rounding, self.overflow)
+
+
+class QuantFlatten(nn.Module):
+    """``(C, H, W) -> (C·H·W,)``; the format passes through."""
+
+    def __init__(self, name, in_shape, fmt):
+        super().__init__()
+        self.name, self.in_shape, self.fmt, self.out_fmt = name, tuple(in_shape), fmt, fmt
+
+    def forward(self, x):
+        return torch.flatten(x, 1)
+
+    def to_ir(self):
+        return ir.Flatten(self.name, self.in_shape, self.fmt)
+
+
+class QuantNetwork(nn.Module):
+    """A chain of fake-quant layers that mirrors an IR graph one module per node.
+
+    ``forward`` takes float inputs (any float dtype; converted to the parameters' dtype),
+    quantizes them to ``input_fmt`` and returns the dequantized output values. In float64
+    it equals ``dequantize(golden.run(graph, quantize_input(x)), graph.output_fmt)``
+    exactly.
+    """
+
+    def __init__(self, name, input_shape, input_fmt, layers, scheme=None):
+        super().__init__()
+        self.name = name
+        self.input_shape = tuple(input_shape)
+        self.input = QuantInput(input_fmt)
+        self.layers = nn.ModuleList(layers)
+        self.scheme = scheme
+
+    @property
+    def input_fmt(self):
+        return self.input.fmt
+
+    def forward(self, x):
+        p = next(self.parameters(), None)
+        dtype = p.dtype if p is not None else torch.float64
+        x = x if isinstance(x, torch.Tensor) else torch.tensor(np.array(x))
+        x = self.input(x.to(dtype))
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def to_graph(self, name=None):
+        """The IR graph with integer weights quantized from the current parameters."""
+        return ir.Graph(name or self.name, self.input_shape, self.input_fmt,
+                        tuple(layer.to_ir() for layer in self.layers))
+
+    def resolved_scheme(self):
+        """A :class:`~hwgen.quant.Scheme` with every fractional length fixed to this
+        network's, so that :func:`~hwgen.quant.build_network` rebuilds the same formats
+        without calibrating (QAT checkpoints store it)."""
+        from .fixed import FixedSpec
+        from .scheme import Scheme
+        specs = []
+        for layer in self.layers:
+            if isinstance(layer, _QuantDense):
+                specs.append((layer.name, layer.kind.resolved_spec(layer)))
+            elif isinstance(layer, QuantAvgPool2d):
+                specs.append((layer.name, FixedSpec(rounding=layer.rounding,
+                                                    overflow=layer.overflow)))
+        name = self.scheme.name if self.scheme is not None else "resolved"
+        return Scheme(name, self.input_fmt.width, self.input_fmt.frac, FixedSpec(),
+                      tuple(specs))

@@ -1,0 +1,168 @@
+"""Quantization schemes: the input format and one layer spec per Conv2d/Linear layer.
+
+``fixed16``, ``fixed8``, ``fixed4``
+    Weights and activations of that width, all signed; fractional lengths per layer (per
+    tensor) by calibration; biases at the accumulator's fractional length
+    ``F_a + F_w[c]`` in a 32-bit range; rounding ``nearest_even``, overflow ``saturate``.
+A path to a JSON file
+    A per-layer spec::
+
+        {
+          "name": "mixed",
+          "input": {"width": 8, "frac": "auto"},
+          "default": {"width": 8},
+          "layers": {
+            "conv1": {"width": 8, "weight_width": 4, "per_channel": true},
+            "fc":    {"kind": "fixed", "width": 16, "frac": 10, "rounding": "nearest_up"}
+          }
+        }
+
+    ``name`` is optional (default: the file's stem); ``default`` applies to every layer and
+    ``layers`` overrides it per layer, by IR layer name (the torch.fx node names that
+    ``hwgen quantize`` prints); both are optional.
+
+    A layer entry's ``kind`` (default ``fixed``) names its quantizer kind
+    (:mod:`hwgen.quant.kinds`); its other keys are the kind's (for ``fixed``, see
+    :mod:`hwgen.quant.fixed`). An entry of the default's kind overrides the default key by
+    key; an entry of another kind starts from that kind's defaults. ``input`` takes
+    ``width`` (default: the default layer's ``out_width``, else 8) and ``frac`` (an integer
+    or ``"auto"``). Average pools use the ``rounding``/``overflow`` of their entry and keep
+    their input's format; max-pools and flattens pass formats through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from ..errors import FormatError
+from .fixed import FixedSpec, check_frac, check_width
+from .kinds import DEFAULT_KIND, KINDS, get_kind
+
+__all__ = ["SCHEMES", "Scheme", "layer_spec_from_json", "load_scheme", "scheme_from_json"]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A quantization scheme: the input format and a layer spec per layer.
+
+    ``default`` is a layer spec of some registered kind (a :class:`~hwgen.quant.fixed.
+    FixedSpec` for fixed point); ``layers`` is a tuple of ``(layer name, spec)`` overriding
+    it.
+    """
+
+    name: str
+    input_width: int = 8
+    input_frac: object = "auto"
+    default: object = field(default_factory=FixedSpec)
+    layers: tuple = ()
+
+    def layer(self, name):
+        """The spec of layer ``name``."""
+        return dict(self.layers).get(name, self.default)
+
+    def check_layers(self, names):
+        """Raise :class:`FormatError` if the scheme names a layer not in ``names``."""
+        names = list(names)
+        for layer_name, _ in self.layers:
+            if layer_name not in names:
+                raise FormatError(f"Scheme {self.name!r} names layer {layer_name!r}, which "
+                                  f"the model does not have; its layers are "
+                                  f"{', '.join(names)}")
+
+    def to_json(self):
+        return {"name": self.name,
+                "input": {"width": self.input_width, "frac": self.input_frac},
+                "default": spec_to_json(self.default),
+                "layers": {n: spec_to_json(s) for n, s in self.layers}}
+
+
+def spec_to_json(spec):
+    """A layer spec as JSON; the ``kind`` key is written only when it is not the default,
+    so fixed-point schemes read the same as before kinds existed."""
+    obj = get_kind(spec.kind).spec_to_json(spec)
+    return obj if spec.kind == DEFAULT_KIND else {"kind": spec.kind, **obj}
+
+
+def layer_spec_from_json(obj, where, base=None):
+    """Parse one layer entry: its ``kind`` picks the parser; ``base`` (a spec) is
+    overridden key by key when it is of the same kind."""
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where} must be a JSON object, not {obj!r}")
+    kind_name = obj.get("kind", base.kind if base is not None else DEFAULT_KIND)
+    if not isinstance(kind_name, str) or kind_name not in KINDS:
+        raise FormatError(f"{where}: kind must be one of {', '.join(KINDS)}, not "
+                          f"{kind_name!r}")
+    kind = get_kind(kind_name)
+    if base is not None and base.kind != kind.name:
+        base = None
+    return kind.parse_spec({k: v for k, v in obj.items() if k != "kind"}, where, base)
+
+
+def _fixed(width):
+    return Scheme(f"fixed{width}", width, "auto", FixedSpec(width, width))
+
+
+#: The built-in schemes by name.
+SCHEMES = {s.name: s for s in (_fixed(16), _fixed(8), _fixed(4))}
+
+
+def scheme_from_json(obj, where="Scheme"):
+    """Parse a JSON spec (already decoded) into a :class:`Scheme`."""
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where} must be a JSON object, not {type(obj).__name__!r}")
+    for key in obj:
+        if key not in ("name", "input", "default", "layers"):
+            raise FormatError(f"{where} has unknown key {key!r}; keys are name, input, "
+                              f"default, layers")
+    name = obj.get("name", "custom")
+    if not isinstance(name, str) or not name:
+        raise FormatError(f"{where}: name must be a non-empty string, not {name!r}")
+    default = layer_spec_from_json(obj.get("default", {}), f"{where} default")
+    inp = obj.get("input", {})
+    if not isinstance(inp, dict):
+        raise FormatError(f"{where} input must be a JSON object, not {inp!r}")
+    for key in inp:
+        if key not in ("width", "frac"):
+            raise FormatError(f"{where} input has unknown key {key!r}; keys are width, frac")
+    in_width = check_width(inp.get("width", getattr(default, "out_width", 8)),
+                           f"{where} input: width")
+    in_frac = check_frac(inp.get("frac", "auto"), f"{where} input: frac")
+    layers = obj.get("layers", {})
+    if not isinstance(layers, dict):
+        raise FormatError(f"{where} layers must be a JSON object, not {layers!r}")
+    specs = tuple((n, layer_spec_from_json(v, f"{where} layer {n!r}", default))
+                  for n, v in layers.items())
+    return Scheme(name, in_width, in_frac, default, specs)
+
+
+def load_scheme(scheme):
+    """A :class:`Scheme` from a built-in name (``fixed8`` …), a JSON file path, or a
+    :class:`Scheme` (returned as is)."""
+    if isinstance(scheme, Scheme):
+        return scheme
+    if not isinstance(scheme, (str, os.PathLike)):
+        raise FormatError(f"Scheme must be one of {', '.join(SCHEMES)} or a JSON file, not "
+                          f"{scheme!r}")
+    scheme = os.fspath(scheme)
+    if scheme in SCHEMES:
+        return SCHEMES[scheme]
+    if not (scheme.endswith(".json") or os.sep in scheme or os.path.exists(scheme)):
+        raise FormatError(f"Scheme must be one of {', '.join(SCHEMES)} or a JSON file, not "
+                          f"{scheme!r}")
+    try:
+        with open(scheme, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise FormatError(f"Scheme file {scheme!r} does not exist") from None
+    except IsADirectoryError:
+        raise FormatError(f"Scheme file {scheme!r} is a folder, not a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FormatError(f"Scheme file {scheme!r} cannot be read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"Scheme file {scheme!r} is not valid JSON ({e.msg} at line "
+                          f"{e.lineno})") from None
+    if isinstance(obj, dict) and "name" not in obj:
+        obj = {**obj, "name": os.path.splitext(os.path.basename(scheme))[0]}
+    return scheme_from_json(obj, f"Scheme file {scheme!r}")
