@@ -49,21 +49,25 @@ def _check_creatable(path: Path, what: str) -> None:
                             f"{e.strerror or e}") from None
 
 
-def check_output_file(path, what="Output file"):
-    """Raise :class:`~hwgen.errors.ArgumentError` unless ``path`` can be written as a file:
-    not empty, not a folder, in a folder that exists or can be made. Returns a ``Path``."""
-    if not os.fspath(path):
-        raise ArgumentError(f"{what} must be a path, not ''")
-    path = Path(path)
-    if path.is_dir():
-        raise ArgumentError(f"{what} {str(path)!r} is a folder; name a file inside it")
-    if path.exists():
-        if not os.access(path.parent, os.W_OK):
-            raise ArgumentError(f"{what} {str(path)!r} cannot be replaced: its folder is not "
-                                f"writable")
-        return path
-    _check_creatable(path, what)
-    return path
+def check_output_file(path, error=ArgumentError):
+    """Raise ``error`` unless a file can be written at ``path``: it is not a folder, and its
+    folder exists and is writable (checked before long work, so that it fails fast);
+    returns the folder."""
+    path = os.fspath(path)
+    if not path:
+        raise error("Output file must be a path, not ''")
+    if os.path.isdir(path):
+        raise error(f"Output {path!r} is a folder, not a file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        above = _nearest_existing(Path(folder))
+        if above.exists() and not above.is_dir():
+            raise error(f"Output {path!r} is under {str(above)!r}, which is a file, not a "
+                        f"folder")
+        raise error(f"Folder {folder!r} for output {path!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise error(f"Folder {folder!r} for output {path!r} is not writable")
+    return folder
 
 
 def check_output_dir(path, is_ours, force=False, what="Output folder"):

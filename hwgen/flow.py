@@ -5,7 +5,6 @@ model)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 

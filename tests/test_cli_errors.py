@@ -54,11 +54,30 @@ def workdir(tmp_path, monkeypatch, design_dir):
     (tmp_path / "mywork").mkdir()
     (tmp_path / "mywork" / "a.txt").write_text("mine")
     (tmp_path / "FILE").write_text("")
+    _checkpoints(tmp_path)
+    (tmp_path / "w1.json").write_text('{"default": {"width": 1}}')
     shutil.copytree(design_dir, tmp_path / "design")
     shutil.copytree(design_dir, tmp_path / "noverilog")
     (tmp_path / "noverilog" / f"{emit.TOPLEVEL}.v").unlink()
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _checkpoints(folder):
+    """MLP checkpoints a user might have: one with an inf weight, one with NaN weights, one
+    that names a data set of another image size, and a plain one."""
+    import torch
+
+    from hwgen import models
+    model = models.build("mlp")
+    models.save_checkpoint(folder / "good.pt", "mlp", model, dataset="digits")
+    models.save_checkpoint(folder / "d12.pt", "mlp", model, dataset="digits12")
+    with torch.no_grad():
+        first = next(model.parameters())
+        first.view(-1)[0] = float("inf")
+        models.save_checkpoint(folder / "inf.pt", "mlp", model, dataset="digits")
+        first.view(-1)[:2] = float("nan")
+        models.save_checkpoint(folder / "nan.pt", "mlp", model, dataset="digits")
 
 
 @pytest.fixture
@@ -125,9 +144,27 @@ CASES = [
     # demo: checked before its compile
     (["demo", "--samples", "0"], r"Samples must be an integer of at least 1, not 0"),
     (["demo", "--array", "1000x1000"], LIMIT),
+    # checkpoints a user might have
+    (["quantize", "inf.pt"], r"Checkpoint 'inf.pt' tensor '\S+' holds 1 non-finite value"),
+    (["quantize", "nan.pt"], r"Checkpoint 'nan.pt' tensor '\S+' holds 2 non-finite values"),
+    (["compile", "nan.pt", "--out", "D"],
+     r"Checkpoint 'nan.pt' tensor '\S+' holds 2 non-finite values"),
+    (["quantize", "d12.pt"], r"Checkpoint 'd12.pt' names data set 'digits12' of input shape "
+                             r"\(1, 12, 12\), but architecture 'mlp' takes \(1, 8, 8\)"),
+    (["quantize", "good.pt", "--scheme", "bad.json"], r"Scheme file 'bad.json' does not exist"),
+    (["compile", "good.pt", "--scheme", "w1.json", "--out", "D"],
+     r"Scheme file 'w1.json' default: width must be an integer from 2 to 32, not 1"),
     # train: checked before training
     (["train", "mlp", "--out", "m.pt", "--epochs", "0", "-q"],
      r"Epochs must be a positive integer, not 0"),
+    (["train", "mlp", "--out", "m.pt", "--qat", "fixed0", "-q"],
+     r"Scheme must be one of fixed16, fixed8, fixed4 or a JSON file, not 'fixed0'"),
+    (["train", "mlp", "--out", "m.pt", "--qat", "fixed8", "--qat-epochs", "0", "-q"],
+     r"QAT epochs must be a positive integer, not 0"),
+    (["train", "mlp", "--out", "mywork", "-q"], r"Output 'mywork' is a folder, not a file"),
+    (["train", "mlp", "--out", "FILE/m.pt", "-q"],
+     r"Output 'FILE/m.pt' is under '.*FILE', which is a file, not a folder"),
+    (["train", "mlp", "--out", "", "-q"], r"Output file must be a path, not ''"),
 ]
 if not has_optional_tool("iverilog"):
     CASES.append((["simulate", "design", "--sim", "icarus"],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -28,7 +27,9 @@ from importlib import resources
 
 import torch
 
+from .. import files
 from ..errors import CheckpointError
+from ..files import check_output_file
 from . import arch as _arch
 
 __all__ = [
@@ -145,46 +146,16 @@ def resolve(spec):
 
 
 def check_output(path):
-    """Raise :class:`CheckpointError` unless a file can be written at ``path``: its folder
-    exists and is writable, and ``path`` is not a folder (checked before long work, so that
-    it fails fast); returns the folder."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise CheckpointError(f"Output {path!r} is a folder, not a file")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        above = folder
-        while not os.path.exists(above) and os.path.dirname(above) != above:
-            above = os.path.dirname(above)
-        if os.path.exists(above) and not os.path.isdir(above):
-            raise CheckpointError(f"Output {path!r} is under {above!r}, which is a file, "
-                                  f"not a folder")
-        raise CheckpointError(f"Folder {folder!r} for output {path!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CheckpointError(f"Folder {folder!r} for output {path!r} is not writable")
-    return folder
+    """Raise :class:`CheckpointError` unless a checkpoint can be written at ``path`` (see
+    :func:`hwgen.files.check_output_file`); returns its folder."""
+    return check_output_file(path, CheckpointError)
 
 
 def atomic_write(path, write):
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it to
-    ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
-    path = os.fspath(path)
-    folder = check_output(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        # mkstemp creates the file private (0600); give it the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Check ``path`` with :func:`check_output`, then write it with
+    :func:`hwgen.files.atomic_write`."""
+    check_output(path)
+    files.atomic_write(path, write)
 
 
 def _state(module_or_dict):
