@@ -149,8 +149,8 @@ CASES = [
     (["quantize", "nan.pt"], r"Checkpoint 'nan.pt' tensor '\S+' holds 2 non-finite values"),
     (["compile", "nan.pt", "--out", "D"],
      r"Checkpoint 'nan.pt' tensor '\S+' holds 2 non-finite values"),
-    (["quantize", "d12.pt"], r"Checkpoint 'd12.pt' names data set 'digits12' of input shape "
-                             r"\(1, 12, 12\), but architecture 'mlp' takes \(1, 8, 8\)"),
+    (["quantize", "d12.pt"], (r"Checkpoint 'd12.pt' names data set 'digits12' of input shape "
+                             r"\(1, 12, 12\), but architecture 'mlp' takes \(1, 8, 8\)")),
     (["quantize", "good.pt", "--scheme", "bad.json"], r"Scheme file 'bad.json' does not exist"),
     (["compile", "good.pt", "--scheme", "w1.json", "--out", "D"],
      r"Scheme file 'w1.json' default: width must be an integer from 2 to 32, not 1"),

@@ -33,9 +33,18 @@ def run_model(tmp_path, build_dir, model, scheme, array, samples):
 
 
 def test_digits_cnn_fixed8_4x4(tmp_path, build_dir):
-    _, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
+    design, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
     assert report.accuracy == report.golden_accuracy
     assert report.accuracy >= 0.8
+    # The hardware's own words are kept beside the report, readable without hwgen.
+    from hwgen.emit import read_vectors
+    _, expected, _ = read_vectors(tmp_path / "design")
+    with np.load(tmp_path / "design" / "sim_outputs.npz", allow_pickle=False) as kept:
+        np.testing.assert_array_equal(kept["outputs"], expected[:20])
+        assert kept["outputs"].dtype == np.int64
+        assert kept["layer_names"].tolist() == [layer.name for layer in design.layers]
+        assert kept["layer_cycles"].tolist() == [
+            [layer.cycles["total"] for layer in design.layers]] * 20
 
 
 def test_changed_expected_word_is_caught(tmp_path, build_dir):
