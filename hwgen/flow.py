@@ -105,11 +105,11 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     ``progress(message)`` hears what is happening once everything that can be checked
     before elaboration (the long part) was checked, the model's fit included.
     """
-    from .quant import load_scheme
     vectors = check_int(vectors, "Test vectors", minimum=1)
     out = check_design_dir(out_dir, force=force)
     cfg = AcceleratorConfig.parse_array(array, **config)
     check_size(cfg, allow_large=allow_large)
+    from .quant import load_scheme  # torch: imported once the cheap checks passed
     load_scheme(scheme)
     qmodel = load_quantized(model_spec, scheme)
     design = compile_graph(qmodel.graph, cfg, allow_large=allow_large)

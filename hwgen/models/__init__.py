@@ -4,18 +4,17 @@
 scikit-learn digits by ``hwgen train`` (see :mod:`hwgen.train`).
 """
 
-from .arch import ARCHITECTURES, build, default_dataset, input_shape
-from .checkpoint import (
-    BUILTINS,
-    FORMAT,
-    VERSION,
-    Checkpoint,
-    atomic_write,
-    check_output,
-    load_checkpoint,
-    resolve,
-    save_checkpoint,
-)
+import importlib
+
+# Names are loaded on first use, so that asking for the architectures' names (the CLI does
+# to build its help) does not import torch.
+_WHERE = {
+    **dict.fromkeys(("ARCHITECTURES", "build", "default_dataset", "input_shape"), "arch"),
+    **dict.fromkeys(("BUILTINS", "FORMAT", "VERSION", "Checkpoint", "atomic_write",
+                     "check_output", "load_checkpoint", "resolve", "save_checkpoint"),
+                    "checkpoint"),
+}
+
 
 __all__ = [
     "ARCHITECTURES",
@@ -32,3 +31,9 @@ __all__ = [
     "resolve",
     "save_checkpoint",
 ]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from torch import nn
-
 from ..errors import CheckpointError
 
 __all__ = ["ARCHITECTURES", "build", "default_dataset"]
@@ -20,6 +18,8 @@ def digits_cnn():
 
     Keep these sizes: the accelerator's utilization figures are planned around them.
     """
+    from torch import nn
+
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(1, 8, 3, padding=1)),
         ("bn1", nn.BatchNorm2d(8)),
@@ -36,6 +36,8 @@ def digits_cnn():
 
 def lenet5():
     """LeNet-5 with ReLU and max-pooling for 28×28 inputs (MNIST, or digits resized)."""
+    from torch import nn
+
     return nn.Sequential(OrderedDict([
         ("conv1", nn.Conv2d(1, 6, 5, padding=2)),
         ("relu1", nn.ReLU()),
@@ -54,6 +56,8 @@ def lenet5():
 
 def mlp():
     """A two-layer perceptron for the 8×8 digits: 64 → 32 → 10."""
+    from torch import nn
+
     return nn.Sequential(OrderedDict([
         ("flatten", nn.Flatten()),
         ("fc1", nn.Linear(64, 32)),
