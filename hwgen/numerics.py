@@ -37,9 +37,9 @@ import numpy as np
 from .errors import FormatError
 
 __all__ = [
-    "OVERFLOW_MODES",
     "HW_OVERFLOW_MODES",
     "HW_ROUNDING_MODES",
+    "OVERFLOW_MODES",
     "ROUNDING_MODES",
     "BinaryFormat",
     "Pow2Format",

@@ -64,7 +64,7 @@ def test_top_against_golden(random_graph, array, shapes):
     x = rng.integers(-128, 128, size=(2,) + graph.input_shape)
     outputs, cycles, layers = simulate(design, x.reshape(2, -1))
     np.testing.assert_array_equal(outputs, golden.run(graph, x).reshape(2, -1))
-    predicted = [layer.cycles["total"] for layer in design.layers]
+    predicted = [layer.cycles.total for layer in design.layers]
     np.testing.assert_array_equal(layers, [predicted, predicted])
     np.testing.assert_array_equal(cycles, [design.cycles] * 2)
 
@@ -79,5 +79,5 @@ def test_top_on_random_chains(random_chain, seed):
     x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(1,) + graph.input_shape)
     outputs, cycles, layers = simulate(design, x.reshape(1, -1))
     np.testing.assert_array_equal(outputs, golden.run(graph, x).reshape(1, -1))
-    np.testing.assert_array_equal(layers[0], [layer.cycles["total"] for layer in design.layers])
+    np.testing.assert_array_equal(layers[0], [layer.cycles.total for layer in design.layers])
     assert cycles[0] == design.cycles

@@ -24,7 +24,7 @@ def check(report, design):
     assert report.bit_exact
     assert report.cycles_match, (report.cycles_measured, report.cycles_predicted)
     assert report.cycles_measured["per_layer"] == {
-        layer.name: layer.cycles["total"] for layer in design.layers}
+        layer.name: layer.cycles.total for layer in design.layers}
 
 
 def run_model(tmp_path, build_dir, model, scheme, array, samples):
