@@ -4,7 +4,7 @@ depths, so the cycle model (which composes the same functions) cannot drift from
 blocks."""
 
 import pytest
-from amaranth.hdl import signed
+from amaranth.hdl import Fragment, signed
 
 from hwgen import timing
 from hwgen.errors import ArgumentError
@@ -28,6 +28,7 @@ def test_block_latencies_are_the_timing_modules(rows, cols, stages):
                     weight_image=[0], count_width=8, product_stages=stages)
     assert engine.pe_latency == pe_lat
     assert engine.latency == timing.memory_read_latency() + array.latency
+    Fragment.get(engine, None)      # elaborated, so its PEs count as used
     drain = Drain(rows, cols, signed(20), 8, pe_latency=pe_lat)
     assert drain.delay == timing.drain_delay(rows, cols, pe_lat)
     assert drain.latency == timing.drain_latency()
