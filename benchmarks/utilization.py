@@ -62,16 +62,18 @@ def main():
             print(format_table(
                 ["layer", "MACs", "K", "ideal", "predicted", "measured", "util %",
                  "largest overhead"],
-                rows + [("total", design.macs, "", round(total_ideal, 1), design.cycles, total,
+                [(u.name, u.macs, u.k, round(u.ideal, 1), u.predicted, u.measured,
+                  u.utilization, u.overhead) for u in rows]
+                + [("total", design.macs, "", round(total_ideal, 1), design.cycles, total,
                          100 * total_ideal / total, "")]))
             speeds.append(report.sim_cycles_per_second)
             for row in rows:
-                plot_rows.append((f"{name} {array}", row[0], row[6]))
+                plot_rows.append((f"{name} {array}", row.name, row.utilization))
             if array == "4x4":
                 for layer, row in zip(design.layers, rows):
-                    if layer.kind == "conv" and layer.desc["k_len"] >= 25:
-                        verdicts.append((f"{name} {layer.name} (K={row[2]})", ">= 90 %",
-                                         row[6], row[6] >= 90, row[7]))
+                    if layer.kind == "conv" and layer.desc.k_len >= 25:
+                        verdicts.append((f"{name} {layer.name} (K={row.k})", ">= 90 %",
+                                         row.utilization, row.utilization >= 90, row.overhead))
                 util = 100 * total_ideal / total
                 verdicts.append((f"{name} end to end", ">= 80 %", util, util >= 80,
                                  _worst(rows)))
@@ -88,8 +90,8 @@ def main():
 
 def _worst(rows):
     """The layer that loses the most cycles and why."""
-    row = max(rows, key=lambda r: r[5] - r[3])
-    return f"{row[0]}: {row[7]}"
+    row = max(rows, key=lambda r: r.measured - r.ideal)
+    return f"{row.name}: {row.overhead}"
 
 
 def _plot(rows, path):

@@ -144,7 +144,8 @@ def cmd_compile(args):
     print(f"{design.name}: {len(design.layers)} layers on a {args.array} array, "
           f"activations {design.act_width} bits, weights {design.weight_width} bits, "
           f"accumulators {design.acc_width} bits")
-    rows = [r[:5] + (round(r[6], 1), r[7]) for r in utilization_rows(design)]
+    rows = [(u.name, u.macs, u.k, round(u.ideal, 1), u.predicted, round(u.utilization, 1),
+             u.overhead) for u in utilization_rows(design)]
     print(format_table(["layer", "MACs", "K", "ideal", "predicted", "util %", "largest overhead"],
                        rows))
     print(f"predicted cycles: {design.cycles} (ideal {design.ideal_cycles:.1f}, "

@@ -4,9 +4,9 @@ compare them, benchmarks and plots read them."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-__all__ = ["SimReport", "format_table", "utilization_rows"]
+__all__ = ["LayerUtilization", "SimReport", "format_table", "overhead_note", "utilization_rows"]
 
 
 def format_table(headers, rows, align=None):
@@ -29,17 +29,56 @@ def _cell(value):
     return str(value)
 
 
+@dataclass(frozen=True)
+class LayerUtilization:
+    """How well one layer uses the array.
+
+    Attributes
+    ----------
+    name : str
+        The layer.
+    macs : int
+        Multiply-accumulates.
+    k : int
+        Reduction length ``K``.
+    ideal : float
+        ``MACs / PEs``: cycles of a perfectly used array.
+    predicted : int
+        The cycle model's cycles.
+    measured : int
+        The hardware's cycles (``predicted`` when not measured).
+    utilization : float
+        ``100 · ideal / measured`` (percent).
+    overhead : str
+        The largest source of lost cycles (:func:`overhead_note`).
+    """
+
+    name: str
+    macs: int
+    k: int
+    ideal: float
+    predicted: int
+    measured: int
+    utilization: float
+    overhead: str
+
+    def to_json(self):
+        return asdict(self)
+
+
 def utilization_rows(design, measured=None):
-    """Per-layer rows ``(name, MACs, K, ideal, predicted, measured, utilization %, what
-    costs the cycles)`` for ``design``; ``measured`` maps layer names to cycles."""
+    """One :class:`LayerUtilization` per layer of ``design``; ``measured`` maps layer names
+    to cycles."""
     pes = design.config.pes
     rows = []
     for layer in design.layers:
         ideal = layer.macs / pes
-        predicted = layer.cycles["total"]
+        predicted = layer.cycles.total
         got = measured.get(layer.name, predicted) if measured else predicted
-        rows.append((layer.name, layer.macs, layer.desc["k_len"], round(ideal, 1), predicted,
-                     got, 100.0 * ideal / got, overhead_note(design, layer)))
+        rows.append(LayerUtilization(
+            name=layer.name, macs=layer.macs, k=layer.desc.k_len, ideal=ideal,
+            predicted=predicted, measured=got, utilization=100.0 * ideal / got,
+            overhead=overhead_note(design, layer)))
     return rows
 
 
@@ -47,12 +86,12 @@ def overhead_note(design, layer):
     """The largest source of lost cycles in ``layer``, as a short phrase."""
     rows, cols = design.config.rows, design.config.cols
     c = layer.cycles
-    npix = layer.desc["npix"]
-    cout = layer.desc["cout"]
-    idle_pes = layer.tiles * layer.desc["k_len"] - layer.macs / (rows * cols)
+    npix = layer.desc.npix
+    cout = layer.desc.cout
+    idle_pes = layer.tiles * layer.desc.k_len - layer.macs / (rows * cols)
     costs = {
-        "drain (K < rows·cols)": c["drain_bound"],
-        "fill/drain + setup": c["fill_drain"] + c["setup"],
+        "drain (K < rows·cols)": c.drain_bound,
+        "fill/drain + setup": c.fill_drain + c.setup,
         "edge tiles (pixels/channels not multiples of the array)": idle_pes,
     }
     if npix < rows:

@@ -69,7 +69,7 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
 
     mismatches, bad_samples = compare(golden, result.outputs)
     names = [layer.name for layer in design.layers]
-    predicted = np.array([layer.cycles["total"] for layer in design.layers], dtype=np.int64)
+    predicted = np.array([layer.cycles.total for layer in design.layers], dtype=np.int64)
     cycles_match = bool((result.layer_cycles == predicted).all()
                         and (result.cycles == predicted_total).all())
     # Cycles do not depend on the data; report the sample that differs most if any does.

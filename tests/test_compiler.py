@@ -5,17 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen import ir
-from hwgen.compiler import (
-    AcceleratorConfig,
-    CompiledDesign,
-    compile_graph,
-    layer_cycles,
-    walk_deltas,
-    walk_pixels,
-)
-from hwgen.errors import DoesNotFitError, UnsupportedLayerError
-from hwgen.numerics import Pow2Format, QFormat
+from hwgen import ir, timing
+from hwgen.compiler import AcceleratorConfig, CompiledDesign, compile_graph, walk_deltas
+from hwgen.compiler.pack import pack_kinds
+from hwgen.contract import CONTRACT_VERSION, LayerDescriptor, descriptor_fields
+from hwgen.errors import ArgumentError, DoesNotFitError, FormatError, UnsupportedLayerError
+from hwgen.golden.blocks import pixel_walker
+from hwgen.numerics import HW_OVERFLOW_MODES, HW_ROUNDING_MODES, Pow2Format, QFormat
 
 F8 = QFormat(8, 4)
 
@@ -34,14 +30,22 @@ def graph(*layers):
 # --- construction and errors -----------------------------------------------------------
 
 def test_config_errors():
-    with pytest.raises(DoesNotFitError, match=r"^Array rows must be a positive integer, not 0$"):
+    with pytest.raises(ArgumentError, match=r"^Array rows must be a positive integer, not 0$"):
         AcceleratorConfig(rows=0)
-    with pytest.raises(DoesNotFitError,
+    with pytest.raises(ArgumentError,
                        match=r"^Array shape must be written ROWSxCOLS like '4x4', not '4by4'$"):
         AcceleratorConfig.parse_array("4by4")
-    with pytest.raises(DoesNotFitError, match=r"^PE kind must be 'fixed', not 'analog'$"):
+    # (other tests may register more kinds: the message lists them all)
+    with pytest.raises(ArgumentError, match=r"^PE kind must be one of 'fixed'(, '\w+')*, not "
+                                            r"'analog'$"):
         AcceleratorConfig(pe_kind="analog")
+    with pytest.raises(ArgumentError, match=r"^Act width must be a positive integer, not 0$"):
+        AcceleratorConfig(act_width=0)
+    with pytest.raises(ArgumentError, match=r"^PE stages must be an integer of at least 0, "
+                                            r"not -1$"):
+        AcceleratorConfig(pe_stages=-1)
     assert AcceleratorConfig.parse_array("3X5") == AcceleratorConfig(rows=3, cols=5)
+    assert "fixed" in pack_kinds()
 
 
 def test_does_not_fit_messages():
@@ -84,10 +88,6 @@ def test_walker_visits_pool_windows_in_order(h, w, k, stride, pad, pool):
     if ph < 1 or pw < 1:
         return
     start, deltas = walk_deltas(h, w, stride, pad, pool, pw)
-    desc = {"start_iy": start[0], "start_ix": start[1], "start_base": start[2], "pool": pool,
-            "pw": pw}
-    for level, (diy, dix, dbase) in enumerate(deltas):
-        desc.update({f"d{level}_iy": diy, f"d{level}_ix": dix, f"d{level}_base": dbase})
     expected = []
     for py in range(ph):
         for px in range(pw):
@@ -95,7 +95,7 @@ def test_walker_visits_pool_windows_in_order(h, w, k, stride, pad, pool):
                 for dx in range(pool):
                     iy, ix = (py * pool + dy) * stride - pad, (px * pool + dx) * stride - pad
                     expected.append((iy, ix, iy * w + ix))
-    assert walk_pixels(desc, len(expected)) == expected
+    assert pixel_walker(start, deltas, pool, pw, len(expected)) == expected
 
 
 def test_weight_image_holds_every_weight():
@@ -119,16 +119,88 @@ def test_weight_image_holds_every_weight():
     assert shifts == {F8.frac + F8.frac - F8.frac}
 
 
-def test_tiles_and_cycle_model():
+def test_tiles():
     layer = conv(cout=5, h=6, w=5, padding=1, pool=2)      # 6x5 output, pooled 3x2
     design = compile_graph(graph(layer), AcceleratorConfig(rows=4, cols=4))
     prog = design.layers[0]
-    assert prog.desc["npix"] == 6 * 4                     # pooled windows' pixels only
+    assert prog.desc.npix == 6 * 4                        # pooled windows' pixels only
     assert prog.tiles == 6 * 2                            # ceil(24/4) pixel x ceil(5/4) channel
-    assert prog.desc["period"] == max(18, 16)
-    assert prog.cycles == layer_cycles(18, 12, 4, 4, design.post_latency)
-    assert prog.cycles["total"] == 1 + 4 + 12 * 18 + 18 - 18 + 4 + 4 + 16 + 4 + 1
+    assert prog.desc.period == 18                         # max(K = 18, rows·cols = 16)
     assert design.macs == layer.macs == 18 * 5 * 24
+
+
+# Cycles counted by hand, phase by phase (cycle numbers from the layer's SETUP = cycle 0):
+#
+# (a) 1×1 array, K = 3, one tile, PE latency 1: SETUP c0, WALK c1 (rows = 1), RUN issues
+#     steps at c2, c3, c4. The last step's data leaves the memories at c5 and the PE has its
+#     sum at c6. The drain's job, pushed at c4, waits 1 cycle (c5) and the drain reads the
+#     one slot at c6 (busy c5–c6); the parameter word and the sum enter post-processing at
+#     c7 and leave at c11 (4 stages), when they are written. The FLUSH idle tracker follows
+#     the drain's busy for 1 + 4 cycles (c7–c11), so FLUSH sees idle at c12: 13 cycles.
+# (b) as (a) with two product pipeline registers (PE latency 3): the sum is final 2 cycles
+#     later, the drain waits 2 cycles more: 15.
+# (c) 2×2 array, K = 1, one tile: SETUP c0, WALK c1–c2, the only step issued at c3 (RUN
+#     lasts P = max(1, 4) = 4 cycles, c3–c6). PE (1, 1) has its sum at c3 + 1 + 1 + 1 + 1 =
+#     c7. The job waits 3 cycles (c4–c6), the drain reads 4 slots at c7–c10, the last one
+#     leaves post-processing at c15 and FLUSH sees idle at c16: 17 cycles.
+# (d) 1×1 array, K = 2, three tiles: steps at c2–c7 (P = 2), the last one at c7; as in (a)
+#     the slot is read 2 cycles after its issue (c9), written at c14, idle seen at c15: 16.
+HAND_COUNTED = [
+    # rows, cols, K, tiles, PE latency, cycles
+    (1, 1, 3, 1, 1, 13),
+    (1, 1, 3, 1, 3, 15),
+    (2, 2, 1, 1, 1, 17),
+    (1, 1, 2, 3, 1, 16),
+]
+
+
+@pytest.mark.parametrize("rows, cols, k, tiles, pe_lat, cycles", HAND_COUNTED)
+def test_cycle_model_against_hand_count(rows, cols, k, tiles, pe_lat, cycles):
+    got = timing.layer_cycles(k, tiles, rows, cols, pe_lat)
+    assert got.total == cycles
+    assert got.setup + got.compute + got.drain_bound + got.fill_drain == cycles
+    assert got.compute == tiles * k
+
+
+def test_compiler_predicts_the_hand_count():
+    # (a) and (b) above as a Linear layer of 3 inputs and 1 output on a 1×1 array.
+    fc = ir.Linear("fc", (3,), np.ones((1, 3), dtype=np.int64), None, F8, [F8], F8)
+    for stages, cycles in ((0, 13), (2, 15)):
+        design = compile_graph(graph(fc), AcceleratorConfig(rows=1, cols=1, pe_stages=stages))
+        assert [layer.cycles.total for layer in design.layers] == [cycles]
+        assert design.pe_latency == 1 + stages
+
+
+def test_descriptor_is_typed():
+    names = [name for name, _ in descriptor_fields()]
+    assert names[:2] == ["k_len", "period"] and names[-2:] == ["rounding", "overflow"]
+    desc = compile_graph(graph(conv()), AcceleratorConfig()).layers[0].desc
+    with pytest.raises(FormatError, match=r"^Descriptor field 'npix' is a count and must not "
+                                          r"be negative, not -1$"):
+        LayerDescriptor(**{**desc.to_json(), "npix": -1})
+    with pytest.raises(FormatError, match=r"^Descriptor field 'd_ky' must be an integer, not "
+                                          r"1.5$"):
+        LayerDescriptor(**{**desc.to_json(), "d_ky": 1.5})
+    assert LayerDescriptor.from_json(desc.to_json()) == desc
+    with pytest.raises(FormatError, match=r"^Layer descriptor must have the fields "):
+        LayerDescriptor.from_json({"k_len": 1})
+
+
+def test_manifest_refuses_another_contract_version():
+    obj = compile_graph(graph(conv()), AcceleratorConfig()).to_json()
+    assert obj["contract_version"] == CONTRACT_VERSION
+    obj["contract_version"] = CONTRACT_VERSION - 1
+    with pytest.raises(FormatError, match=rf"^Manifest has contract version "
+                                          rf"{CONTRACT_VERSION - 1} but this hwgen reads "
+                                          rf"version {CONTRACT_VERSION}; compile the model "
+                                          rf"again$"):
+        CompiledDesign.from_json(obj)
+
+
+def test_hardware_modes_are_one_list():
+    from hwgen.rtl.layouts import Overflow, Rounding
+    assert tuple(m.name.lower() for m in Rounding) == HW_ROUNDING_MODES
+    assert tuple(m.name.lower() for m in Overflow) == HW_OVERFLOW_MODES
 
 
 def test_manifest_round_trip():
@@ -140,3 +212,6 @@ def test_manifest_round_trip():
     again = CompiledDesign.from_json(json.loads(text))
     assert again.dumps() == text
     assert [layer.kind for layer in again.layers] == ["conv", "linear"]
+    assert again.layers[0].desc == design.layers[0].desc
+    assert again.layers[1].cycles == design.layers[1].cycles
+    assert again.config == design.config

@@ -3,7 +3,9 @@
 Each function is named after the block it specifies (:func:`pe_mac` for
 :class:`hwgen.rtl.pe_mac.PEMac`, :func:`systolic_array` for
 :class:`hwgen.rtl.systolic_array.SystolicArray`, :func:`post_process` and
-:func:`max_pool_stream` for :class:`hwgen.rtl.post_process.PostProcess`). The block tests
+:func:`max_pool_stream` for :class:`hwgen.rtl.post_process.PostProcess`,
+:func:`pixel_walker` for :class:`hwgen.rtl.pixel_walker.PixelWalker`, :func:`drain` for
+:class:`hwgen.rtl.drain.Drain`). The block tests
 compare the hardware against these functions with ``assert_array_equal``; the compiler's
 documentation uses them to state what each block computes.
 """
@@ -13,7 +15,8 @@ import numpy as np
 from ..errors import FormatError, ShapeError
 from ..numerics import QFormat, requantize
 
-__all__ = ["max_pool_stream", "pe_mac", "post_process", "systolic_array", "wrap_signed"]
+__all__ = ["drain", "max_pool_stream", "pe_mac", "pixel_walker", "post_process",
+           "systolic_array", "wrap_signed"]
 
 
 def wrap_signed(x, width):
@@ -26,13 +29,15 @@ def wrap_signed(x, width):
     return ((x & mask) ^ sign) - sign
 
 
-def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64):
+def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0):
     """Cycle-level reference of one MAC processing element.
 
     Step ``t`` presents ``a_seq[t]``, ``w_seq[t]`` and ``ctl_seq[t] = (valid, first, last)``
     at the PE's inputs; at the clock edge that ends the step, when ``valid``,
     ``acc <= (0 if first else acc) + a*w`` and, when also ``last``, ``result`` loads the
-    same sum. Both registers start at 0 and wrap to ``acc_width`` bits.
+    same sum. Both registers start at 0 and wrap to ``acc_width`` bits. With
+    ``product_stages = S`` the product and the control are registered ``S`` times first, so
+    every step takes effect ``S`` cycles later (the PE's latency is ``1 + S``).
 
     Parameters
     ----------
@@ -42,6 +47,8 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64):
         ``(valid, first, last)`` of each step.
     acc_width : int
         Width of the accumulator (and of ``result``).
+    product_stages : int
+        Pipeline registers on the product.
 
     Returns
     -------
@@ -57,9 +64,13 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64):
     acc = np.int64(0)
     result = np.int64(0)
     results = np.zeros(len(a), dtype=np.int64)
+    s = product_stages
+    # The pipeline starts empty: s idle steps in front, the last s steps not yet applied.
+    prods = np.concatenate([np.zeros(s, dtype=np.int64), a * w])[:len(a)]
+    ctl = np.concatenate([np.zeros((s, 3), dtype=np.int64), ctl])[:len(a)]
     for t, (valid, first, last) in enumerate(ctl):
         if valid:
-            total = wrap_signed((0 if first else acc) + a[t] * w[t], acc_width)
+            total = wrap_signed((0 if first else acc) + prods[t], acc_width)
             acc = total
             if last:
                 result = total
@@ -162,3 +173,72 @@ def max_pool_stream(values, col, pool_first, pool_last, cols):
         if last[t]:
             outputs.append(m[c])
     return last.copy(), np.asarray(outputs, dtype=np.int64)
+
+
+def pixel_walker(start, deltas, pool, pw, count):
+    """The pixel walker's pixels: ``(iy, ix, base)`` of the first ``count`` output pixels.
+
+    Four nested loop levels (``dx`` and ``dy`` inside a ``pool × pool`` window, then the
+    window column over ``pw`` windows, then the window row) each add their own steps
+    ``deltas[level] = (d_iy, d_ix, d_base)`` to the corner, starting from ``start``
+    (:func:`hwgen.compiler.walk_deltas` computes both).
+
+    Returns
+    -------
+    list of (int, int, int)
+    """
+    iy, ix, base = (int(v) for v in start)
+    dx = dy = px = 0
+    out = []
+    for _ in range(count):
+        out.append((iy, ix, base))
+        if dx + 1 < pool:
+            dx += 1
+            level = 0
+        elif dy + 1 < pool:
+            dx, dy = 0, dy + 1
+            level = 1
+        elif px + 1 < pw:
+            dx, dy, px = 0, 0, px + 1
+            level = 2
+        else:
+            dx, dy, px = 0, 0, 0
+            level = 3
+        iy, ix, base = (v + int(d) for v, d in zip((iy, ix, base), deltas[level]))
+    return out
+
+
+def drain(job, rows, cols, win, plane, out_base, param_base):
+    """The drain's reads of one tile, slot by slot (row-major).
+
+    Slot ``(r, c)`` holds pixel ``m0 + r`` of the tile (pool window ``q0 + (m0 + r) //
+    win``, place ``(m0 + r) % win``) and channel ``co_base + c``.
+
+    Parameters
+    ----------
+    job : mapping
+        ``co_base``, ``cols_valid``, ``ch_off``, ``rows_valid``, ``q0``, ``m0``.
+    rows, cols : int
+        The array's shape.
+    win, plane, out_base, param_base : int
+        The layer's pool window size, output pixels per channel, output region and first
+        parameter address.
+
+    Returns
+    -------
+    list of dict
+        Per slot: ``valid``, ``col``, ``pool_first``, ``pool_last``, ``tag`` (the output
+        address) and ``param_addr``.
+    """
+    out = []
+    for r in range(rows):
+        place = job["m0"] + r
+        q, pos = job["q0"] + place // win, place % win
+        for c in range(cols):
+            out.append({
+                "valid": int(r < job["rows_valid"] and c < job["cols_valid"]),
+                "col": c, "pool_first": int(pos == 0), "pool_last": int(pos == win - 1),
+                "tag": out_base + job["ch_off"] + c * plane + q,
+                "param_addr": param_base + job["co_base"] + c,
+            })
+    return out

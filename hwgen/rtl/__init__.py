@@ -1,12 +1,22 @@
-"""Amaranth components of the accelerator (gateware: never imports torch).
+"""Amaranth components of the accelerator (gateware: never imports torch nor the compiler;
+it reads :mod:`hwgen.contract` and :mod:`hwgen.timing`).
 
 =====================  ===============================================================
-``layouts``            shared payload layouts and mode enums (PECtl, Rounding, ...)
-``pe``, ``pe_mac``     the PE interface and the fixed-point multiply-accumulate PE
+``layouts``            shared payload layouts and mode enums (PECtl, Rounding, PEKind...)
+``pe``                 the PE interface and the registry of PE kinds (:func:`pe_class`)
+``pe_mac``             the fixed-point multiply-accumulate PE (kind ``"fixed"``)
 ``systolic_array``     rows × cols output-stationary array of any PE kind
-``post_process``       bias, requantize (rounding, overflow), ReLU, max-pool
+``engine``             one array + its weight memory + its feed and padding
+``act_buffer``         activation memories, one copy per array row, broadcast writes
+``sequencer``          the phase machine, feed counters and pixel walker of the program
 ``pixel_walker``       output pixels in pool-window order, as receptive-field corners
 ``drain``              a finished tile's results, one per cycle, to post-processing
-``top``                memories, sequencer and I/O: the generated accelerator
+``post_process``       bias, requantize (rounding, overflow), ReLU, max-pool
+``top``                the blocks wired together: the generated accelerator
 =====================  ===============================================================
+
+Adding a PE kind: a new ``pe_<name>.py`` here with a :class:`~hwgen.rtl.pe.PE` subclass
+that sets ``kind``, ``pad_value``, :meth:`~hwgen.rtl.pe.PE.weight_shape` and
+:meth:`~hwgen.rtl.pe.PE.product` (found without an import anywhere), and its weight packer
+``@packs("<name>")`` in :mod:`hwgen.compiler.pack`. Nothing else changes.
 """

@@ -4,7 +4,9 @@ from amaranth.hdl import Array, Const, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import check_positive, drain_job_layout, drain_output_layout
+from .. import timing
+from ..errors import check_positive
+from .layouts import drain_job_layout, drain_output_layout
 
 __all__ = ["Drain"]
 
@@ -15,12 +17,14 @@ class Drain(wiring.Component):
     A *job* describes a tile: which channels (``co_base``, ``cols_valid``) and pixels
     (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it holds
     and where its outputs go (``ch_off``). The sequencer presents it in the cycle it issues
-    the tile's last reduction step to the memories. The step reaches the array one cycle
-    later and PE (r, c) finishes ``r + c + 1`` cycles after that (see
-    :meth:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job waits ``delay =
-    rows + cols − 1`` cycles in a delay line and the drain then reads slot ``(r, c)`` at
-    ``delay + 1 + r·cols + c`` cycles after the issue: after the result is final, and before
-    the next tile's replaces it provided tiles issue at least ``rows·cols`` cycles apart.
+    the tile's last reduction step to the memories. The step reaches the array one memory
+    read later and PE (r, c) finishes ``r + c + pe_latency`` cycles after that (see
+    :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job waits ``delay``
+    cycles in a delay line (:func:`hwgen.timing.drain_delay`, ``rows + cols − 2 +
+    pe_latency``) and the drain then reads slot ``(r, c)`` at ``delay + 1 + r·cols + c``
+    cycles after the issue: after the result is final, and before the next tile's replaces
+    it provided tiles issue at least ``rows·cols`` cycles apart. The golden model is
+    :func:`hwgen.golden.blocks.drain`.
 
     For each slot the drain gives the parameter-memory address (``param_addr``, at once) and,
     one cycle later, aligned with that memory's data, ``o``: the sum, its column, its place
@@ -35,6 +39,8 @@ class Drain(wiring.Component):
         Shape of a PE result.
     count_width : int
         Bits of the job's counts and of the addresses.
+    pe_latency : int
+        Latency of the array's PEs (:attr:`hwgen.rtl.pe.PE.latency`).
 
     Members
     -------
@@ -55,17 +61,16 @@ class Drain(wiring.Component):
     Attributes
     ----------
     delay : int
-        ``rows + cols − 1``: cycles a job waits before its first slot is read.
+        Cycles a job waits before its first slot is read.
     latency : int
-        1: ``o`` follows ``param_addr`` by one cycle.
+        Cycles from ``param_addr`` to ``o``.
     """
 
-    latency = 1
-
-    def __init__(self, rows, cols, acc_shape, count_width):
+    def __init__(self, rows, cols, acc_shape, count_width, *, pe_latency):
         self._rows = check_positive(rows, "Drain rows")
         self._cols = check_positive(cols, "Drain columns")
         self._count_width = check_positive(count_width, "Drain count width")
+        self._pe_latency = check_positive(pe_latency, "PE latency")
         super().__init__({
             "job": In(drain_job_layout(count_width)),
             "win": In(count_width),
@@ -79,8 +84,20 @@ class Drain(wiring.Component):
         })
 
     @property
+    def pe_latency(self):
+        return self._pe_latency
+
+    @property
     def delay(self):
-        return self._rows + self._cols - 1
+        """Cycles a job waits before its first slot is read: :func:`hwgen.timing.drain_delay`
+        = ``rows + cols − 2 + pe_latency``."""
+        return timing.drain_delay(self._rows, self._cols, self._pe_latency)
+
+    @property
+    def latency(self):
+        """Cycles from ``param_addr`` to ``o`` (the parameter memory's read):
+        :func:`hwgen.timing.drain_latency` = 1."""
+        return timing.drain_latency()
 
     def elaborate(self, platform):
         m = Module()

@@ -8,7 +8,8 @@ from amaranth.hdl import Shape, ShapeCastable, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for
 
-from ..errors import FormatError, ShapeError, check_positive
+from ..contract import COUNT, MODE, SIGNED, descriptor_fields, param_word_fields
+from ..errors import ArgumentError, FormatError, ShapeError, check_positive
 
 __all__ = [
     "WALKER_COUNT_FIELDS",
@@ -17,9 +18,13 @@ __all__ = [
     "PECtl",
     "PEKind",
     "Rounding",
-    "check_positive",
+    "buffer_write_layout",
+    "descriptor_const",
+    "descriptor_layout",
     "drain_job_layout",
     "drain_output_layout",
+    "engine_step_layout",
+    "param_word_layout",
     "post_process_config_layout",
     "post_process_input_layout",
     "post_process_output_layout",
@@ -71,11 +76,28 @@ class Overflow(enum.Enum, shape=1):
 
 
 class PEKind(enum.Enum):
-    """Kind of processing element an array is built from (only ``FIXED`` is implemented)."""
+    """Kind of processing element an array is built from; the value is the kind's name in
+    :attr:`hwgen.compiler.AcceleratorConfig.pe_kind` (only ``FIXED`` is implemented yet).
+    A PE class names its kind in ``kind`` (:func:`hwgen.rtl.pe.pe_class` finds it)."""
 
     FIXED = "fixed"
     SHIFT = "shift"
     XNOR = "xnor"
+
+    @classmethod
+    def from_name(cls, name):
+        """The member whose value is ``name`` (``"fixed"``); ``name`` itself when it is
+        another string, so that a PE kind defined outside this package is named by its
+        string; :class:`~hwgen.errors.ArgumentError` for anything else."""
+        if isinstance(name, cls):
+            return name
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"PE kind must be a PEKind or a non-empty string, not "
+                                f"{name!r}")
+        try:
+            return cls(name)
+        except ValueError:
+            return name
 
 
 def _from_name(cls, name, what):
@@ -192,3 +214,63 @@ def drain_output_layout(acc_shape, cols, count_width):
     return data.StructLayout({
         "valid": 1, "acc": _check_shape(acc_shape), "col": range(max(cols, 2)),
         "pool_first": 1, "pool_last": 1, "tag": unsigned(count_width)})
+
+
+def descriptor_layout(coord_width, count_width):
+    """Layout of the sequencer's descriptor register, derived from
+    :func:`hwgen.contract.descriptor_fields`: signed fields are ``signed(coord_width)``,
+    counts ``unsigned(count_width)``, ``rounding`` a :class:`Rounding` and ``overflow`` an
+    :class:`Overflow`."""
+    check_positive(coord_width, "Descriptor coordinate width")
+    check_positive(count_width, "Descriptor count width")
+    fields = {}
+    for name, kind in descriptor_fields():
+        if kind == SIGNED:
+            fields[name] = signed(coord_width)
+        elif kind == COUNT:
+            fields[name] = unsigned(count_width)
+        else:
+            assert kind == MODE
+            fields[name] = {"rounding": Rounding, "overflow": Overflow}[name]
+    return data.StructLayout(fields)
+
+
+def descriptor_const(layout, desc):
+    """``desc`` (a :class:`hwgen.contract.LayerDescriptor`) as a constant of ``layout``
+    (:func:`descriptor_layout`); mode names become :class:`Rounding`/:class:`Overflow`."""
+    values = {}
+    for name, kind in descriptor_fields():
+        value = getattr(desc, name)
+        if kind == MODE:
+            value = {"rounding": Rounding, "overflow": Overflow}[name].from_name(value)
+        values[name] = value
+    return layout.const(values)
+
+
+def param_word_layout(acc_width):
+    """Layout of a parameter memory word, from :func:`hwgen.contract.param_word_fields`:
+    ``bias`` (``signed(acc_width)``) and ``shift``."""
+    check_positive(acc_width, "Accumulator width")
+    return data.StructLayout({name: signed(width) if is_signed else unsigned(width)
+                              for name, width, is_signed in param_word_fields(acc_width)})
+
+
+def buffer_write_layout(addr_width, data_shape):
+    """Layout of an :class:`~hwgen.rtl.act_buffer.ActBuffer` write: ``en`` (1), ``addr``
+    (``unsigned(addr_width)``) and ``data`` (``data_shape``)."""
+    check_positive(addr_width, "Buffer address width")
+    return data.StructLayout({"en": 1, "addr": unsigned(addr_width),
+                              "data": _check_shape(data_shape)})
+
+
+def engine_step_layout(rows, count_width):
+    """Layout of an :class:`~hwgen.rtl.engine.Engine`'s ``step``, issued together with the
+    activation buffer reads: ``valid`` (a reduction step is issued), ``first``, ``last``
+    (of the dot product), ``w_addr`` (weight memory address, ``unsigned(count_width)``)
+    and ``inside`` (per row: the activation read is a real one, not padding or a row past
+    the last pixel)."""
+    check_positive(rows, "Engine rows", ShapeError)
+    check_positive(count_width, "Engine count width")
+    return data.StructLayout({"valid": 1, "first": 1, "last": 1,
+                              "w_addr": unsigned(count_width),
+                              "inside": data.ArrayLayout(1, rows)})

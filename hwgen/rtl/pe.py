@@ -1,12 +1,23 @@
-"""The processing element interface every PE kind implements."""
+"""The processing element interface every PE kind implements, and the registry of kinds."""
+
+import importlib
+import pkgutil
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import PECtl
+from .. import timing
+from ..errors import ArgumentError, check_int
+from .layouts import PECtl, PEKind
 
-__all__ = ["PE"]
+__all__ = ["PE", "pe_class", "pe_kinds"]
+
+_KINDS = {}
+
+
+def _kind_name(kind):
+    return kind.value if isinstance(kind, PEKind) else kind
 
 
 class PE(wiring.Component):
@@ -15,19 +26,33 @@ class PE(wiring.Component):
     The base class fixes the ports and the accumulate/pass-through behaviour so that the
     systolic array is built from any PE kind (fixed-point MAC, power-of-two shift,
     XNOR/popcount) without change. A subclass sets up whatever it needs, then calls
-    ``super().__init__()``; it provides the three shapes as attributes or properties and
-    implements :meth:`product`.
+    ``super().__init__(product_stages=...)``; it provides the three shapes as attributes or
+    properties and implements :meth:`product`.
 
-    Behaviour at every clock edge, with ``p = product(a_i, w_i)``::
+    A PE kind is described in one place, its class: ``kind`` (a :class:`PEKind` or, for a
+    kind defined outside this package, its name), :meth:`weight_shape` (what a weight
+    memory field holds, so the weight memory word is :meth:`weight_word_layout`),
+    ``pad_value`` (the neutral activation fed for padding and for rows past the last
+    pixel) and :meth:`create` (the PE for the design's widths). Defining the class
+    registers the kind (:func:`pe_class`); a module ``hwgen/rtl/pe_*.py`` is found without
+    being imported anywhere.
+
+    Behaviour at every clock edge, with ``p = product(a_i, w_i)`` registered
+    ``product_stages`` times together with ``ctl_i`` (``p'`` and ``ctl'`` below)::
 
         a_o, w_o, ctl_o <= a_i, w_i, ctl_i
-        if ctl_i.valid:
-            acc <= (0 if ctl_i.first else acc) + p
-            if ctl_i.last:
-                result <= (0 if ctl_i.first else acc) + p
+        if ctl'.valid:
+            acc <= (0 if ctl'.first else acc) + p'
+            if ctl'.last:
+                result <= (0 if ctl'.first else acc) + p'
 
-    When ``ctl_i.valid`` is 0 only the pass-through registers change. The accumulator is
-    ``acc_shape`` wide and wraps; the compiler sizes it so that it never overflows.
+    When the control is not valid only the pass-through registers change. The accumulator
+    is ``acc_shape`` wide and wraps; the compiler sizes it so that it never overflows.
+
+    Parameters
+    ----------
+    product_stages : int
+        Pipeline registers between the product and the accumulator (0 or more).
 
     Members
     -------
@@ -45,22 +70,29 @@ class PE(wiring.Component):
         ``ctl_i`` delayed by one cycle, to the right neighbour.
     result : Out(acc_shape)
         The dot product finished by the most recent ``last`` step; held until the next one.
-
-    Attributes
-    ----------
-    a_shape, w_shape, acc_shape : shape-like
-        Shapes of the activation, weight and accumulator (defined by the subclass).
-    latency : int
-        Cycles from the ``last`` step at the PE's inputs to its sum at ``result``: 1.
     """
 
+    kind = None
+    pad_value = 0
     a_shape = None
     w_shape = None
     acc_shape = None
 
-    def __init__(self):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if kind is not None:
+            name = _kind_name(PEKind.from_name(kind))
+            old = _KINDS.get(name)
+            if old is not None and (old.__module__, old.__qualname__) != (
+                    cls.__module__, cls.__qualname__):
+                raise ArgumentError(f"PE kind {name!r} is already defined by {old.__qualname__}")
+            _KINDS[name] = cls
+
+    def __init__(self, *, product_stages=0):
         if type(self).product is PE.product:
             raise TypeError(f"{type(self).__name__} must implement PE.product()")
+        self._product_stages = check_int(product_stages, "PE product stages", minimum=0)
         super().__init__({
             "a_i": In(self.a_shape),
             "w_i": In(self.w_shape),
@@ -71,10 +103,30 @@ class PE(wiring.Component):
             "result": Out(self.acc_shape),
         })
 
+    @classmethod
+    def create(cls, *, a_width, w_width, acc_width, product_stages=0):
+        """The PE of this kind for a design's activation, weight and accumulator widths."""
+        return cls(a_width, w_width, acc_width, product_stages=product_stages)
+
+    @classmethod
+    def weight_shape(cls, w_width):
+        """Shape of one weight field of the weight memory (and of ``w_i``)."""
+        raise NotImplementedError(f"{cls.__name__} must implement PE.weight_shape()")
+
+    @classmethod
+    def weight_word_layout(cls, w_width, cols):
+        """Layout of a weight memory word: ``cols`` weight fields (:mod:`hwgen.contract`)."""
+        return data.ArrayLayout(cls.weight_shape(w_width), cols)
+
+    @property
+    def product_stages(self):
+        return self._product_stages
+
     @property
     def latency(self):
-        """Cycles from the ``last`` step at the inputs to the sum at ``result``: 1."""
-        return 1
+        """Cycles from the ``last`` step at the inputs to the sum at ``result``:
+        :func:`hwgen.timing.pe_latency` = ``1 + product_stages``."""
+        return timing.pe_latency(self._product_stages)
 
     def product(self, m, a, w):
         """Return the product term of activation ``a`` and weight ``w``.
@@ -82,8 +134,8 @@ class PE(wiring.Component):
         Parameters
         ----------
         m : Module
-            The PE's module, for a subclass that needs intermediate signals (combinational
-            only: the product is added in the same cycle).
+            The PE's module, for a subclass that needs intermediate signals (combinational:
+            the base class adds the pipeline registers).
         a : Value
             ``a_i``, of ``a_shape``.
         w : Value
@@ -105,20 +157,56 @@ class PE(wiring.Component):
             self.ctl_o.eq(self.ctl_i),
         ]
 
-        acc = Signal(self.acc_shape)
         term = Signal(self.acc_shape)
         m.d.comb += term.eq(self.product(m, self.a_i, self.w_i))
+        ctl = self.ctl_i
+        for n in range(self._product_stages):
+            stage_term = Signal(self.acc_shape, name=f"product_{n}")
+            stage_ctl = Signal(PECtl, name=f"ctl_{n}")
+            m.d.sync += [stage_term.eq(term), stage_ctl.eq(ctl)]
+            term, ctl = stage_term, stage_ctl
+
+        acc = Signal(self.acc_shape)
         # One adder serves both the accumulator and the result: selecting 0 for the first
         # step restarts the dot product without a separate clear cycle.
         total = Signal(self.acc_shape)
-        with m.If(self.ctl_i.first):
+        with m.If(ctl.first):
             m.d.comb += total.eq(term)
         with m.Else():
             m.d.comb += total.eq(acc + term)
 
-        with m.If(self.ctl_i.valid):
+        with m.If(ctl.valid):
             m.d.sync += acc.eq(total)
-            with m.If(self.ctl_i.last):
+            with m.If(ctl.last):
                 m.d.sync += self.result.eq(total)
 
         return m
+
+
+def _discover():
+    """Import every ``pe_*`` module of this package, so that their kinds register."""
+    for info in pkgutil.iter_modules(_package_path()):
+        if info.name.startswith("pe_"):
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def _package_path():
+    return importlib.import_module(__package__).__path__
+
+
+def pe_kinds():
+    """Names of the registered PE kinds (after importing every ``hwgen/rtl/pe_*.py``)."""
+    _discover()
+    return tuple(sorted(_KINDS))
+
+
+def pe_class(kind):
+    """The PE class of ``kind`` (a :class:`PEKind` or a kind's name); raises
+    :class:`~hwgen.errors.ArgumentError` for a kind no PE class defines."""
+    name = _kind_name(PEKind.from_name(kind))
+    if name not in _KINDS:
+        _discover()
+    if name not in _KINDS:
+        kinds = ", ".join(repr(k) for k in sorted(_KINDS))
+        raise ArgumentError(f"PE kind must be one of {kinds}, not {name!r}")
+    return _KINDS[name]

@@ -2,8 +2,8 @@
 
 from amaranth.hdl import signed
 
-from ..errors import FormatError
-from .layouts import PEKind, check_positive
+from ..errors import FormatError, check_positive
+from .layouts import PEKind
 from .pe import PE
 
 __all__ = ["PEMac"]
@@ -26,18 +26,21 @@ class PEMac(PE):
         Weight width in bits (positive).
     acc_width : int
         Accumulator width in bits, at least ``a_width + w_width``.
+    product_stages : int
+        Pipeline registers on the product (the PE's latency is ``1 + product_stages``,
+        see :class:`~hwgen.rtl.pe.PE`).
 
     Attributes
     ----------
     kind : PEKind
-        ``PEKind.FIXED``.
-    latency : int
-        1 (see :class:`~hwgen.rtl.pe.PE`).
+        ``PEKind.FIXED``; weights are stored two's complement (``signed(w_width)``) and the
+        padding activation is 0.
     """
 
     kind = PEKind.FIXED
+    pad_value = 0
 
-    def __init__(self, a_width, w_width, acc_width):
+    def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
         self._a_width = check_positive(a_width, "Activation width")
         self._w_width = check_positive(w_width, "Weight width")
         check_positive(acc_width, "Accumulator width")
@@ -45,7 +48,12 @@ class PEMac(PE):
             raise FormatError(f"Accumulator width must be at least the product width "
                               f"{a_width + w_width!r}, not {acc_width!r}")
         self._acc_width = acc_width
-        super().__init__()
+        super().__init__(product_stages=product_stages)
+
+    @classmethod
+    def weight_shape(cls, w_width):
+        """``signed(w_width)``: two's complement weights."""
+        return signed(w_width)
 
     @property
     def a_width(self):
@@ -65,7 +73,7 @@ class PEMac(PE):
 
     @property
     def w_shape(self):
-        return signed(self._w_width)
+        return self.weight_shape(self._w_width)
 
     @property
     def acc_shape(self):

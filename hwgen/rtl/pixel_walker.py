@@ -4,7 +4,9 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import check_positive, walker_config_layout
+from .. import timing
+from ..errors import check_positive
+from .layouts import walker_config_layout
 
 __all__ = ["PixelWalker"]
 
@@ -17,7 +19,7 @@ class PixelWalker(wiring.Component):
     ``base = iy·W + ix``, using only adders: four nested loop levels (``dx`` and ``dy``
     inside a ``pool × pool`` window, then the window column and row) each add their own
     steps from ``cfg``, which :func:`hwgen.compiler.walk_deltas` computes. The golden model
-    is :func:`hwgen.compiler.walk_pixels`. After ``walk_len`` steps the walker starts over,
+    is :func:`hwgen.golden.blocks.pixel_walker`. After ``walk_len`` steps the walker starts over,
     so it can run a whole channel tile ahead of the array; ``valid`` is low for the pixels
     past ``npix`` that fill a last, partial tile.
 
@@ -47,10 +49,8 @@ class PixelWalker(wiring.Component):
     Attributes
     ----------
     latency : int
-        0: the outputs describe the current pixel; ``step`` moves them at the next edge.
+        Cycles from ``step`` to the outputs describing the pixel.
     """
-
-    latency = 0
 
     def __init__(self, coord_width, count_width):
         self._coord_width = check_positive(coord_width, "Walker coordinate width")
@@ -64,6 +64,12 @@ class PixelWalker(wiring.Component):
             "base": Out(signed(coord_width)),
             "valid": Out(1),
         })
+
+    @property
+    def latency(self):
+        """0: the outputs describe the current pixel; ``step`` moves them at the next edge
+        (:func:`hwgen.timing.pixel_walker_latency`)."""
+        return timing.pixel_walker_latency()
 
     def elaborate(self, platform):
         m = Module()

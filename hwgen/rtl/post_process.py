@@ -4,12 +4,12 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..errors import FormatError
+from .. import timing
+from ..errors import FormatError, check_positive
 from ..numerics import OVERFLOW_MODES, ROUNDING_MODES
 from .layouts import (
     Overflow,
     Rounding,
-    check_positive,
     post_process_config_layout,
     post_process_input_layout,
     post_process_output_layout,
@@ -146,14 +146,11 @@ class PostProcess(wiring.Component):
         """Overflow modes generated, as :class:`~hwgen.rtl.layouts.Overflow` members."""
         return self._overflows
 
-    #: Cycles from ``i.valid`` to the corresponding ``o.valid``, the same for every instance
-    #: (so the compiler's cycle model can read it without building a unit).
-    LATENCY = 4
-
     @property
     def latency(self):
-        """Cycles from ``i.valid`` to the corresponding ``o.valid``: :attr:`LATENCY` (4)."""
-        return self.LATENCY
+        """Cycles from ``i.valid`` to the corresponding ``o.valid``:
+        :func:`hwgen.timing.post_process_latency` = 4."""
+        return timing.post_process_latency()
 
     def elaborate(self, platform):
         m = Module()

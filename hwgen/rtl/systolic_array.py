@@ -4,8 +4,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..errors import ShapeError
-from .layouts import PECtl, check_positive
+from .. import timing
+from ..errors import ShapeError, check_positive
+from .layouts import PECtl
 from .pe import PE
 
 __all__ = ["SystolicArray"]
@@ -31,7 +32,7 @@ class SystolicArray(wiring.Component):
     before PE ``(0, c)``. A step presented at the ports in cycle ``t`` is therefore processed
     by PE ``(r, c)`` in cycle ``t + r + c``, and the sum of a tile whose ``last`` step is
     presented in cycle ``T`` is visible at ``result[r][c]`` from cycle
-    ``T + latency(r, c) = T + r + c + pe.latency`` on, held until the next tile's sum
+    ``T + skew(r, c) + pe.latency = T + r + c + pe.latency`` on, held until the next tile's sum
     replaces it. Tiles may follow each other with no gap (the next ``first`` step in the
     cycle after the ``last`` one).
 
@@ -58,8 +59,9 @@ class SystolicArray(wiring.Component):
 
     Attributes
     ----------
-    fill : int
-        ``rows + cols - 2``: extra cycles the farthest PE lags the first one.
+    latency : int
+        ``rows + cols − 2 + pe.latency``: cycles from a tile's ``last`` step to its last
+        sum (PE ``(rows−1, cols−1)``), :func:`hwgen.timing.array_latency`.
     """
 
     def __init__(self, rows, cols, pe_factory):
@@ -119,18 +121,20 @@ class SystolicArray(wiring.Component):
         return self._pe_latency
 
     @property
-    def fill(self):
-        """``rows + cols - 2``: cycles PE ``(rows-1, cols-1)`` lags PE ``(0, 0)``."""
-        return self._rows + self._cols - 2
+    def latency(self):
+        """Cycles from a tile's ``last`` step at the ports to its last sum, at
+        ``result[rows−1][cols−1]``: :func:`hwgen.timing.array_latency` ``(rows − 1, cols − 1,
+        pe.latency)`` = ``rows + cols − 2 + pe.latency``."""
+        return timing.array_latency(self._rows - 1, self._cols - 1, self._pe_latency)
 
-    def latency(self, r, c):
-        """Cycles from a tile's ``last`` step at the ports to its sum at ``result[r][c]``:
-        ``r + c + pe.latency``."""
+    def skew(self, r, c):
+        """Cycles PE ``(r, c)`` lags PE ``(0, 0)``: ``r + c`` (its sum is at ``result[r][c]``
+        ``skew(r, c) + pe.latency`` cycles after the ``last`` step)."""
         if not (isinstance(r, int) and 0 <= r < self._rows):
             raise ShapeError(f"Row must be in range({self._rows}), not {r!r}")
         if not (isinstance(c, int) and 0 <= c < self._cols):
             raise ShapeError(f"Column must be in range({self._cols}), not {c!r}")
-        return r + c + self._pe_latency
+        return timing.array_latency(r, c, 0)
 
     def elaborate(self, platform):
         m = Module()

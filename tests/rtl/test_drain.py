@@ -1,37 +1,33 @@
 # amaranth: UnusedElaboratable=no
+"""Drain against hwgen.golden.blocks.drain, cycle-exact."""
+
 import pytest
 
+from hwgen import timing
 from hwgen.errors import FormatError
+from hwgen.golden.blocks import drain as golden_drain
 from hwgen.rtl.drain import Drain
 
 
 def test_construction_errors():
     with pytest.raises(FormatError, match=r"^Drain rows must be a positive integer, not 0$"):
-        Drain(0, 2, 8, 8)
-    assert Drain(3, 4, 8, 8).delay == 6
+        Drain(0, 2, 8, 8, pe_latency=1)
+    with pytest.raises(FormatError, match=r"^PE latency must be a positive integer, not 0$"):
+        Drain(2, 2, 8, 8, pe_latency=0)
 
 
-def expected_slots(job, rows, cols, cfg):
-    """The drain's output for ``job``, slot by slot (row-major): what it must produce."""
-    out = []
-    for r in range(rows):
-        place = job["m0"] + r
-        q, pos = job["q0"] + place // cfg["win"], place % cfg["win"]
-        for c in range(cols):
-            out.append({
-                "valid": int(r < job["rows_valid"] and c < job["cols_valid"]),
-                "col": c, "pool_first": int(pos == 0), "pool_last": int(pos == cfg["win"] - 1),
-                "tag": cfg["out_base"] + job["ch_off"] + c * cfg["plane"] + q,
-                "param_addr": cfg["param_base"] + job["co_base"] + c,
-            })
-    return out
+def test_timing_is_the_timing_modules():
+    assert Drain(3, 4, 8, 8, pe_latency=1).delay == 6 == timing.drain_delay(3, 4, 1)
+    assert Drain(3, 4, 8, 8, pe_latency=3).delay == 8 == timing.drain_delay(3, 4, 3)
+    assert Drain(3, 4, 8, 8, pe_latency=1).latency == timing.drain_latency() == 1
 
 
-@pytest.mark.parametrize("rows, cols", [(1, 1), (2, 3), (3, 2)])
-def test_jobs_back_to_back(run_sim, rows, cols):
+@pytest.mark.parametrize("rows, cols, pe_latency", [(1, 1, 1), (2, 3, 1), (3, 2, 1),
+                                                    (2, 3, 3)])
+def test_jobs_back_to_back(run_sim, rows, cols, pe_latency):
     """Two jobs ``rows·cols`` cycles apart (the closest the sequencer sends them): slot
     ``(r, c)`` of a job sent at cycle ``t`` is read at ``t + delay + 1 + r·cols + c``."""
-    dut = Drain(rows, cols, 16, 10)
+    dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency)
     cfg = {"win": 4, "plane": 6, "out_base": 100, "param_base": 40}
     jobs = [
         {"co_base": 0, "cols_valid": cols, "ch_off": 0, "rows_valid": rows, "q0": 0, "m0": 3},
@@ -68,8 +64,11 @@ def test_jobs_back_to_back(run_sim, rows, cols):
                               "pool_last": ctx.get(o.pool_last), "tag": ctx.get(o.tag),
                               "acc": ctx.get(o.acc)},)
             assert ctx.get(dut.busy) == (cycle < 2 * period + dut.delay)
+        assert len(seen) == 2 * period
         for n, job in enumerate(jobs):
-            for i, want in enumerate(expected_slots(job, rows, cols, cfg)):
+            want_slots = golden_drain(job, rows, cols, **cfg)
+            assert len(want_slots) == period
+            for i, want in enumerate(want_slots):
                 param_addr, slot, got = seen[n * period + i]
                 assert param_addr == want.pop("param_addr")
                 acc = got.pop("acc")

@@ -7,7 +7,8 @@ from amaranth.hdl import signed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen.errors import FormatError
+from hwgen import timing
+from hwgen.errors import ArgumentError, FormatError
 from hwgen.golden.blocks import pe_mac, wrap_signed
 from hwgen.rtl.layouts import PEKind
 from hwgen.rtl.pe import PE
@@ -27,6 +28,12 @@ def test_construction_errors(args, message):
         PEMac(*args)
 
 
+def test_product_stages_errors():
+    with pytest.raises(ArgumentError, match=r"^PE product stages must be an integer of at "
+                                            r"least 0, not -1$"):
+        PEMac(8, 8, 16, product_stages=-1)
+
+
 def test_abstract_pe_needs_product():
     class NoProduct(PE):
         a_shape = w_shape = acc_shape = signed(4)
@@ -38,7 +45,8 @@ def test_abstract_pe_needs_product():
 def test_signature_and_timing():
     pe = PEMac(8, 4, 20)
     assert pe.kind is PEKind.FIXED
-    assert pe.latency == 1
+    assert pe.latency == 1 == timing.pe_latency(0)
+    assert PEMac(8, 4, 20, product_stages=2).latency == 3 == timing.pe_latency(2)
     assert (pe.a_width, pe.w_width, pe.acc_width) == (8, 4, 20)
     assert pe.a_i.shape() == signed(8) and pe.a_o.shape() == signed(8)
     assert pe.w_i.shape() == signed(4) and pe.w_o.shape() == signed(4)
@@ -69,10 +77,11 @@ def simulate_pe(run_sim, pe, a_seq, w_seq, ctl_seq):
     return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
 
 
-def check_pe(run_sim, a_width, w_width, acc_width, a_seq, w_seq, ctl_seq):
-    pe = PEMac(a_width, w_width, acc_width)
+def check_pe(run_sim, a_width, w_width, acc_width, a_seq, w_seq, ctl_seq, stages=0):
+    pe = PEMac(a_width, w_width, acc_width, product_stages=stages)
     got = simulate_pe(run_sim, pe, a_seq, w_seq, ctl_seq)
-    np.testing.assert_array_equal(got["result"], pe_mac(a_seq, w_seq, ctl_seq, acc_width))
+    np.testing.assert_array_equal(got["result"],
+                                  pe_mac(a_seq, w_seq, ctl_seq, acc_width, stages))
     np.testing.assert_array_equal(got["a_o"], a_seq)
     np.testing.assert_array_equal(got["w_o"], w_seq)
     np.testing.assert_array_equal(got["ctl_o"], np.asarray(ctl_seq).reshape(-1, 3))
@@ -111,9 +120,20 @@ def pe_streams(draw):
 
 
 @settings(max_examples=25, deadline=None)
-@given(pe_streams())
-def test_random_streams(run_sim, streams):
-    check_pe(run_sim, *streams)
+@given(pe_streams(), st.integers(0, 3))
+def test_random_streams(run_sim, streams, stages):
+    check_pe(run_sim, *streams, stages=stages)
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_pipelined_product_by_hand(run_sim, stages):
+    # The same sums as without a pipeline, each `stages` cycles later.
+    a = [3, -4, 5, 0, 0, 0]
+    w = [2, 6, -1, 0, 0, 0]
+    ctl = [(1, 1, 0), (1, 0, 0), (1, 0, 1), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
+    expected = [0] * (2 + stages) + [6 - 24 - 5] * (4 - stages)
+    np.testing.assert_array_equal(pe_mac(a, w, ctl, 24, stages), expected)
+    check_pe(run_sim, 8, 8, 24, a, w, ctl, stages)
 
 
 def test_extremes_accumulate_and_wrap(run_sim):

@@ -3,8 +3,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen.compiler import walk_deltas, walk_pixels
+from hwgen import timing
+from hwgen.compiler import walk_deltas
 from hwgen.errors import FormatError
+from hwgen.golden.blocks import pixel_walker
 from hwgen.rtl.layouts import WALKER_COUNT_FIELDS, WALKER_SIGNED_FIELDS
 from hwgen.rtl.pixel_walker import PixelWalker
 
@@ -16,6 +18,7 @@ def test_construction_errors():
     with pytest.raises(FormatError,
                        match=r"^Walker count width must be a positive integer, not 'x'$"):
         PixelWalker(8, "x")
+    assert PixelWalker(8, 8).latency == timing.pixel_walker_latency() == 0
 
 
 def walk_config(h, w, stride, pad, pool, pw, walk_len, npix):
@@ -30,7 +33,7 @@ def walk_config(h, w, stride, pad, pool, pw, walk_len, npix):
 @settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 9), w=st.integers(1, 9), k=st.integers(1, 3), stride=st.integers(1, 3),
        pad=st.integers(0, 2), pool=st.integers(1, 3), rows=st.integers(1, 5))
-def test_walk_matches_the_compiler_model(run_sim, h, w, k, stride, pad, pool, rows):
+def test_walk_matches_the_golden_model(run_sim, h, w, k, stride, pad, pool, rows):
     ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     ph, pw = ho // pool, wo // pool
     if ph < 1 or pw < 1:
@@ -38,7 +41,9 @@ def test_walk_matches_the_compiler_model(run_sim, h, w, k, stride, pad, pool, ro
     npix = ph * pw * pool * pool
     walk_len = -(-npix // rows) * rows        # whole tiles: the last one may be partial
     cfg = walk_config(h, w, stride, pad, pool, pw, walk_len, npix)
-    expected = walk_pixels(cfg, walk_len)
+    start, deltas = walk_deltas(h, w, stride, pad, pool, pw)
+    expected = pixel_walker(start, deltas, pool, pw, walk_len)
+    assert len(expected) == walk_len
     dut = PixelWalker(12, 10)
 
     async def testbench(ctx):

@@ -9,6 +9,7 @@ from amaranth.hdl import signed, unsigned
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwgen import timing
 from hwgen.errors import FormatError, ShapeError
 from hwgen.golden.blocks import max_pool_stream, post_process, wrap_signed
 from hwgen.numerics import QFormat
@@ -61,7 +62,7 @@ def test_mode_names():
 def test_signature_and_timing():
     pp = PostProcess(20, 8, 4, unsigned(10), roundings=("floor", "floor", "nearest_up"),
                      overflows=("wrap",))
-    assert pp.latency == 4
+    assert pp.latency == 4 == timing.post_process_latency()
     assert pp.roundings == (Rounding.FLOOR, Rounding.NEAREST_UP)
     assert pp.overflows == (Overflow.WRAP,)
     assert pp.i.acc.shape() == signed(20) and pp.i.bias.shape() == signed(20)

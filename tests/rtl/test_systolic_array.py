@@ -8,6 +8,7 @@ from amaranth.hdl import signed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwgen import timing
 from hwgen.errors import FormatError, ShapeError
 from hwgen.golden.blocks import systolic_array
 from hwgen.rtl.pe_mac import PEMac
@@ -48,14 +49,15 @@ def test_signature_and_timing():
     assert len(array.a) == 3 and len(array.w) == 5
     assert len(array.result) == 3 and len(array.result[0]) == 5
     assert array.result[2][4].shape() == signed(18)
-    assert array.fill == 6
     assert array.pe_latency == 1
-    assert array.latency(0, 0) == 1
-    assert array.latency(2, 4) == 7
+    assert array.skew(0, 0) == 0
+    assert array.skew(2, 4) == 6
+    assert array.latency == 7 == timing.array_latency(2, 4, 1)
+    assert SystolicArray(3, 5, lambda: PEMac(6, 4, 18, product_stages=2)).latency == 9
     with pytest.raises(ShapeError, match=r"^Row must be in range\(3\), not 3$"):
-        array.latency(3, 0)
+        array.skew(3, 0)
     with pytest.raises(ShapeError, match=r"^Column must be in range\(5\), not -1$"):
-        array.latency(0, -1)
+        array.skew(0, -1)
 
 
 def test_verilog_hierarchy():
@@ -88,7 +90,7 @@ def simulate_tiles(run_sim, array, tiles, gaps, rng):
             steps.append((A[:, i], W[i, :], 1, int(i == 0), int(i == k - 1)))
         last_cycles.append(len(steps) - 1)
     # Let the farthest PE finish, then a few idle cycles to see that results are held.
-    drain = array.latency(rows - 1, cols - 1) + 3
+    drain = array.latency + 3
     for _ in range(drain):
         steps.append((np.zeros(rows, np.int64), np.zeros(cols, np.int64), 0, 0, 0))
 
@@ -107,11 +109,13 @@ def simulate_tiles(run_sim, array, tiles, gaps, rng):
     return last_cycles, np.asarray(seen, dtype=np.int64)
 
 
-def check_tiles(run_sim, rows, cols, a_width, w_width, ks, gaps, seed, extremes=False):
+def check_tiles(run_sim, rows, cols, a_width, w_width, ks, gaps, seed, extremes=False,
+                stages=0):
     rng = np.random.default_rng(seed)
     k_max = max(ks)
     acc_width = a_width + w_width + max(1, k_max).bit_length()
-    array = SystolicArray(rows, cols, lambda: PEMac(a_width, w_width, acc_width))
+    array = SystolicArray(rows, cols, lambda: PEMac(a_width, w_width, acc_width,
+                                                    product_stages=stages))
     tiles = []
     for k in ks:
         a_lo, w_lo = -(1 << (a_width - 1)), -(1 << (w_width - 1))
@@ -127,7 +131,7 @@ def check_tiles(run_sim, rows, cols, a_width, w_width, ks, gaps, seed, extremes=
     n_cycles = len(seen)
     for r in range(rows):
         for c in range(cols):
-            lat = array.latency(r, c)
+            lat = array.skew(r, c) + array.pe_latency
             # Until the first tile's sum arrives the register holds its reset value.
             starts = [t + lat for t in last_cycles] + [n_cycles]
             np.testing.assert_array_equal(seen[:starts[0], r, c], 0,
@@ -146,6 +150,11 @@ def test_1x1(run_sim):
 def test_3x5_back_to_back(run_sim):
     # Tile 2's first step in the cycle right after tile 1's last, then a gap with garbage.
     check_tiles(run_sim, 3, 5, 8, 8, ks=[6, 4, 7], gaps=[1, 0, 3], seed=2)
+
+
+def test_2x3_pipelined_pes(run_sim):
+    # A deeper PE moves every result later by the same number of cycles.
+    check_tiles(run_sim, 2, 3, 8, 8, ks=[4, 2, 3], gaps=[0, 0, 1], seed=5, stages=2)
 
 
 def test_4x4_back_to_back(run_sim):

@@ -4,50 +4,9 @@ tests/sim.)"""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hwgen import golden
 from hwgen.compiler import AcceleratorConfig, compile_graph
-from hwgen.rtl.top import Accelerator
-
-
-def simulate(design, samples):
-    """Stream each sample in, collect the outputs; return (outputs, cycles, layer cycles)."""
-    dut = Accelerator(design)
-    outputs, cycles, layers = [], [], []
-
-    async def testbench(ctx):
-        for words in samples:
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            assert ctx.get(dut.busy) and not ctx.get(dut.done)
-            for word in words:
-                ctx.set(dut.i.payload, int(word))
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-            got = []
-            ctx.set(dut.o.ready, 1)
-            while len(got) < design.n_out:
-                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-                if valid:
-                    got.append(payload)
-            await ctx.tick()
-            assert ctx.get(dut.done) and not ctx.get(dut.busy)
-            outputs.append(got)
-            cycles.append(ctx.get(dut.cycles))
-            per_layer = []
-            for n in range(len(design.layers)):
-                ctx.set(dut.layer_sel, n)
-                per_layer.append(ctx.get(dut.layer_cycles))
-            layers.append(per_layer)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    return np.array(outputs), np.array(cycles), np.array(layers)
 
 
 @pytest.mark.parametrize("array, shapes", [
@@ -57,27 +16,27 @@ def simulate(design, samples):
     # four channel tiles: running weight addresses outgrow every descriptor field
     ("3x2", [("linear", 7)]),
 ])
-def test_top_against_golden(random_graph, array, shapes):
+def test_top_against_golden(random_graph, run_top, array, shapes):
     rng = np.random.default_rng(3)
     graph = random_graph(rng, shapes)
     design = compile_graph(graph, AcceleratorConfig.parse_array(array))
     x = rng.integers(-128, 128, size=(2,) + graph.input_shape)
-    outputs, cycles, layers = simulate(design, x.reshape(2, -1))
+    outputs, cycles, layers = run_top(design, x.reshape(2, -1))
     np.testing.assert_array_equal(outputs, golden.run(graph, x).reshape(2, -1))
-    predicted = [layer.cycles["total"] for layer in design.layers]
+    predicted = [layer.cycles.total for layer in design.layers]
     np.testing.assert_array_equal(layers, [predicted, predicted])
     np.testing.assert_array_equal(cycles, [design.cycles] * 2)
 
 
 @pytest.mark.parametrize("seed", range(16))
-def test_top_on_random_chains(random_chain, seed):
+def test_top_on_random_chains(random_chain, run_top, seed):
     """Random kernels, strides, padding, pools, channel counts, formats, modes and arrays."""
     rng = np.random.default_rng(100 + seed)
     graph, config = random_chain(rng)
     design = compile_graph(graph, config)
     fmt = graph.input_fmt
     x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(1,) + graph.input_shape)
-    outputs, cycles, layers = simulate(design, x.reshape(1, -1))
+    outputs, cycles, layers = run_top(design, x.reshape(1, -1))
     np.testing.assert_array_equal(outputs, golden.run(graph, x).reshape(1, -1))
-    np.testing.assert_array_equal(layers[0], [layer.cycles["total"] for layer in design.layers])
+    np.testing.assert_array_equal(layers[0], [layer.cycles.total for layer in design.layers])
     assert cycles[0] == design.cycles

@@ -22,7 +22,7 @@ def check(report, design):
     assert report.bit_exact
     assert report.cycles_match, (report.cycles_measured, report.cycles_predicted)
     assert report.cycles_measured["per_layer"] == {
-        layer.name: layer.cycles["total"] for layer in design.layers}
+        layer.name: layer.cycles.total for layer in design.layers}
 
 
 def run_model(tmp_path, build_dir, model, scheme, array, samples):
@@ -86,3 +86,23 @@ def test_random_layers(tmp_path, build_dir, random_graph, array, simulator):
     report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir,
                              simulator=simulator)
     check(report, design)
+
+
+@pytest.mark.parametrize("pe_stages", [0, 1, 2])
+def test_pipelined_pes(tmp_path, build_dir, random_chain, pe_stages):
+    """PEs of latency 1, 2 and 3: the prediction and the hardware move together."""
+    rng = np.random.default_rng(11)
+    graph, config = random_chain(rng, max_cycles=3000)
+    config = AcceleratorConfig(rows=config.rows, cols=config.cols, pe_stages=pe_stages)
+    design = compile_graph(graph, config)
+    assert design.pe_latency == 1 + pe_stages
+    fmt = graph.input_fmt
+    x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(3,) + graph.input_shape)
+    expected = golden.run(graph, x).reshape(3, -1)
+    write_design(design, tmp_path / "d", vectors=(x.reshape(3, -1), expected, np.zeros(3)))
+    report = simulate_design(tmp_path / "d", samples=3, build_dir=build_dir)
+    check(report, design)
+    base = compile_graph(graph, AcceleratorConfig(rows=config.rows, cols=config.cols))
+    # Each layer's drain waits pe_stages cycles longer for its last tile, nothing else.
+    assert [a.cycles.total - b.cycles.total for a, b in zip(design.layers, base.layers)] == \
+        [pe_stages] * len(design.layers)

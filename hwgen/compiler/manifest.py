@@ -1,0 +1,160 @@
+"""The compiled design and its manifest (``manifest.json``): the layer program, the memory
+images and the predicted cycles, serialised with the contract version."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import timing
+from ..contract import CONTRACT_VERSION, LayerDescriptor
+from ..errors import FormatError
+from ..numerics import QFormat, format_from_json
+from .plan import AcceleratorConfig
+
+__all__ = ["CompiledDesign", "LayerProgram"]
+
+
+@dataclass(frozen=True)
+class LayerProgram:
+    """One entry of the layer program: the layer's shapes and formats, its
+    :class:`~hwgen.contract.LayerDescriptor` and its predicted
+    :class:`~hwgen.timing.LayerCycles`."""
+
+    name: str
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    in_fmt: QFormat
+    out_fmt: QFormat
+    w_width: int
+    macs: int
+    tiles: int
+    desc: LayerDescriptor
+    cycles: timing.LayerCycles
+
+    def to_json(self):
+        return {
+            "name": self.name, "kind": self.kind, "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape), "in_fmt": self.in_fmt.to_json(),
+            "out_fmt": self.out_fmt.to_json(), "w_width": self.w_width, "macs": self.macs,
+            "tiles": self.tiles, "descriptor": self.desc.to_json(),
+            "cycles": self.cycles.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, obj):
+        return cls(obj["name"], obj["kind"], tuple(obj["in_shape"]), tuple(obj["out_shape"]),
+                   format_from_json(obj["in_fmt"]), format_from_json(obj["out_fmt"]),
+                   obj["w_width"], obj["macs"], obj["tiles"],
+                   LayerDescriptor.from_json(obj["descriptor"]),
+                   timing.LayerCycles.from_json(obj["cycles"]))
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledDesign:
+    """Everything the hardware generator and the testbench need: the resolved config, the
+    layer program, the memory images and the predicted cycles. ``to_json`` is the manifest.
+    """
+
+    name: str
+    config: AcceleratorConfig
+    act_width: int
+    weight_width: int
+    acc_width: int
+    buffer_depth: int
+    input_shape: tuple
+    input_fmt: QFormat
+    output_shape: tuple
+    output_fmt: QFormat
+    input_base: int
+    output_base: int
+    layers: tuple
+    weight_image: tuple
+    param_image: tuple      # (bias, shift) per channel slot
+    roundings: tuple
+    overflows: tuple
+
+    @property
+    def pe_latency(self):
+        """Latency of one PE: :func:`hwgen.timing.pe_latency` of ``config.pe_stages``."""
+        return timing.pe_latency(self.config.pe_stages)
+
+    @property
+    def post_latency(self):
+        """Latency of the post-processing unit: :func:`hwgen.timing.post_process_latency`."""
+        return timing.post_process_latency()
+
+    @property
+    def descriptors(self):
+        """The layer program as the hardware runs it: one descriptor per layer."""
+        return tuple(layer.desc for layer in self.layers)
+
+    @property
+    def n_in(self):
+        return int(np.prod(self.input_shape))
+
+    @property
+    def n_out(self):
+        return int(np.prod(self.output_shape))
+
+    @property
+    def cycles(self):
+        return sum(layer.cycles.total for layer in self.layers)
+
+    @property
+    def macs(self):
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def ideal_cycles(self):
+        return self.macs / self.config.pes
+
+    def to_json(self):
+        return {
+            "format": "hwgen-manifest", "contract_version": CONTRACT_VERSION,
+            "name": self.name, "config": asdict(self.config),
+            "widths": {"act": self.act_width, "weight": self.weight_width,
+                       "acc": self.acc_width},
+            "buffer_depth": self.buffer_depth,
+            "timing": {"pe_latency": self.pe_latency, "post_latency": self.post_latency},
+            "input": {"shape": list(self.input_shape), "fmt": self.input_fmt.to_json(),
+                      "base": self.input_base, "words": self.n_in},
+            "output": {"shape": list(self.output_shape), "fmt": self.output_fmt.to_json(),
+                       "base": self.output_base, "words": self.n_out},
+            "modes": {"rounding": list(self.roundings), "overflow": list(self.overflows)},
+            "layers": [layer.to_json() for layer in self.layers],
+            "cycles": {"predicted_total": self.cycles, "macs": self.macs,
+                       "ideal": self.ideal_cycles,
+                       "per_layer": {layer.name: layer.cycles.total for layer in self.layers}},
+            "weight_image": list(self.weight_image),
+            "param_image": [list(p) for p in self.param_image],
+        }
+
+    @classmethod
+    def from_json(cls, obj):
+        if not isinstance(obj, dict) or obj.get("format") != "hwgen-manifest":
+            raise FormatError("Manifest is not an hwgen manifest")
+        version = obj.get("contract_version", obj.get("version"))
+        if version != CONTRACT_VERSION:
+            raise FormatError(f"Manifest has contract version {version!r} but this hwgen "
+                              f"reads version {CONTRACT_VERSION}; compile the model again")
+        return cls(
+            name=obj["name"], config=AcceleratorConfig(**obj["config"]),
+            act_width=obj["widths"]["act"], weight_width=obj["widths"]["weight"],
+            acc_width=obj["widths"]["acc"], buffer_depth=obj["buffer_depth"],
+            input_shape=tuple(obj["input"]["shape"]),
+            input_fmt=format_from_json(obj["input"]["fmt"]),
+            output_shape=tuple(obj["output"]["shape"]),
+            output_fmt=format_from_json(obj["output"]["fmt"]),
+            input_base=obj["input"]["base"], output_base=obj["output"]["base"],
+            layers=tuple(LayerProgram.from_json(layer) for layer in obj["layers"]),
+            weight_image=tuple(obj["weight_image"]),
+            param_image=tuple(tuple(p) for p in obj["param_image"]),
+            roundings=tuple(obj["modes"]["rounding"]), overflows=tuple(obj["modes"]["overflow"]),
+        )
+
+    def dumps(self):
+        return json.dumps(self.to_json(), indent=1)

@@ -1,0 +1,81 @@
+"""Memory images per PE kind: how a PE kind's weights are stored in the weight memory.
+
+The compiler never imports gateware, so each PE kind's storage format is registered here,
+keyed by the kind's name (the ``kind`` of its gateware class, e.g. ``"fixed"`` for
+:class:`hwgen.rtl.pe_mac.PEMac`)::
+
+    @packs("fixed")
+    def pack_fixed(block, weight_width):
+        ...
+
+A packer takes one channel tile's weights ``block`` (int64, shape ``(cols, K)``, zero
+rows past the layer's channels) and the stored weight width, and returns the ``K`` weight
+memory words of the tile (see :mod:`hwgen.contract`: column ``c`` in bits
+``[c·weight_width, (c+1)·weight_width)``). The registered names are the PE kinds an
+:class:`~hwgen.compiler.AcceleratorConfig` accepts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArgumentError, DoesNotFitError
+
+__all__ = ["pack_fields", "pack_kinds", "packer", "packs", "weight_words"]
+
+_PACKERS = {}
+
+
+def packs(kind):
+    """Decorator: register ``function(block, weight_width) -> [word, ...]`` as the weight
+    packer of PE kind ``kind`` (a string); a kind is registered once."""
+    if not isinstance(kind, str) or not kind:
+        raise ArgumentError(f"PE kind must be a non-empty string, not {kind!r}")
+
+    def register(function):
+        if kind in _PACKERS and _PACKERS[kind] is not function:
+            raise ArgumentError(f"PE kind {kind!r} already has a weight packer")
+        _PACKERS[kind] = function
+        return function
+    return register
+
+
+def pack_kinds():
+    """Names of the PE kinds that have a weight packer, sorted."""
+    return tuple(sorted(_PACKERS))
+
+
+def packer(kind):
+    """The weight packer of PE kind ``kind``; :class:`ArgumentError` for an unknown one."""
+    try:
+        return _PACKERS[kind]
+    except (KeyError, TypeError):
+        kinds = ", ".join(repr(k) for k in pack_kinds())
+        raise ArgumentError(f"PE kind must be one of {kinds}, not {kind!r}") from None
+
+
+def pack_fields(fields, width):
+    """One word of ``fields`` (ints, field ``c`` in bits ``[c·width, (c+1)·width)``,
+    each wrapped to ``width`` bits)."""
+    mask = (1 << width) - 1
+    word = 0
+    for c, value in enumerate(fields):
+        word |= (int(value) & mask) << (c * width)
+    return word
+
+
+def weight_words(kind, block, weight_width):
+    """The weight memory words of one channel tile for PE kind ``kind`` (see the module
+    docstring)."""
+    block = np.asarray(block, dtype=np.int64)
+    words = packer(kind)(block, weight_width)
+    if len(words) != block.shape[1]:
+        raise DoesNotFitError(f"PE kind {kind!r} packed {len(words)!r} words for a tile of "
+                              f"{block.shape[1]} steps")
+    return [int(word) for word in words]
+
+
+@packs("fixed")
+def pack_fixed(block, weight_width):
+    """Fixed-point MAC (:class:`hwgen.rtl.pe_mac.PEMac`): two's complement weights."""
+    return [pack_fields(block[:, k], weight_width) for k in range(block.shape[1])]

@@ -1,0 +1,303 @@
+"""Plan a quantized IR graph onto a systolic accelerator: widths, tiling, the layer
+descriptors and the predicted cycles.
+
+The accelerator (see :mod:`hwgen.rtl.top`) runs one *layer program entry* per Conv2d or
+Linear node; Flatten is free (activations are stored ``C, H, W`` in order). A Linear layer
+is a 1×1 convolution of a ``Cin × 1 × 1`` image.
+
+Tiling
+------
+The output of a layer is a matrix ``pixels × channels`` (pixels in *pool-window order*: the
+``pool × pool`` pixels of one max-pool window are consecutive, so the post-processing unit
+pools a stream). The array computes a tile of ``rows`` pixels × ``cols`` channels in ``K``
+steps (``K = Cin·KH·KW``), one product per PE per step. Tiles run channel-tile-major,
+pixel-tile-minor, so every pixel tile of one channel tile reuses the same weights. Tiles
+issue every ``P = max(K, rows·cols)`` cycles: the results of a tile are drained through the
+one post-processing unit at one value per cycle, so a tile must not finish before the
+previous one has drained. Edge tiles (pixels or channels past the layer's size) compute
+zeros that are never written.
+
+Cycle model
+-----------
+:func:`hwgen.timing.layer_cycles`, composed from the blocks' latencies in
+:mod:`hwgen.timing` (the same functions the blocks' ``latency`` properties return).
+``ideal = MACs / (rows·cols)``; ``utilization = ideal / cycles``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import ir, timing
+from ..contract import SHIFT_BITS, LayerDescriptor
+from ..errors import (
+    ArgumentError,
+    DoesNotFitError,
+    UnsupportedLayerError,
+    check_int,
+    check_positive,
+)
+from ..numerics import HW_ROUNDING_MODES, QFormat, accumulator_width
+from . import pack
+from .limits import check_size, memory_bits
+
+__all__ = ["AcceleratorConfig", "compile_graph", "walk_deltas"]
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """What the user asks of the accelerator; ``None`` widths are sized from the model.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Systolic array shape: ``rows`` output pixels × ``cols`` output channels per tile.
+    pe_kind : str
+        Name of the PE kind: one with a weight packer in :mod:`hwgen.compiler.pack`
+        (``"fixed"``: fixed-point multiply-accumulate PEs).
+    act_width : int or None
+        Bits of a stored activation (signed). At least the widest activation format.
+    weight_width : int or None
+        Bits of a stored weight (signed). At least the widest weight format.
+    acc_width : int or None
+        Accumulator bits. At least what bit growth needs for the longest dot product.
+    buffer_depth : int or None
+        Words of each activation buffer copy (two ping-pong regions).
+    pe_stages : int
+        Pipeline registers on each PE's product (0: the product is added in the cycle it is
+        formed); a PE's latency is :func:`hwgen.timing.pe_latency` of it.
+    """
+
+    rows: int = 4
+    cols: int = 4
+    pe_kind: str = "fixed"
+    act_width: int | None = None
+    weight_width: int | None = None
+    acc_width: int | None = None
+    buffer_depth: int | None = None
+    pe_stages: int = 0
+
+    def __post_init__(self):
+        check_positive(self.rows, "Array rows", ArgumentError)
+        check_positive(self.cols, "Array columns", ArgumentError)
+        pack.packer(self.pe_kind)
+        for name in ("act_width", "weight_width", "acc_width", "buffer_depth"):
+            if getattr(self, name) is not None:
+                check_positive(getattr(self, name), name.replace("_", " ").capitalize(),
+                               ArgumentError)
+        check_int(self.pe_stages, "PE stages", minimum=0)
+
+    @classmethod
+    def parse_array(cls, text, **kwargs):
+        """``"4x4"`` → ``AcceleratorConfig(rows=4, cols=4, **kwargs)``."""
+        try:
+            rows, cols = (int(part) for part in str(text).lower().split("x"))
+        except ValueError:
+            raise ArgumentError(
+                f"Array shape must be written ROWSxCOLS like '4x4', not {text!r}") from None
+        return cls(rows=rows, cols=cols, **kwargs)
+
+    @property
+    def pes(self):
+        return self.rows * self.cols
+
+
+# --- lowering ---------------------------------------------------------------------------
+
+def _chain(graph):
+    """The hardware layers of ``graph`` (Conv2d/Linear), Flatten folded away."""
+    out = []
+    for layer in graph.layers:
+        if isinstance(layer, ir.Flatten):
+            continue
+        if isinstance(layer, (ir.Conv2d, ir.Linear)):
+            out.append(layer)
+            continue
+        raise UnsupportedLayerError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) has no hardware mapping; the "
+            f"accelerator pools only inside a Conv2d (fuse the pool into the convolution "
+            f"before it)")
+    if not out:
+        raise UnsupportedLayerError(f"Model {graph.name!r} has no Conv2d or Linear layer")
+    return out
+
+
+def _check_formats(graph, layers):
+    if not isinstance(graph.input_fmt, QFormat):
+        raise UnsupportedLayerError(
+            f"The input format {graph.input_fmt} must be fixed-point for this accelerator")
+    for layer in layers:
+        for fmt in layer.w_fmts:
+            if not isinstance(fmt, QFormat):
+                raise UnsupportedLayerError(
+                    f"Layer {layer.name!r} has {fmt} weights; the fixed-point MAC array takes "
+                    f"fixed-point weights only")
+        if not isinstance(layer.out_fmt, QFormat):
+            raise UnsupportedLayerError(
+                f"Layer {layer.name!r} output format {layer.out_fmt} is not fixed-point")
+        if layer.rounding not in HW_ROUNDING_MODES:
+            raise UnsupportedLayerError(
+                f"Layer {layer.name!r} uses rounding {layer.rounding!r}; the hardware rounds "
+                f"with {', '.join(HW_ROUNDING_MODES)}")
+
+
+def _stored_width(fmt):
+    return fmt.width + (0 if fmt.signed else 1)
+
+
+def _geometry(layer):
+    """(Cin, H, W, KH, KW, stride, pad, pool) of a layer seen as a convolution."""
+    if isinstance(layer, ir.Linear):
+        return layer.in_shape[0], 1, 1, 1, 1, 1, 0, 1
+    cin, h, w = layer.in_shape
+    kh, kw = layer.kernel
+    return cin, h, w, kh, kw, layer.stride, layer.padding, layer.pool
+
+
+def walk_deltas(h, w, stride, pad, pool, pw):
+    """Start values and per-level steps of the hardware pixel walker.
+
+    The walker visits output pixels in pool-window order, keeping for each the input
+    coordinates of its receptive field's corner ``(iy0, ix0)`` and the address offset
+    ``base = iy0*W + ix0``. Level 0 steps ``dx`` inside a window, level 1 ``dy``, level 2
+    the window column ``px``, level 3 the window row ``py``; each level adds its deltas.
+    :func:`hwgen.golden.blocks.pixel_walker` walks them.
+    """
+    s = stride
+    start = (-pad, -pad, -pad * w - pad)
+    d0 = (0, s, s)
+    d1 = (s, -(pool - 1) * s, s * w - (pool - 1) * s)
+    d2 = (-(pool - 1) * s, s, s - (pool - 1) * s * w)
+    d3 = (s, -(pw * pool - 1) * s, s * w - (pw * pool - 1) * s)
+    return start, (d0, d1, d2, d3)
+
+
+def compile_graph(graph, config, *, allow_large=False):
+    """Lower ``graph`` onto ``config``; return a :class:`CompiledDesign`.
+
+    Raises :class:`DoesNotFitError` with what does not fit and what to change, and for a
+    design beyond :data:`~hwgen.compiler.limits.SIZE_LIMITS` unless ``allow_large``.
+    """
+    from .manifest import CompiledDesign, LayerProgram
+    check_size(config, allow_large=allow_large)
+    layers = _chain(graph)
+    _check_formats(graph, layers)
+    rows, cols = config.rows, config.cols
+
+    # widths
+    need_act = max([_stored_width(graph.input_fmt)] + [_stored_width(l.out_fmt) for l in layers])
+    need_w = max(f.width for l in layers for f in l.w_fmts)
+    act_width = config.act_width or need_act
+    weight_width = config.weight_width or need_w
+    if act_width < need_act:
+        raise DoesNotFitError(f"Activations need {need_act} bits but the config stores "
+                              f"{act_width!r}; raise act_width")
+    if weight_width < need_w:
+        raise DoesNotFitError(f"Weights need {need_w} bits but the config stores "
+                              f"{weight_width!r}; raise weight_width")
+    need_acc = 0
+    for layer in layers:
+        bits = accumulator_width(act_width, weight_width, layer.reduction)
+        if layer.bias is not None and layer.bias.size:
+            bias_bits = int(max(abs(int(layer.bias.min())), abs(int(layer.bias.max())))
+                            ).bit_length() + 2
+            bits = max(bits, bias_bits)
+        need_acc = max(need_acc, bits)
+    acc_width = config.acc_width or need_acc
+    if acc_width < need_acc:
+        raise DoesNotFitError(f"Dot products need a {need_acc}-bit accumulator but the config "
+                              f"has {acc_width!r}; raise acc_width")
+
+    # activation memory: two ping-pong regions of the largest tensor
+    sizes = [int(np.prod(graph.input_shape))] + [int(np.prod(l.out_shape)) for l in layers]
+    region = max(sizes)
+    depth_needed = 2 * region
+    buffer_depth = config.buffer_depth or depth_needed
+    if buffer_depth < depth_needed:
+        raise DoesNotFitError(f"Activations need {depth_needed} words of buffer (two regions of "
+                              f"{region}) but the config has {buffer_depth!r}; raise "
+                              f"buffer_depth")
+
+    n_ct_all = [math.ceil(layer.out_channels / cols) for layer in layers]
+    check_size(config, memory_bits(
+        config, act_width, weight_width, acc_width, buffer_depth,
+        sum(n * layer.reduction for n, layer in zip(n_ct_all, layers)),
+        sum(n * cols for n in n_ct_all)), allow_large=allow_large)
+
+    weight_image, param_image, programs = [], [], []
+    pe_lat = timing.pe_latency(config.pe_stages)
+    for index, layer in enumerate(layers):
+        cin, h, w, kh, kw, stride, pad, pool = _geometry(layer)
+        cout = layer.out_channels
+        k = layer.reduction
+        if isinstance(layer, ir.Conv2d):
+            _, ho, wo = layer.pre_pool_shape
+            ph, pwin = (ho // pool, wo // pool)
+        else:
+            ph = pwin = 1
+        if ph < 1 or pwin < 1:
+            raise DoesNotFitError(f"Layer {layer.name!r} produces no output pixels")
+        npix = ph * pwin * pool * pool
+        n_pt = math.ceil(npix / rows)
+        n_ct = math.ceil(cout / cols)
+        tiles = n_pt * n_ct
+        start, deltas = walk_deltas(h, w, stride, pad, pool, pwin)
+        win = pool * pool
+        in_base = (index % 2) * region
+        out_base = ((index + 1) % 2) * region
+        shifts = layer.acc_frac - layer.out_fmt.frac
+        lo, hi = -(1 << (SHIFT_BITS - 1)), (1 << (SHIFT_BITS - 1)) - 1
+        if shifts.min() < lo or shifts.max() > hi:
+            raise DoesNotFitError(f"Layer {layer.name!r} needs a requantization shift of "
+                                  f"{int(shifts.max())!r}, outside [{lo}, {hi}]")
+        steps = {f"d{level}_{axis}": int(value) for level, delta in enumerate(deltas)
+                 for axis, value in zip(("iy", "ix", "base"), delta)}
+        desc = LayerDescriptor(
+            k_len=k, period=max(k, rows * cols), kw=kw, kh=kh, cin=cin,
+            d_ky=w - (kw - 1), d_ci=h * w - (kh - 1) * w - (kw - 1),
+            in_h=h, in_w=w, in_base=in_base,
+            pool=pool, pw=pwin, ph=ph, walk_len=n_pt * rows, npix=npix,
+            start_iy=start[0], start_ix=start[1], start_base=start[2], **steps,
+            n_pt=n_pt, n_ct=n_ct, cout=cout, w_base=len(weight_image),
+            rows_div=rows // win, rows_mod=rows % win,
+            param_base=len(param_image), out_base=out_base, plane=ph * pwin,
+            win=win, chan_tile_off=cols * ph * pwin,
+            out_width=layer.out_fmt.width, out_signed=int(layer.out_fmt.signed),
+            relu=int(layer.relu), pool_en=int(pool > 1),
+            rounding=layer.rounding, overflow=layer.overflow,
+        )
+        # weights: one word per (channel tile, k) holding `cols` weights (hwgen.contract)
+        wmat = layer.weight.reshape(cout, k)
+        for ct in range(n_ct):
+            block = np.zeros((cols, k), dtype=np.int64)
+            chans = wmat[ct * cols:(ct + 1) * cols]
+            block[:len(chans)] = chans
+            weight_image.extend(pack.weight_words(config.pe_kind, block, weight_width))
+        bias = layer.bias if layer.bias is not None else np.zeros(cout, dtype=np.int64)
+        for ch in range(n_ct * cols):
+            if ch < cout:
+                param_image.append((int(bias[ch]), int(shifts[ch])))
+            else:
+                param_image.append((0, 0))
+        programs.append(LayerProgram(
+            name=layer.name, kind="conv" if isinstance(layer, ir.Conv2d) else "linear",
+            in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
+            in_fmt=layer.in_fmt, out_fmt=layer.out_fmt,
+            w_width=max(f.width for f in layer.w_fmts), macs=layer.macs, tiles=tiles,
+            desc=desc, cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat)))
+
+    n_layers = len(layers)
+    return CompiledDesign(
+        name=graph.name, config=config, act_width=act_width, weight_width=weight_width,
+        acc_width=acc_width, buffer_depth=buffer_depth,
+        input_shape=tuple(graph.input_shape), input_fmt=graph.input_fmt,
+        output_shape=tuple(layers[-1].out_shape), output_fmt=layers[-1].out_fmt,
+        input_base=0, output_base=(n_layers % 2) * region,
+        layers=tuple(programs), weight_image=tuple(weight_image),
+        param_image=tuple(param_image),
+        roundings=tuple(sorted({l.rounding for l in layers})),
+        overflows=tuple(sorted({l.overflow for l in layers})),
+    )

@@ -1,0 +1,157 @@
+"""The typed contract between the compiler and the gateware.
+
+Both sides import this module (plain Python: no Amaranth, no torch); neither imports the
+other. The compiler fills one :class:`LayerDescriptor` per layer program entry, the
+gateware derives its descriptor register layout from :func:`descriptor_fields`
+(:func:`hwgen.rtl.layouts.descriptor_layout`), and the manifest carries both with
+:data:`CONTRACT_VERSION`.
+
+Memory words
+------------
+Weight memory
+    One word per (channel tile, reduction step ``k``), at ``w_base + tile·K + k``: the
+    ``cols`` weights of that step, column ``c`` in bits ``[c·B, (c+1)·B)``; what a weight
+    field holds (``B`` bits) is the PE kind's (``hwgen.compiler.pack`` writes it,
+    the PE kind's ``weight_word_layout`` reads it).
+Parameter memory
+    One word per output channel slot (``param_base + channel``), fields
+    :func:`param_word_fields`: the bias at the accumulator's binary point and the signed
+    requantization shift (:data:`SHIFT_BITS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from .errors import FormatError
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "COUNT",
+    "MODE",
+    "SHIFT_BITS",
+    "SIGNED",
+    "LayerDescriptor",
+    "descriptor_fields",
+    "param_word_fields",
+]
+
+#: Version of the layer descriptor and memory words; a manifest of another version is
+#: refused. Version 2: typed descriptor (version 1 was an untyped dict).
+CONTRACT_VERSION = 2
+
+#: Width of the per-channel requantization shift (signed) in the parameter memory.
+SHIFT_BITS = 8
+
+#: Kinds of descriptor fields: unsigned counts, signed coordinates and address offsets,
+#: and mode names (``rounding``: :data:`hwgen.numerics.HW_ROUNDING_MODES`, ``overflow``:
+#: :data:`hwgen.numerics.HW_OVERFLOW_MODES`).
+COUNT, SIGNED, MODE = "unsigned", "signed", "mode"
+
+
+def _count(doc):
+    return field(metadata={"kind": COUNT, "doc": doc})
+
+
+def _signed(doc):
+    return field(metadata={"kind": SIGNED, "doc": doc})
+
+
+def _mode(doc):
+    return field(metadata={"kind": MODE, "doc": doc})
+
+
+@dataclass(frozen=True)
+class LayerDescriptor:
+    """One layer program entry: what the sequencer, the drain and the post-processing unit
+    need to run a Conv2d or Linear layer (a Linear layer is a 1×1 convolution of a
+    ``cin × 1 × 1`` image). Fields are in the order of the hardware register.
+    """
+
+    # reduction loop: k = (ci, ky, kx) as an address offset
+    k_len: int = _count("reduction length K = cin·kh·kw")
+    period: int = _count("cycles between tile issues, max(K, rows·cols)")
+    kw: int = _count("kernel width")
+    kh: int = _count("kernel height")
+    cin: int = _count("input channels")
+    d_ky: int = _signed("address step to the next kernel row: W − (kw − 1)")
+    d_ci: int = _signed("address step to the next input channel")
+    in_h: int = _signed("input height (padding test)")
+    in_w: int = _signed("input width (padding test)")
+    in_base: int = _signed("activation address of the input region")
+    # pixel walker: (dx, dy) inside a pool window, (px, py) over windows
+    pool: int = _count("max-pool side (1: no pooling)")
+    pw: int = _count("pool windows per output row")
+    ph: int = _count("pool windows per output column")
+    walk_len: int = _count("pixels walked before the walker starts over: n_pt·rows")
+    npix: int = _count("real output pixels (pre-pool, whole windows only)")
+    start_iy: int = _signed("first pixel's receptive-field corner, row")
+    start_ix: int = _signed("first pixel's receptive-field corner, column")
+    start_base: int = _signed("first pixel's corner address offset")
+    d0_iy: int = _signed("walker level 0 (dx) step: row")
+    d0_ix: int = _signed("walker level 0 (dx) step: column")
+    d0_base: int = _signed("walker level 0 (dx) step: address")
+    d1_iy: int = _signed("walker level 1 (dy) step: row")
+    d1_ix: int = _signed("walker level 1 (dy) step: column")
+    d1_base: int = _signed("walker level 1 (dy) step: address")
+    d2_iy: int = _signed("walker level 2 (window column) step: row")
+    d2_ix: int = _signed("walker level 2 (window column) step: column")
+    d2_base: int = _signed("walker level 2 (window column) step: address")
+    d3_iy: int = _signed("walker level 3 (window row) step: row")
+    d3_ix: int = _signed("walker level 3 (window row) step: column")
+    d3_base: int = _signed("walker level 3 (window row) step: address")
+    # tiles
+    n_pt: int = _count("pixel tiles")
+    n_ct: int = _count("channel tiles")
+    cout: int = _count("output channels")
+    w_base: int = _count("weight memory address of the layer's first word")
+    rows_div: int = _count("rows // win: pool windows a pixel tile advances")
+    rows_mod: int = _count("rows % win")
+    # drain and post-processing
+    param_base: int = _count("parameter memory address of the layer's first channel")
+    out_base: int = _count("activation address of the output region")
+    plane: int = _count("output pixels per channel (after pooling)")
+    win: int = _count("pool window size, pool²")
+    chan_tile_off: int = _count("output address step per channel tile: cols·plane")
+    out_width: int = _count("output format width")
+    out_signed: int = _count("1: output format is two's complement")
+    relu: int = _count("1: ReLU after requantization")
+    pool_en: int = _count("1: max-pool enabled (pool > 1)")
+    rounding: str = _mode("rounding mode name")
+    overflow: str = _mode("overflow mode name")
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["kind"] == MODE:
+                if not isinstance(value, str):
+                    raise FormatError(f"Descriptor field {f.name!r} must be a mode name, "
+                                      f"not {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise FormatError(f"Descriptor field {f.name!r} must be an integer, not "
+                                  f"{value!r}")
+            elif f.metadata["kind"] == COUNT and value < 0:
+                raise FormatError(f"Descriptor field {f.name!r} is a count and must not be "
+                                  f"negative, not {value!r}")
+
+    def to_json(self):
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, obj):
+        names = [f.name for f in fields(cls)]
+        if not isinstance(obj, dict) or sorted(obj) != sorted(names):
+            raise FormatError(f"Layer descriptor must have the fields {', '.join(names)}")
+        return cls(**obj)
+
+
+def descriptor_fields():
+    """``((name, kind), ...)`` of :class:`LayerDescriptor` in register order; ``kind`` is
+    :data:`COUNT`, :data:`SIGNED` or :data:`MODE`."""
+    return tuple((f.name, f.metadata["kind"]) for f in fields(LayerDescriptor))
+
+
+def param_word_fields(acc_width):
+    """``((name, width, signed), ...)`` of a parameter memory word: ``bias``
+    (``acc_width`` bits, signed) and ``shift`` (:data:`SHIFT_BITS`, signed)."""
+    return (("bias", acc_width, True), ("shift", SHIFT_BITS, True))

@@ -1,0 +1,129 @@
+"""The engine: one systolic array of one PE kind, its weight memory and its feed."""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .. import timing
+from ..errors import ShapeError, check_positive
+from .layouts import PECtl, engine_step_layout
+from .pe import pe_class
+from .systolic_array import SystolicArray
+
+__all__ = ["Engine"]
+
+
+class Engine(wiring.Component):
+    """A ``rows × cols`` systolic array of one PE kind with the weight memory that feeds it.
+
+    In the cycle the sequencer issues the activation buffer reads of a reduction step, it
+    presents ``step``: the engine reads the ``cols`` weights of the step from its weight
+    memory at ``step.w_addr`` (one word, laid out by the PE kind's
+    :meth:`~hwgen.rtl.pe.PE.weight_word_layout`), and one memory read later gives the array
+    the step: row ``r`` gets ``a[r]`` where ``step.inside[r]`` was set and the PE kind's
+    neutral ``pad_value`` elsewhere (zero padding, rows past the last pixel), with the
+    step's ``valid``/``first``/``last`` as the array's control.
+
+    Parameters
+    ----------
+    rows, cols : int
+        The array's shape.
+    pe_kind : PEKind or str
+        The PE kind (:func:`hwgen.rtl.pe.pe_class`).
+    a_width, w_width, acc_width : int
+        Widths of an activation, a stored weight and the accumulator.
+    weight_image : sequence of int
+        The weight memory's words.
+    count_width : int
+        Bits of ``step.w_addr``.
+    product_stages : int
+        Pipeline registers on each PE's product.
+
+    Members
+    -------
+    step : In(engine_step_layout(rows, count_width))
+        The step issued this cycle.
+    a : In(ArrayLayout(a_shape, rows))
+        The activation buffers' data: step's activations, one memory read after ``step``.
+    result : Out(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
+        The array's result registers.
+
+    Attributes
+    ----------
+    pe_latency : int
+        Latency of one PE.
+    latency : int
+        Cycles from a tile's last ``step`` to its last sum at ``result``.
+    """
+
+    def __init__(self, rows, cols, pe_kind, *, a_width, w_width, acc_width, weight_image,
+                 count_width, product_stages=0):
+        self._rows = check_positive(rows, "Engine rows", ShapeError)
+        self._cols = check_positive(cols, "Engine columns", ShapeError)
+        self._pe_cls = pe_class(pe_kind)
+        self._w_width = w_width
+        self._weight_image = tuple(int(word) for word in weight_image)
+        self._count_width = check_positive(count_width, "Engine count width")
+        self.array = SystolicArray(rows, cols, lambda: self._pe_cls.create(
+            a_width=a_width, w_width=w_width, acc_width=acc_width,
+            product_stages=product_stages))
+        self._word_layout = data.Layout.cast(self._pe_cls.weight_word_layout(w_width, cols))
+        if data.Layout.cast(self.array.w.shape()).size != self._word_layout.size:
+            raise ShapeError(f"PE kind {pe_kind!r} has weight words of "
+                             f"{self._word_layout.size} bits but its PEs take "
+                             f"{data.Layout.cast(self.array.w.shape()).size}")
+        super().__init__({
+            "step": In(engine_step_layout(rows, count_width)),
+            "a": In(data.ArrayLayout(self.array.a_shape, rows)),
+            "result": Out(self.array.result.shape()),
+        })
+
+    @property
+    def pe_class(self):
+        return self._pe_cls
+
+    @property
+    def weight_word_layout(self):
+        return self._word_layout
+
+    @property
+    def acc_shape(self):
+        return self.array.acc_shape
+
+    @property
+    def pe_latency(self):
+        """Latency of one PE (:func:`hwgen.timing.pe_latency`)."""
+        return self.array.pe_latency
+
+    @property
+    def latency(self):
+        """:func:`hwgen.timing.memory_read_latency` + the array's latency
+        (:func:`hwgen.timing.array_latency` of its last PE) = ``rows + cols − 1 +
+        pe_latency``."""
+        return timing.memory_read_latency() + self.array.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        array = m.submodules.array = self.array
+        depth = max(1, len(self._weight_image))
+        wmem = m.submodules.weights = Memory(
+            shape=unsigned(self._word_layout.size), depth=depth,
+            init=list(self._weight_image) or [0])
+        w_rd = wmem.read_port()
+        m.d.comb += w_rd.addr.eq(self.step.w_addr)
+
+        # The control and the padding mask wait as long as the memories take to read.
+        step = self.step
+        for n in range(timing.memory_read_latency()):
+            stage = Signal(step.shape(), name=f"step_{n}")
+            m.d.sync += stage.eq(step)
+            step = stage
+        ctl = Signal(PECtl)
+        m.d.comb += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
+                     ctl.last.eq(step.last)]
+        pad = self._pe_cls.pad_value
+        for r in range(self._rows):
+            m.d.comb += array.a[r].eq(Mux(step.valid & step.inside[r], self.a[r], pad))
+        m.d.comb += [array.ctl.eq(ctl), array.w.eq(w_rd.data), self.result.eq(array.result)]
+        return m

@@ -1,0 +1,339 @@
+"""The sequencer: the phase machine that runs the layer program, its feed counters and the
+pixel walker."""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import ShapeError, check_positive
+from .layouts import (
+    WALKER_COUNT_FIELDS,
+    WALKER_SIGNED_FIELDS,
+    buffer_write_layout,
+    descriptor_const,
+    descriptor_layout,
+    drain_job_layout,
+    engine_step_layout,
+)
+from .pixel_walker import PixelWalker
+
+__all__ = ["Sequencer"]
+
+
+class Sequencer(wiring.Component):
+    """Run a constant layer program: load the input, run every layer, unload the output.
+
+    Phases of one inference (``start`` → ``done``)::
+
+        LOAD    accept the input tensor on ``i`` (one word per transfer) into region 0
+        per layer (counted in ``cycles`` and ``layer_cycles``):
+          SETUP  1 cycle: load the layer's descriptor, reset the counters and the walker
+          WALK   rows cycles: the pixel walker computes the first tile's receptive fields
+          RUN    tiles × P cycles: issue K steps per tile (P = max(K, rows·cols))
+          FLUSH  until the drain and the post-processing pipeline are idle
+        UNLOAD  offer the output tensor on ``o``; then ``done``
+
+    Issuing (RUN, tile cycle ``j``, reduction step ``k = j < K``): every array row reads its
+    own activation buffer copy at ``in_base + base[r] + koff(k)``, where ``base[r]`` is the
+    row's pixel corner from the :class:`~hwgen.rtl.pixel_walker.PixelWalker` (which runs
+    one tile ahead) and ``koff`` walks ``(ci, ky, kx)``; ``step`` tells the engine the
+    weight address and which rows read a real element (inside the image, a real pixel).
+    When the last step of a tile is issued, the tile's ``job`` goes to the drain. The cycle
+    model is :func:`hwgen.timing.layer_cycles`.
+
+    Parameters
+    ----------
+    descriptors : sequence of hwgen.contract.LayerDescriptor
+        The layer program.
+    rows, cols : int
+        The array's shape.
+    act_shape : shape-like
+        Shape of a stored activation (and of the ``i``/``o`` payloads).
+    addr_width, coord_width, count_width : int
+        Bits of an activation address, of the signed coordinates and of the counts.
+    n_in, n_out, input_base, output_base : int
+        Words and first address of the input and output tensors.
+    tail_latency : int
+        Cycles from the drain's last read to the output's write (drain and
+        post-processing latencies): how long FLUSH waits after the drain is idle.
+
+    Members
+    -------
+    start : In(1)
+        Begin an inference (while idle).
+    busy, done : Out(1)
+        Running; finished (until the next start).
+    i, o : stream of ``act_shape``
+        The input and output tensors.
+    cycles : Out(32)
+        Compute cycles of the last inference.
+    layer_sel : In(8), layer_cycles : Out(32)
+        Cycles of layer ``layer_sel`` of the last inference.
+    rd_addr : Out(ArrayLayout(unsigned(addr_width), rows))
+        Activation buffer read addresses (row 0 also unloads).
+    unload_data : In(act_shape)
+        Activation buffer row 0's data.
+    load : Out(buffer_write_layout(addr_width, act_shape))
+        Writes of the input tensor.
+    step : Out(engine_step_layout(rows, count_width))
+        The step issued to the engine.
+    job : Out(drain_job_layout(count_width))
+        The tile to drain.
+    desc : Out(descriptor_layout(coord_width, count_width))
+        The running layer's descriptor.
+    drain_busy : In(1)
+        The drain holds a job.
+    """
+
+    def __init__(self, descriptors, *, rows, cols, act_shape, addr_width, coord_width,
+                 count_width, n_in, n_out, input_base, output_base, tail_latency):
+        self._descriptors = tuple(descriptors)
+        if not self._descriptors:
+            raise ShapeError("Layer program must hold at least one layer")
+        self._rows = check_positive(rows, "Sequencer rows", ShapeError)
+        self._cols = check_positive(cols, "Sequencer columns", ShapeError)
+        self._aw = check_positive(addr_width, "Address width")
+        self._sw = check_positive(coord_width, "Coordinate width")
+        self._cw = check_positive(count_width, "Count width")
+        self._n_in = check_positive(n_in, "Input words")
+        self._n_out = check_positive(n_out, "Output words")
+        self._input_base, self._output_base = input_base, output_base
+        self._tail_latency = tail_latency
+        self._desc_layout = descriptor_layout(coord_width, count_width)
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "i": In(stream.Signature(act_shape)),
+            "o": Out(stream.Signature(act_shape)),
+            "cycles": Out(32),
+            "layer_sel": In(8),
+            "layer_cycles": Out(32),
+            "rd_addr": Out(data.ArrayLayout(unsigned(addr_width), rows)),
+            "unload_data": In(act_shape),
+            "load": Out(buffer_write_layout(addr_width, act_shape)),
+            "step": Out(engine_step_layout(rows, count_width)),
+            "job": Out(drain_job_layout(count_width)),
+            "desc": Out(self._desc_layout),
+            "drain_busy": In(1),
+        })
+
+    def elaborate(self, platform):
+        rows, cols = self._rows, self._cols
+        aw, sw, cw = self._aw, self._sw, self._cw
+        program = self._descriptors
+        n_layers = len(program)
+        m = Module()
+
+        desc = self.desc
+        layer = Signal(range(n_layers + 1))
+
+        # pixel walker: one pixel per step, a tile ahead of the array
+        walker = m.submodules.walker = PixelWalker(sw, cw)
+        m.d.comb += [walker.cfg[name].eq(desc[name])
+                     for name in WALKER_SIGNED_FIELDS + WALKER_COUNT_FIELDS]
+        walk_step = Signal()
+        m.d.comb += walker.step.eq(walk_step)
+
+        def bank(prefix):
+            return (
+                [Signal(signed(sw), name=f"{prefix}_iy_{r}") for r in range(rows)],
+                [Signal(signed(sw), name=f"{prefix}_ix_{r}") for r in range(rows)],
+                [Signal(signed(sw), name=f"{prefix}_base_{r}") for r in range(rows)],
+                [Signal(name=f"{prefix}_valid_{r}") for r in range(rows)],
+            )
+
+        cur, nxt = bank("cur"), bank("nxt")
+        walker_out = (walker.iy, walker.ix, walker.base, walker.valid)
+
+        def shifted(b):
+            """Bank ``b`` with the walker's pixel shifted in at the top."""
+            return tuple(list(sig[1:]) + [new] for sig, new in zip(b, walker_out))
+
+        # feed counters
+        j = Signal(cw)                  # cycle within the tile
+        kx, ky = Signal(cw), Signal(cw)
+        koff = Signal(signed(sw))
+        pt, ct = Signal(cw), Signal(cw)
+        w_ct_base = Signal(cw)
+        rows_left, cols_left = Signal(cw), Signal(cw)
+        co_base, ch_off = Signal(cw), Signal(cw)
+        q0, m0 = Signal(cw), Signal(cw)
+        feed = Signal()                 # a reduction step is issued this cycle
+        push = Signal()                 # the last step of a tile is issued this cycle
+
+        # --- the tile's job for the drain ------------------------------------------------
+        job = self.job
+        m.d.comb += [
+            job.valid.eq(push), job.co_base.eq(co_base),
+            job.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
+            job.ch_off.eq(ch_off),
+            job.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
+            job.q0.eq(q0), job.m0.eq(m0),
+        ]
+        # Idle once nothing is waiting, being read, or in post-processing up to the write.
+        track = [Signal(name=f"track_{n}") for n in range(self._tail_latency)]
+        if track:
+            m.d.sync += track[0].eq(self.drain_busy)
+        for n in range(1, len(track)):
+            m.d.sync += track[n].eq(track[n - 1])
+        idle = Signal()
+        any_track = Const(0)
+        for t in track:
+            any_track = any_track | t
+        m.d.comb += idle.eq(~self.drain_busy & ~any_track)
+
+        # --- the step issued to the engine and the buffer reads ------------------------------
+        step = self.step
+        for r in range(rows):
+            iy = cur[0][r] + ky
+            ix = cur[1][r] + kx
+            m.d.comb += step.inside[r].eq(
+                cur[3][r] & (iy >= 0) & (iy < desc.in_h) & (ix >= 0) & (ix < desc.in_w))
+        m.d.comb += [step.valid.eq(feed), step.first.eq(j == 0),
+                     step.last.eq(j + 1 == desc.k_len), step.w_addr.eq(w_ct_base + j)]
+
+        unload_addr = Signal(aw)
+        in_unload = Signal()
+        for r in range(rows):
+            feed_addr = (desc.in_base + cur[2][r] + koff)[:aw]
+            if r == 0:
+                m.d.comb += self.rd_addr[r].eq(Mux(in_unload, unload_addr, feed_addr))
+            else:
+                m.d.comb += self.rd_addr[r].eq(feed_addr)
+
+        # --- counters and status ---------------------------------------------------------
+        count_en = Signal()
+        total = Signal(32)
+        layer_count = Signal(32)
+        layer_regs = [Signal(32, name=f"layer_cycles_{n}") for n in range(n_layers)]
+        with m.If(count_en):
+            m.d.sync += [total.eq(total + 1), layer_count.eq(layer_count + 1)]
+        m.d.comb += self.cycles.eq(total)
+        with m.Switch(self.layer_sel):
+            for n in range(n_layers):
+                with m.Case(n):
+                    m.d.comb += self.layer_cycles.eq(layer_regs[n])
+
+        done = Signal()
+        m.d.comb += self.done.eq(done)
+        load_idx = Signal(range(max(self._n_in, 2)))
+        out_idx = Signal(range(max(self._n_out, 2)))
+        walk_count = Signal(range(rows + 1))
+
+        # --- the phase machine --------------------------------------------------------------
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [done.eq(0), load_idx.eq(0), total.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.busy.eq(1), self.i.ready.eq(1),
+                             self.load.en.eq(self.i.valid),
+                             self.load.addr.eq(self._input_base + load_idx),
+                             self.load.data.eq(self.i.payload)]
+                with m.If(self.i.valid):
+                    m.d.sync += load_idx.eq(load_idx + 1)
+                    with m.If(load_idx == self._n_in - 1):
+                        m.d.sync += layer.eq(0)
+                        m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+                m.d.comb += walker.restart.eq(1)
+                m.d.sync += [
+                    j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
+                    co_base.eq(0), ch_off.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
+                ]
+                # The program is constant: each layer's descriptor is a case of the layer
+                # index, loaded straight into registers (a clocked ROM).
+                with m.Switch(layer):
+                    for index, entry in enumerate(program):
+                        with m.Case(index):
+                            m.d.sync += [
+                                desc.eq(descriptor_const(self._desc_layout, entry)),
+                                w_ct_base.eq(entry.w_base), rows_left.eq(entry.npix),
+                                cols_left.eq(entry.cout),
+                            ]
+                m.next = "WALK"
+            with m.State("WALK"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(1)]
+                new = shifted(cur)
+                for sig, val in zip(cur, new):
+                    m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
+                m.d.sync += walk_count.eq(walk_count + 1)
+                with m.If(walk_count == rows - 1):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1),
+                             feed.eq(j < desc.k_len), push.eq(j + 1 == desc.k_len),
+                             walk_step.eq(j < rows)]
+                nxt_new = shifted(nxt)
+                with m.If(j < rows):
+                    for sig, val in zip(nxt, nxt_new):
+                        m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
+                # reduction counters (ci, ky, kx) as an address offset
+                with m.If(feed):
+                    with m.If(j + 1 == desc.k_len):
+                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0)]
+                    with m.Elif(kx + 1 < desc.kw):
+                        m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1)]
+                    with m.Elif(ky + 1 < desc.kh):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky)]
+                    with m.Else():
+                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci)]
+                # tile boundary
+                with m.If(j + 1 == desc.period):
+                    m.d.sync += j.eq(0)
+                    for sig, now, new_ in zip(cur, nxt, nxt_new):
+                        m.d.sync += [s.eq(Mux(j < rows, b, a))
+                                     for s, a, b in zip(sig, now, new_)]
+                    with m.If(pt + 1 < desc.n_pt):
+                        carry = m0 + desc.rows_mod >= desc.win
+                        m.d.sync += [
+                            pt.eq(pt + 1), rows_left.eq(rows_left - rows),
+                            q0.eq(q0 + desc.rows_div + carry),
+                            m0.eq(Mux(carry, m0 + desc.rows_mod - desc.win,
+                                      m0 + desc.rows_mod)),
+                        ]
+                    with m.Else():
+                        m.d.sync += [
+                            pt.eq(0), rows_left.eq(desc.npix), q0.eq(0), m0.eq(0),
+                            ct.eq(ct + 1), co_base.eq(co_base + cols),
+                            cols_left.eq(cols_left - cols),
+                            ch_off.eq(ch_off + desc.chan_tile_off),
+                            w_ct_base.eq(w_ct_base + desc.k_len),
+                        ]
+                        with m.If(ct + 1 == desc.n_ct):
+                            m.next = "FLUSH"
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            with m.State("FLUSH"):
+                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+                with m.If(idle):
+                    m.d.sync += layer_count.eq(0)
+                    with m.Switch(layer):
+                        for n in range(n_layers):
+                            with m.Case(n):
+                                m.d.sync += layer_regs[n].eq(layer_count + 1)
+                    m.d.sync += layer.eq(layer + 1)
+                    with m.If(layer == n_layers - 1):
+                        m.d.sync += out_idx.eq(0)
+                        m.next = "UNLOAD_READ"
+                    with m.Else():
+                        m.next = "SETUP"
+            with m.State("UNLOAD_READ"):
+                m.d.comb += [self.busy.eq(1), in_unload.eq(1),
+                             unload_addr.eq(self._output_base + out_idx)]
+                m.next = "UNLOAD_SEND"
+            with m.State("UNLOAD_SEND"):
+                m.d.comb += [self.busy.eq(1), in_unload.eq(1),
+                             unload_addr.eq(self._output_base + out_idx),
+                             self.o.valid.eq(1), self.o.payload.eq(self.unload_data)]
+                with m.If(self.o.ready):
+                    m.d.sync += out_idx.eq(out_idx + 1)
+                    with m.If(out_idx == self._n_out - 1):
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "UNLOAD_READ"
+        return m

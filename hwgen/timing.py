@@ -1,0 +1,151 @@
+"""The accelerator's timing, in one place: every block's latency and the cycle model.
+
+Plain Python (no Amaranth, no torch), so the compiler imports it without the gateware.
+Each block's ``latency`` property returns one of these functions' values (a test checks
+that it does), and :func:`layer_cycles` composes the same functions; a deeper PE pipeline
+therefore changes the hardware and the prediction together.
+
+Phases of one layer (see :mod:`hwgen.rtl.sequencer`)::
+
+    SETUP   1 cycle: load the layer's descriptor
+    WALK    rows cycles: the pixel walker computes the first tile's receptive fields
+    RUN     tiles·P cycles: step k of a tile issued at tile cycle k (P = max(K, rows·cols))
+    FLUSH   until the last tile is drained, post-processed and written, then 1 cycle to
+            close the layer
+
+The last step of the last tile is issued in cycle ``1 + rows + (tiles − 1)·P + K − 1``;
+its job waits :func:`drain_delay` cycles in the drain, which then reads ``rows·cols``
+slots, one per cycle; the last one leaves the drain :func:`drain_latency` cycles later and
+post-processing :func:`post_process_latency` cycles after that; the FLUSH state sees the
+pipeline idle one cycle later and closes the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .errors import check_int
+
+__all__ = [
+    "LayerCycles",
+    "array_latency",
+    "drain_delay",
+    "drain_latency",
+    "layer_cycles",
+    "memory_read_latency",
+    "pe_latency",
+    "pixel_walker_latency",
+    "post_process_latency",
+]
+
+
+def memory_read_latency():
+    """Cycles from a memory read address to its data (registered read port): 1."""
+    return 1
+
+
+def pe_latency(product_stages=0):
+    """Cycles from a ``last`` step at a PE's inputs to its sum at ``result``:
+    ``1 + product_stages`` (the product is registered ``product_stages`` times, then
+    accumulated into the registered sum)."""
+    return 1 + check_int(product_stages, "PE product stages", minimum=0)
+
+
+def array_latency(row, col, pe_lat):
+    """Cycles from a tile's ``last`` step at the systolic array's ports to its sum at
+    ``result[row][col]``: ``row + col + pe_lat`` (the inputs are skewed one register per
+    row and per column)."""
+    return row + col + pe_lat
+
+
+def drain_delay(rows, cols, pe_lat):
+    """Cycles a tile's job waits in the drain before its first slot is read:
+    ``memory_read_latency() + array_latency(rows − 1, cols − 1, pe_lat) − 1``
+    (= ``rows + cols − 2 + pe_lat``).
+
+    The job enters in the cycle the tile's last step is issued to the memories (``t``);
+    slot ``(r, c)`` is read in cycle ``t + delay + 1 + r·cols + c``. It is final from
+    ``t + 1 + r + c + pe_lat`` (needs ``delay >= pe_lat``) and the next tile, issued
+    ``P >= rows·cols`` cycles later, replaces it at ``t + P + 1 + r + c + pe_lat`` (needs
+    ``delay <= rows + cols − 2 + pe_lat``, worst at ``r = rows − 1``). The drain takes the
+    latest start, so that every slot is read as late as is safe.
+    """
+    return memory_read_latency() + array_latency(rows - 1, cols - 1, pe_lat) - 1
+
+
+def drain_latency():
+    """Cycles from a slot's parameter address to the drain's output ``o``: 1 (aligned with
+    the parameter memory's read)."""
+    return memory_read_latency()
+
+
+def post_process_latency():
+    """Cycles from the post-processing unit's input to its output: 4 (bias and rounding
+    constant; shift; overflow and ReLU; pooling register)."""
+    return 4
+
+
+def pixel_walker_latency():
+    """Cycles from ``step`` to the pixel walker's outputs describing the pixel: 0 (the
+    outputs describe the current pixel)."""
+    return 0
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """Predicted cycles of one layer, with the overheads split out for the reports.
+
+    Attributes
+    ----------
+    total : int
+        Cycles from the layer's SETUP to the end of its FLUSH (what the hardware counts).
+    period : int
+        ``P = max(K, rows·cols)``: cycles between tile issues.
+    compute : int
+        ``tiles·K``: cycles the array does useful steps.
+    drain_bound : int
+        ``tiles·(P − K)``: cycles lost because a tile must wait for the previous drain.
+    setup : int
+        ``1 + rows``: SETUP and WALK.
+    fill_drain : int
+        The rest: filling the array and draining the last tile through post-processing.
+    """
+
+    total: int
+    period: int
+    compute: int
+    drain_bound: int
+    setup: int
+    fill_drain: int
+
+    def to_json(self):
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj):
+        return cls(**{name: int(obj[name]) for name in cls.__dataclass_fields__})
+
+
+def layer_cycles(k, tiles, rows, cols, pe_lat):
+    """Predicted :class:`LayerCycles` of a layer of reduction length ``k`` in ``tiles``
+    tiles on a ``rows × cols`` array of PEs of latency ``pe_lat``::
+
+        total = 1 + rows                      SETUP, WALK
+              + (tiles − 1)·P + K             RUN up to the last step's issue
+              + drain_delay(rows, cols, pe_lat) + rows·cols
+              + drain_latency() + post_process_latency()
+              + 1                             FLUSH sees idle, closes the layer
+    """
+    for value, what in ((k, "Reduction length"), (tiles, "Tiles"), (rows, "Array rows"),
+                        (cols, "Array columns"), (pe_lat, "PE latency")):
+        check_int(value, what, minimum=1)
+    period = max(k, rows * cols)
+    setup = 1 + rows
+    run = (tiles - 1) * period + k
+    tail = (drain_delay(rows, cols, pe_lat) + rows * cols + drain_latency()
+            + post_process_latency() + 1)
+    total = setup + run + tail
+    compute = tiles * k
+    drain_bound = tiles * (period - k)
+    return LayerCycles(total=total, period=period, compute=compute, drain_bound=drain_bound,
+                       setup=setup, fill_drain=total - setup - compute - drain_bound)
