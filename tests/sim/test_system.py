@@ -44,7 +44,7 @@ def test_digits_cnn_fixed8_4x4(tmp_path, build_dir):
         assert kept["outputs"].dtype == np.int64
         assert kept["layer_names"].tolist() == [layer.name for layer in design.layers]
         assert kept["layer_cycles"].tolist() == [
-            [layer.cycles["total"] for layer in design.layers]] * 20
+            [layer.cycles.total for layer in design.layers]] * 20
 
 
 def test_changed_expected_word_is_caught(tmp_path, build_dir):
