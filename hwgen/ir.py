@@ -8,10 +8,26 @@ A :class:`Graph` is a chain of layers (CNNs and MLPs): the input tensor, in
 The arithmetic of a :class:`Conv2d` or :class:`Linear` node (the same in torch, golden
 and RTL)::
 
-    acc[c]  = sum(a * w[c]) + bias[c]          # integers, at frac in_fmt.frac + w_fmts[c].frac
+    dot[c]  = sum(a * w[c])                    # integers, zero padding
+    acc[c]  = dot[c] * scale[c] + bias[c]      # at acc_frac[c] = in_fmt.frac + w_fmts[c].frac
+                                               #   (+ scale_frac when there is a scale)
     out[c]  = requantize(acc[c], acc_frac[c], out_fmt, rounding, overflow)
     out     = relu(out)                        # if relu
     out     = maxpool(out, pool, stride=pool)  # if pool > 1 (floor mode)
+
+Weights may be fixed point (:class:`~hwgen.numerics.QFormat`), powers of two
+(:class:`~hwgen.numerics.Pow2Format`: integers 0 and ±2**(e - e_min)) or binary
+(:class:`~hwgen.numerics.BinaryFormat`: ±1); activations fixed point or binary (±1; padding
+is 0, contributing nothing, which the XNOR hardware gets by masking the padded bits). The
+per-channel ``scale`` (an integer multiplier ``m[c]`` at ``scale_frac`` fractional bits,
+e.g. a binary layer's α = mean|W| as ``m[c]·2**-scale_frac``) is optional.
+
+A node whose ``out_fmt`` is binary has no bias, scale or ReLU: batch-norm, α and bias are
+folded into an integer threshold per channel, and::
+
+    out[c]  = +1 if (dot[c] <= threshold[c] if flip[c] else dot[c] >= threshold[c]) else -1
+
+(``flip`` where the folded scale is negative).
 
 Integer arrays are stored read-only, so nodes are immutable; nodes compare by identity.
 Passes are pure functions ``Graph -> Graph`` that build new nodes with
@@ -24,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ShapeError
-from .numerics import QFormat
+from .errors import FormatError, ShapeError
+from .numerics import BinaryFormat, QFormat
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "conv_shape",
            "frozen_int", "pooled_shape"]
@@ -70,9 +86,37 @@ class _Dense:
     pool: int = 1
     rounding: str = "nearest_even"
     overflow: str = "saturate"
+    scale: np.ndarray | None = None
+    scale_frac: int = 0
+    threshold: np.ndarray | None = None
+    flip: np.ndarray | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "weight", frozen_int(self.weight))
+        for name in ("scale", "threshold", "flip"):
+            value = getattr(self, name)
+            if value is not None:
+                value = frozen_int(value)
+                if value.shape != (self.out_channels,):
+                    raise ShapeError(f"Layer {self.name!r} {name} shape must be "
+                                     f"{(self.out_channels,)!r}, not {value.shape!r}")
+                object.__setattr__(self, name, value)
+        if isinstance(self.scale_frac, bool) or not isinstance(self.scale_frac, int) \
+                or self.scale_frac < 0:
+            raise FormatError(f"Layer {self.name!r} scale_frac must be a non-negative integer, "
+                              f"not {self.scale_frac!r}")
+        if self.binary_out:
+            if self.threshold is None:
+                raise FormatError(f"Layer {self.name!r} has binary outputs and needs a "
+                                  f"threshold per channel")
+            if self.bias is not None or self.scale is not None or self.relu:
+                raise FormatError(f"Layer {self.name!r} has binary outputs: fold its bias, "
+                                  f"scale and ReLU into the thresholds")
+            if self.flip is None:
+                object.__setattr__(self, "flip", frozen_int(np.zeros(self.out_channels)))
+        elif self.threshold is not None or self.flip is not None:
+            raise FormatError(f"Layer {self.name!r} has thresholds but {self.out_fmt} outputs; "
+                              f"thresholds make binary outputs")
         if self.bias is not None:
             object.__setattr__(self, "bias", frozen_int(self.bias))
             if self.bias.shape != (self.out_channels,):
@@ -88,9 +132,16 @@ class _Dense:
         return self.weight.shape[0]
 
     @property
+    def binary_out(self):
+        """The outputs are binary (±1), decided by thresholds."""
+        return isinstance(self.out_fmt, BinaryFormat)
+
+    @property
     def acc_frac(self):
-        """Fractional length of the accumulator, per output channel (int64 array)."""
-        return np.array([self.in_fmt.frac + f.frac for f in self.w_fmts], dtype=np.int64)
+        """Fractional length of the accumulator (after the scale), per output channel."""
+        extra = self.scale_frac if self.scale is not None else 0
+        return np.array([self.in_fmt.frac + f.frac + extra for f in self.w_fmts],
+                        dtype=np.int64)
 
     @property
     def reduction(self):

@@ -225,3 +225,52 @@ def test_run_without_layers_returns_input():
 def test_golden_package_exports():
     for name in ("run", "run_layers", "pe_mac", "systolic_array", "post_process"):
         assert callable(getattr(golden, name))
+
+
+# --- scales and thresholds (hand-computed cases) -----------------------------------------
+
+def _one_linear(**kw):
+    from hwgen.numerics import BinaryFormat
+    weight = np.array([[1, -1, 1], [-1, -1, 1]])
+    fmt_in = kw.pop("in_fmt", BinaryFormat())
+    return ir.Graph("t", (3,), fmt_in, [ir.Linear(
+        "fc", (3,), weight, kw.pop("bias", None), fmt_in, [BinaryFormat()] * 2,
+        kw.pop("out_fmt"), **kw)])
+
+
+def test_binary_thresholds_and_flip():
+    from hwgen.numerics import BinaryFormat
+    # x = (+1, -1, +1): dot = (1+1+1, -1+1+1) = (3, 1)
+    graph = _one_linear(out_fmt=BinaryFormat(), threshold=[3, 1], flip=[False, True])
+    # channel 0: 3 >= 3 -> +1; channel 1 (flipped): 1 <= 1 -> +1
+    np.testing.assert_array_equal(golden.run(graph, np.array([[1, -1, 1]])), [[1, 1]])
+    graph = _one_linear(out_fmt=BinaryFormat(), threshold=[4, 0], flip=[False, True])
+    # 3 >= 4 is false -> -1; 1 <= 0 is false -> -1
+    np.testing.assert_array_equal(golden.run(graph, np.array([[1, -1, 1]])), [[-1, -1]])
+
+
+def test_scale_multiplies_before_bias_and_requantize():
+    # x = (1, 1, 1) in Q(4, 0): dot = (1, -1); scale (3, 5) at 2 fractional bits, bias at 2:
+    # acc = (1*3 + 2, -1*5 + 0) = (5, -5) / 4 = (1.25, -1.25) -> nearest_even Q(4, 0): (1, -1)
+    graph = _one_linear(in_fmt=QFormat(4, 0), out_fmt=QFormat(4, 0), scale=[3, 5],
+                        scale_frac=2, bias=[2, 0])
+    assert graph.layers[0].acc_frac.tolist() == [2, 2]
+    np.testing.assert_array_equal(golden.run(graph, np.array([[1, 1, 1]])), [[1, -1]])
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"out_fmt": "binary"}, r"^Layer 'fc' has binary outputs and needs a threshold per channel$"),
+    ({"out_fmt": "binary", "threshold": [0, 0], "relu": True},
+     r"^Layer 'fc' has binary outputs: fold its bias, scale and ReLU into the thresholds$"),
+    ({"out_fmt": QFormat(4, 0), "threshold": [0, 0]},
+     r"^Layer 'fc' has thresholds but Q\(4,0\) outputs; thresholds make binary outputs$"),
+    ({"out_fmt": QFormat(4, 0), "scale": [1, 2, 3]},
+     r"^Layer 'fc' scale shape must be \(2,\), not \(3,\)$"),
+])
+def test_threshold_and_scale_errors(kw, message):
+    from hwgen.errors import HwgenError
+    from hwgen.numerics import BinaryFormat
+    if kw["out_fmt"] == "binary":
+        kw["out_fmt"] = BinaryFormat()
+    with pytest.raises(HwgenError, match=message):
+        _one_linear(**kw)

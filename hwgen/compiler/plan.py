@@ -142,6 +142,10 @@ def _check_formats(graph, layers):
             raise UnsupportedLayerError(
                 f"Layer {layer.name!r} uses rounding {layer.rounding!r}; the hardware rounds "
                 f"with {', '.join(HW_ROUNDING_MODES)}")
+        if layer.scale is not None:
+            raise UnsupportedLayerError(
+                f"Layer {layer.name!r} has per-channel scales, which the post-processing "
+                f"unit does not multiply by yet")
 
 
 def _stored_width(fmt):

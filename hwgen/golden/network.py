@@ -3,8 +3,8 @@
 This is the specification of every bit the accelerator produces. Each IR node is run with
 the arithmetic of :mod:`hwgen.ir`'s docstring::
 
-    acc = sum(a * w) + bias            # zero padding; exact integers
-    out = requantize(acc, acc_frac, out_fmt, rounding, overflow)
+    acc = sum(a * w) * scale + bias    # zero padding; exact integers
+    out = requantize(acc, acc_frac, out_fmt, rounding, overflow)   # or thresholds
     out = relu(out); out = maxpool(out, pool)   # floor mode
 
 Convolutions are im2col followed by one matrix product. The product is computed in int64
@@ -51,8 +51,20 @@ def im2col(x, kernel, stride=1, padding=0):
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho, wo, c * kh * kw)
 
 
-def _post(layer, acc):
-    """Requantize (channel axis last), then ReLU."""
+def _post(layer, dot):
+    """Threshold (binary outputs), or scale, bias, requantize and ReLU (channel axis last)."""
+    if layer.binary_out:
+        hit = np.where(layer.flip.astype(bool), dot <= layer.threshold, dot >= layer.threshold)
+        return np.where(hit, 1, -1).astype(np.int64)
+    acc = dot
+    if layer.scale is not None:
+        bound = int(np.abs(dot).max(initial=0)) * int(np.abs(layer.scale).max(initial=0))
+        if bound + _bias_bound(layer) >= 2 ** 63:
+            raise FormatError(f"Layer {layer.name!r} scaled sums reach {bound!r} and can "
+                              f"overflow a 64-bit accumulator")
+        acc = acc * layer.scale
+    if layer.bias is not None:
+        acc = acc + layer.bias
     out = requantize(acc, layer.acc_frac, layer.out_fmt, layer.rounding, layer.overflow)
     if layer.relu:
         out = np.maximum(out, 0)
@@ -74,20 +86,15 @@ def _conv2d(layer, x):
     cols = im2col(x, layer.kernel, layer.stride, layer.padding)
     n, ho, wo, k = cols.shape
     w = layer.weight.reshape(layer.out_channels, k)
-    acc = _exact_matmul(cols.reshape(-1, k), w.T, _bias_bound(layer))
-    if layer.bias is not None:
-        acc = acc + layer.bias
-    out = _post(layer, acc).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+    dot = _exact_matmul(cols.reshape(-1, k), w.T, _bias_bound(layer))
+    out = _post(layer, dot).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
     if layer.pool > 1:
         out = _maxpool(out, layer.pool)
     return np.ascontiguousarray(out)
 
 
 def _linear(layer, x):
-    acc = _exact_matmul(x, layer.weight.T, _bias_bound(layer))
-    if layer.bias is not None:
-        acc = acc + layer.bias
-    return _post(layer, acc)
+    return _post(layer, _exact_matmul(x, layer.weight.T, _bias_bound(layer)))
 
 
 def _avgpool(layer, x):
