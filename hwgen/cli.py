@@ -24,6 +24,7 @@ __all__ = [
     "add_cache",
     "add_compile",
     "add_demo",
+    "add_estimate",
     "add_quantize",
     "add_simulate",
     "add_train",
@@ -31,6 +32,7 @@ __all__ = [
     "cmd_cache",
     "cmd_compile",
     "cmd_demo",
+    "cmd_estimate",
     "cmd_quantize",
     "cmd_simulate",
     "cmd_train",
@@ -226,6 +228,37 @@ def cmd_demo(args):
     return _simulate_and_print(args.out, args)
 
 
+def add_estimate(sub):
+    from .estimate.devices import DEVICES
+    p = sub.add_parser("estimate", help="synthesize (and place) a design: LUTs, FFs, DSPs, "
+                                        "block RAM, Fmax, fit",
+                       description="Synthesize DIR's Verilog with Yosys for a target and, for "
+                                   "iCE40 and ECP5, place and route it with nextpnr (inside a "
+                                   "four-pin harness, whose cost is listed); print the "
+                                   "resources, utilization, Fmax and whether it fits, and "
+                                   "write DIR/estimate_<target>.json. Results are cached by "
+                                   "the Verilog and the tool versions.")
+    p.add_argument("design", metavar="DIR", help="folder written by `hwgen compile`")
+    p.add_argument("--target", "-t", default="ice40-up5k", choices=list(DEVICES),
+                   metavar="TARGET",
+                   help=f"{', '.join(DEVICES)} (ice40-up5k); xc7a35t and gowin are "
+                        f"synthesis only")
+    p.add_argument("--synth-only", action="store_true",
+                   help="skip place-and-route (no Fmax; much faster)")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args):
+    from .emit import read_design
+    from .estimate import estimate
+    read_design(args.design)
+    result = estimate(args.design, args.target, place_and_route=not args.synth_only,
+                      progress=_progress)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    return 0
+
+
 def add_cache(sub):
     p = sub.add_parser("cache", help="show or clear the simulator build cache",
                        description="Show the simulator build cache (~/.cache/hwgen/sim_build, "
@@ -247,7 +280,8 @@ def cmd_cache(args):
 
 
 #: The ``add_<name>`` functions of the subcommands, in help order.
-COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_cache]
+COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_estimate,
+            add_cache]
 
 
 def build_parser():

@@ -30,6 +30,7 @@ import numpy as np
 
 from .compiler import CompiledDesign
 from .errors import HwgenError
+from .estimate.devices import DEVICES
 from .files import check_output_dir, make_dirs, private_dir, remove_dirs
 
 __all__ = ["DESIGN_FILES", "OUTPUTS_FILE", "REPORT_FILE", "TOPLEVEL", "check_design_dir",
@@ -43,7 +44,8 @@ REPORT_FILE = "sim_report.json"
 OUTPUTS_FILE = "sim_outputs.npz"
 #: Every file hwgen may write in a design folder; nothing else there is touched.
 DESIGN_FILES = (f"{TOPLEVEL}.v", MANIFEST_FILE, "weights.hex", "params.hex", VECTORS_FILE,
-                "hwgen_axis.v", "hwgen_inst.v", REPORT_FILE, OUTPUTS_FILE)
+                "hwgen_axis.v", "hwgen_inst.v", REPORT_FILE, OUTPUTS_FILE,
+                *(f"estimate_{target}.json" for target in DEVICES))
 
 def verilog(design, name=TOPLEVEL):
     """Verilog text of the accelerator for ``design``."""

