@@ -142,10 +142,10 @@ CASES = [
     (["simulate", "design", "--samples", "4"],
      r"Design folder 'design' holds 3 test vectors, not 4"),
     # estimate
-    (["estimate", "nothere"], r"Design folder 'nothere' does not exist; write one with "
-                              r"`hwgen compile MODEL --out nothere`"),
-    (["estimate", "noverilog"], r"Design folder 'noverilog' has no hwgen_top\.v; run "
-                                r"`hwgen compile` again"),
+    (["estimate", "nothere"], (r"Design folder 'nothere' does not exist; write one with "
+                              r"`hwgen compile MODEL --out nothere`")),
+    (["estimate", "noverilog"], (r"Design folder 'noverilog' has no hwgen_top\.v; run "
+                                r"`hwgen compile` again")),
     # demo: checked before its compile
     (["demo", "--samples", "0"], r"Samples must be an integer of at least 1, not 0"),
     (["demo", "--array", "1000x1000"], LIMIT),
