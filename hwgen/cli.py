@@ -22,6 +22,7 @@ from .errors import HwgenError
 __all__ = [
     "COMMANDS",
     "add_cache",
+    "add_compare",
     "add_compile",
     "add_demo",
     "add_estimate",
@@ -30,6 +31,7 @@ __all__ = [
     "add_train",
     "build_parser",
     "cmd_cache",
+    "cmd_compare",
     "cmd_compile",
     "cmd_demo",
     "cmd_estimate",
@@ -259,6 +261,58 @@ def cmd_estimate(args):
     return 0
 
 
+def add_compare(sub):
+    from .estimate.devices import DEVICES
+    p = sub.add_parser("compare", help="sweep schemes × arrays × targets into one table",
+                       description="For every scheme, array shape and target: quantize, "
+                                   "compile, synthesize and place MODEL; write one table "
+                                   "(accuracy, weight bytes, cycles, LUT, FF, DSP, BRAM, "
+                                   "Fmax, latency, inferences/s, estimated energy) as CSV, "
+                                   "JSON and Markdown into DIR, with plots of accuracy and "
+                                   "latency against LUTs, Pareto fronts marked.")
+    p.add_argument("model", metavar="MODEL", help="checkpoint path or builtin:NAME")
+    p.add_argument("--schemes", nargs="+", default=["fixed16", "fixed8", "fixed4"],
+                   metavar="SCHEME", help="schemes or JSON specs (fixed16 fixed8 fixed4)")
+    p.add_argument("--arrays", nargs="+", default=["2x2", "4x4"], metavar="ROWSxCOLS",
+                   help="array shapes (2x2 4x4)")
+    p.add_argument("--targets", nargs="+", default=["ice40-up5k"], choices=list(DEVICES),
+                   metavar="TARGET", help=f"targets: {', '.join(DEVICES)} (ice40-up5k)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="folder for compare.csv/.json/.md and the plots")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="configurations run at once on this machine, N >= 1 (1)")
+    p.add_argument("--executor", metavar="ADDRESS",
+                   help="run on the Dask cluster whose scheduler is at ADDRESS "
+                        "(tcp://host:8786; pip install 'hwgen[dask]')")
+    p.add_argument("--synth-only", action="store_true",
+                   help="skip place-and-route (no Fmax, latency or inferences/s)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args):
+    from .compiler import AcceleratorConfig, check_size
+    from .errors import check_int
+    from .explore.compare import configs, markdown, run_sweep, write_results
+    from .files import check_output_dir
+    from .quant import load_scheme
+    check_int(args.jobs, "Jobs", minimum=1)
+    check_output_dir(args.out, lambda p: (p / "compare.json").is_file())
+    for array in args.arrays:
+        check_size(AcceleratorConfig.parse_array(array))
+    for scheme in args.schemes:
+        load_scheme(scheme)
+    sweep = configs(args.model, args.schemes, args.arrays, args.targets,
+                    place=not args.synth_only)
+    rows = run_sweep(sweep, jobs=args.jobs, executor=args.executor, progress=not args.quiet)
+    write_results(rows, args.out)
+    print(markdown(rows), end="")
+    print(f"wrote {args.out}/ (compare.csv, compare.json, compare.md, accuracy_vs_luts.png, "
+          f"latency_vs_luts.png); energy is a first-order estimate from 45 nm per-operation "
+          f"energies (Horowitz, ISSCC 2014)")
+    return 0
+
+
 def add_cache(sub):
     p = sub.add_parser("cache", help="show or clear the simulator build cache",
                        description="Show the simulator build cache (~/.cache/hwgen/sim_build, "
@@ -281,7 +335,7 @@ def cmd_cache(args):
 
 #: The ``add_<name>`` functions of the subcommands, in help order.
 COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_estimate,
-            add_cache]
+            add_compare, add_cache]
 
 
 def build_parser():

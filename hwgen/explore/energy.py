@@ -1,0 +1,91 @@
+"""A first-order energy estimate per inference from per-operation energies.
+
+An **estimate**, from the 45 nm figures in M. Horowitz, "Computing's energy problem (and
+what we can do about it)", ISSCC 2014: 8-bit add 0.03 pJ, 16-bit add 0.05, 32-bit add 0.1,
+8-bit multiply 0.2, 32-bit multiply 3.1, 32-bit SRAM read (8 KB) 5 pJ, 32-bit DRAM read
+640 pJ (16/32-bit float add 0.4/0.9, multiply 1.1/3.7 — not used: hwgen's arithmetic is
+integer). Other widths are scaled: an adder's energy grows linearly with its width
+(interpolating 8, 16 and 32 bits, extrapolating the 16–32 slope), a multiplier's with the
+product of its operand widths (0.2 pJ × w₁·w₂ / 64, which gives 3.2 pJ at 32×32 against
+the table's 3.1), SRAM reads with the bits read (5 pJ / 32 bits).
+
+Multiplier-free PEs are far cheaper, and the estimate says so: a power-of-two weight turns
+the multiply into a shift, counted as one adder of the product's width (a barrel shifter
+is a few levels of multiplexers, about what a ripple adder of that width costs); an
+XNOR/popcount binary MAC is counted as one one-bit add (an XNOR gate plus its share of the
+popcount tree), 1/8 of an 8-bit add.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ADD_PJ", "MUL8_PJ", "SRAM_PJ_PER_BIT", "EnergyEstimate", "add_pj", "mac_pj",
+           "mul_pj", "network_energy"]
+
+#: Adder energy (pJ) by width, Horowitz 2014.
+ADD_PJ = {8: 0.03, 16: 0.05, 32: 0.1}
+#: An 8-bit × 8-bit multiply (pJ).
+MUL8_PJ = 0.2
+#: A 32-bit read of an 8 KB SRAM is 5 pJ.
+SRAM_PJ_PER_BIT = 5.0 / 32
+
+
+def add_pj(width):
+    """Energy of one ``width``-bit addition (pJ), piecewise linear through the table."""
+    if width <= 8:
+        return ADD_PJ[8] * width / 8
+    if width <= 16:
+        return ADD_PJ[8] + (ADD_PJ[16] - ADD_PJ[8]) * (width - 8) / 8
+    return ADD_PJ[16] + (ADD_PJ[32] - ADD_PJ[16]) * (width - 16) / 16
+
+
+def mul_pj(a_width, w_width):
+    """Energy of one ``a_width × w_width`` multiply (pJ): quadratic in the widths."""
+    return MUL8_PJ * a_width * w_width / 64
+
+
+def mac_pj(kind, a_width, w_width, acc_width):
+    """Energy of one multiply-accumulate of PE kind ``kind`` (``"fixed"``, ``"shift"``,
+    ``"xnor"``; pJ)."""
+    if kind == "xnor":
+        return add_pj(1)
+    if kind == "shift":
+        return add_pj(a_width + w_width) + add_pj(acc_width)
+    return mul_pj(a_width, w_width) + add_pj(acc_width)
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    """Energy of one inference in pJ, by where it goes."""
+
+    compute_pj: float
+    weight_read_pj: float
+    activation_pj: float
+
+    @property
+    def total_pj(self):
+        return self.compute_pj + self.weight_read_pj + self.activation_pj
+
+    def to_json(self):
+        return {"compute_pj": self.compute_pj, "weight_read_pj": self.weight_read_pj,
+                "activation_pj": self.activation_pj, "total_pj": self.total_pj}
+
+
+def network_energy(design, kind=None):
+    """:class:`EnergyEstimate` of one inference of a compiled design: every MAC of every
+    layer at the design's widths, every weight memory word read (once per step of every
+    tile), every activation read by every array row and every output written."""
+    kind = kind or design.config.pe_kind
+    cfg = design.config
+    mac = mac_pj(kind, design.act_width, design.weight_width, design.acc_width)
+    compute = weights = activations = 0.0
+    for layer in design.layers:
+        compute += layer.macs * mac
+        steps = layer.tiles * layer.desc.k_len
+        weights += steps * cfg.cols * design.weight_width * SRAM_PJ_PER_BIT
+        outputs = 1
+        for n in layer.out_shape:
+            outputs *= n
+        activations += (steps * cfg.rows + outputs) * design.act_width * SRAM_PJ_PER_BIT
+    return EnergyEstimate(compute, weights, activations)
