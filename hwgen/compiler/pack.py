@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ArgumentError, DoesNotFitError
+from ..errors import ArgumentError, DoesNotFitError, FormatError
 
-__all__ = ["pack_fields", "pack_kinds", "packer", "packs", "weight_words"]
+__all__ = ["pack_fields", "pack_kinds", "pack_shift", "packer", "packs", "weight_words"]
 
 _PACKERS = {}
 
@@ -79,3 +79,39 @@ def weight_words(kind, block, weight_width):
 def pack_fixed(block, weight_width):
     """Fixed-point MAC (:class:`hwgen.rtl.pe_mac.PEMac`): two's complement weights."""
     return [pack_fields(block[:, k], weight_width) for k in range(block.shape[1])]
+
+
+def _code_of(value):
+    """``(zero, sign, code)`` of an IR integer that is 0 or ±2**code; None otherwise."""
+    if value == 0:
+        return 1, 0, 0
+    mag = abs(value)
+    if mag & (mag - 1):
+        return None
+    return 0, int(value < 0), mag.bit_length() - 1
+
+
+@packs("shift")
+def pack_shift(block, weight_width):
+    """Shift PE (:class:`hwgen.rtl.pe_shift.PEShift`): each IR integer ``0`` or ``±2**c``
+    becomes the field ``code | sign << E | zero << (E + 1)`` with ``E = weight_width − 2``
+    (a zero weight is stored as the zero flag alone). Raises :class:`FormatError` for a value
+    that is not 0 or ± a power of two and :class:`DoesNotFitError` for a code beyond ``E``
+    bits."""
+    code_bits = weight_width - 2
+    if code_bits < 0:
+        raise DoesNotFitError(f"Shift PE weights need at least 2 bits, not {weight_width!r}")
+    table = {}
+    for value in np.unique(block):
+        value = int(value)
+        fields = _code_of(value)
+        if fields is None:
+            raise FormatError(f"Weight {value!r} is not 0 or ± a power of two, which the "
+                              f"'shift' PE kind needs")
+        zero, sign, code = fields
+        if code >= (1 << code_bits):
+            raise DoesNotFitError(f"Weight {value!r} needs an exponent code of {code!r}, more "
+                                  f"than {code_bits!r} bits hold")
+        table[value] = code | sign << code_bits | zero << (code_bits + 1)
+    return [pack_fields([table[int(v)] for v in block[:, k]], weight_width)
+            for k in range(block.shape[1])]
