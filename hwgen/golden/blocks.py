@@ -173,13 +173,17 @@ def systolic_array(A, W):
 
 
 def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="saturate",
-                 relu=False):
+                 relu=False, scale=None, binary=False, flip=0):
     """Bias, requantize, overflow and ReLU of the post-processing unit (no pooling).
 
     ``y = requantize(acc + bias, from_frac=shift, to_fmt=QFormat(fmt.width, 0, fmt.signed),
     rounding, overflow)``, then ``max(0, y)`` when ``relu``. ``shift`` is the whole shift,
     ``F_acc - F_out`` (positive: right with rounding; negative: left, exact); only the
-    width and signedness of ``fmt`` matter.
+    width and signedness of ``fmt`` matter. With ``scale``, ``acc·scale`` replaces ``acc``
+    (the bias is then at the scaled binary point). With ``binary`` the result is instead
+    ``+1`` where ``acc·scale + bias >= 0`` (``<= 0`` where ``flip``), else ``−1``: the
+    threshold compare of a binary output with ``bias = −threshold`` (``shift``, ``fmt``,
+    the modes and ``relu`` are then ignored).
 
     Parameters
     ----------
@@ -200,6 +204,11 @@ def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="satur
     acc, bias, shift = np.broadcast_arrays(np.asarray(acc, dtype=np.int64),
                                            np.asarray(bias, dtype=np.int64),
                                            np.asarray(shift, dtype=np.int64))
+    if scale is not None:
+        acc = acc * np.asarray(scale, dtype=np.int64)
+    if binary:
+        x = acc + bias
+        return np.where(np.asarray(flip, dtype=bool), x <= 0, x >= 0).astype(np.int64) * 2 - 1
     y = requantize(acc + bias, shift, QFormat(fmt.width, 0, fmt.signed), rounding, overflow)
     if relu:
         y = np.maximum(y, 0)
