@@ -15,8 +15,12 @@ Weight memory
     the PE kind's ``weight_word_layout`` reads it).
 Parameter memory
     One word per output channel slot (``param_base + channel``), fields
-    :func:`param_word_fields`: the bias at the accumulator's binary point and the signed
-    requantization shift (:data:`SHIFT_BITS`).
+    :func:`param_word_fields`: the bias at the (scaled) accumulator's binary point, the
+    signed requantization shift (:data:`SHIFT_BITS`), the per-channel multiplier ``scale``
+    (only in designs with scales; 1 for a layer without) and ``flip``. For a layer with
+    binary outputs the bias holds ``−threshold``, the shift is 0 and ``flip`` selects
+    ``dot <= threshold`` instead of ``dot >= threshold``. The compiler's
+    ``param_image`` holds ``(bias, shift, scale, flip)`` per slot.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ __all__ = [
 ]
 
 #: Version of the layer descriptor and memory words; a manifest of another version is
-#: refused. Version 2: typed descriptor (version 1 was an untyped dict).
-CONTRACT_VERSION = 2
+#: refused. Version 2: typed descriptor (version 1 was an untyped dict). Version 3:
+#: ``binary_out`` descriptor field; ``scale`` and ``flip`` in the parameter word.
+CONTRACT_VERSION = 3
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
@@ -119,6 +124,8 @@ class LayerDescriptor:
     pool_en: int = _count("1: max-pool enabled (pool > 1)")
     rounding: str = _mode("rounding mode name")
     overflow: str = _mode("overflow mode name")
+    binary_out: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "1: binary outputs, +1/−1 by a threshold compare per channel"})
 
     def __post_init__(self):
         for f in fields(self):
@@ -151,7 +158,13 @@ def descriptor_fields():
     return tuple((f.name, f.metadata["kind"]) for f in fields(LayerDescriptor))
 
 
-def param_word_fields(acc_width):
+def param_word_fields(acc_width, scale_width=0):
     """``((name, width, signed), ...)`` of a parameter memory word: ``bias``
-    (``acc_width`` bits, signed) and ``shift`` (:data:`SHIFT_BITS`, signed)."""
-    return (("bias", acc_width, True), ("shift", SHIFT_BITS, True))
+    (``acc_width + scale_width`` bits, signed: the scaled accumulator's width), ``shift``
+    (:data:`SHIFT_BITS`, signed), ``scale`` (``scale_width`` bits, signed; only when
+    ``scale_width > 0``) and ``flip`` (1 bit)."""
+    fields = [("bias", acc_width + scale_width, True), ("shift", SHIFT_BITS, True)]
+    if scale_width:
+        fields.append(("scale", scale_width, True))
+    fields.append(("flip", 1, False))
+    return tuple(fields)

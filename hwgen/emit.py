@@ -81,7 +81,7 @@ def _design_files(design, vectors):
         f"{TOPLEVEL}.v": verilog(design),
         MANIFEST_FILE: design.dumps(),
         "weights.hex": _hex_lines(design.weight_image, design.config.cols * design.weight_width),
-        "params.hex": "".join(f"{b} {s}\n" for b, s in design.param_image),
+        "params.hex": "".join(" ".join(str(v) for v in p) + "\n" for p in design.param_image),
         **templates.render(design),
     }
     return {name: text.encode() for name, text in files.items()}

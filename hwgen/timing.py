@@ -79,10 +79,11 @@ def drain_latency():
     return memory_read_latency()
 
 
-def post_process_latency():
+def post_process_latency(scaled=False):
     """Cycles from the post-processing unit's input to its output: 4 (bias and rounding
-    constant; shift; overflow and ReLU; pooling register)."""
-    return 4
+    constant; shift; overflow, ReLU or threshold; pooling register), plus 1 when the design
+    has per-channel scales (the registered multiplier in front)."""
+    return 4 + int(bool(scaled))
 
 
 def pixel_walker_latency():
@@ -126,16 +127,18 @@ class LayerCycles:
         return cls(**{name: int(obj[name]) for name in cls.__dataclass_fields__})
 
 
-def layer_cycles(k, tiles, rows, cols, pe_lat):
+def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
     """Predicted :class:`LayerCycles` of a layer of reduction length ``k`` in ``tiles``
-    tiles on a ``rows × cols`` array of PEs of latency ``pe_lat``::
+    tiles on a ``rows × cols`` array of PEs of latency ``pe_lat``, post-processed with
+    latency ``post_lat`` (default :func:`post_process_latency` ``()``)::
 
         total = 1 + rows                      SETUP, WALK
               + (tiles − 1)·P + K             RUN up to the last step's issue
               + drain_delay(rows, cols, pe_lat) + rows·cols
-              + drain_latency() + post_process_latency()
+              + drain_latency() + post_lat
               + 1                             FLUSH sees idle, closes the layer
     """
+    post_lat = post_process_latency() if post_lat is None else post_lat
     for value, what in ((k, "Reduction length"), (tiles, "Tiles"), (rows, "Array rows"),
                         (cols, "Array columns"), (pe_lat, "PE latency")):
         check_int(value, what, minimum=1)
@@ -143,7 +146,7 @@ def layer_cycles(k, tiles, rows, cols, pe_lat):
     setup = 1 + rows
     run = (tiles - 1) * period + k
     tail = (drain_delay(rows, cols, pe_lat) + rows * cols + drain_latency()
-            + post_process_latency() + 1)
+            + check_int(post_lat, "Post-processing latency", minimum=1) + 1)
     total = setup + run + tail
     compute = tiles * k
     drain_bound = tiles * (period - k)

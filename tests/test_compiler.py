@@ -8,10 +8,18 @@ from hypothesis import strategies as st
 from hwgen import ir, timing
 from hwgen.compiler import AcceleratorConfig, CompiledDesign, compile_graph, walk_deltas
 from hwgen.compiler.pack import pack_kinds
+from hwgen.compiler.plan import choose_pe_kind
 from hwgen.contract import CONTRACT_VERSION, LayerDescriptor, descriptor_fields
 from hwgen.errors import ArgumentError, DoesNotFitError, FormatError, UnsupportedLayerError
 from hwgen.golden.blocks import pixel_walker
-from hwgen.numerics import HW_OVERFLOW_MODES, HW_ROUNDING_MODES, Pow2Format, QFormat
+from hwgen.numerics import (
+    HW_OVERFLOW_MODES,
+    HW_ROUNDING_MODES,
+    BinaryFormat,
+    Pow2Format,
+    QFormat,
+    accumulator_width,
+)
 
 F8 = QFormat(8, 4)
 
@@ -71,10 +79,52 @@ def test_unsupported_layers():
     with pytest.raises(UnsupportedLayerError, match=r"^Layer 'pool' \(MaxPool2d\) has no "
                                                     r"hardware mapping"):
         compile_graph(graph(conv(), pool), AcceleratorConfig())
-    p2 = conv()
-    p2 = ir.Conv2d("p", p2.in_shape, np.sign(p2.weight), None, F8, [Pow2Format(-3, 0)] * 5, F8)
-    with pytest.raises(UnsupportedLayerError, match=r"^Layer 'p' has Pow2\(-3,0\) weights"):
-        compile_graph(graph(p2), AcceleratorConfig())
+
+
+
+def pow2_conv(name="p", fmt=None, in_fmt=F8, out_fmt=F8, **kwargs):
+    c = conv()
+    rng = np.random.default_rng(0)
+    fmt = fmt or Pow2Format(-3, 0)
+    codes = rng.integers(0, fmt.e_max - fmt.e_min + 1, size=c.weight.shape)
+    weight = np.where(rng.random(c.weight.shape) < 0.2, 0,
+                      rng.choice([-1, 1], size=c.weight.shape) << codes)
+    return ir.Conv2d(name, c.in_shape, weight, None, in_fmt, [fmt] * 5, out_fmt, **kwargs)
+
+
+def test_pe_kind_follows_the_weight_formats():
+    assert compile_graph(graph(conv()), AcceleratorConfig()).config.pe_kind == "fixed"
+    design = compile_graph(graph(pow2_conv()), AcceleratorConfig())
+    # zero flag, sign and a 2-bit code (e - e_min in 0..3); products grow by 3 bits
+    assert (design.config.pe_kind, design.weight_width) == ("shift", 4)
+    assert design.acc_width == accumulator_width(8, Pow2Format(-3, 0).width, 2 * 3 * 3)
+    binary = pow2_conv(fmt=Pow2Format(0, 0))
+    binary = ir.Conv2d("b", binary.in_shape, np.where(binary.weight < 0, -1, 1), None, F8,
+                       [BinaryFormat()] * 5, F8)
+    design = compile_graph(graph(binary), AcceleratorConfig())
+    assert (design.config.pe_kind, design.weight_width) == ("shift", 2)
+    # forcing the MAC runs power-of-two weights as integers
+    design = compile_graph(graph(pow2_conv()), AcceleratorConfig(pe_kind="fixed"))
+    assert (design.config.pe_kind, design.weight_width) == ("fixed", 5)
+
+
+def test_pe_kind_refusals():
+    with pytest.raises(UnsupportedLayerError, match=r"^The layers need different PE kinds "
+                                                    r"\('p': 'shift', 'c': 'fixed'\) and an "
+                                                    r"accelerator has one array for now; force "
+                                                    r"pe_kind='fixed', which runs every weight "
+                                                    r"format$"):
+        compile_graph(graph(pow2_conv(), conv(cin=5, h=4, w=3, k=1)), AcceleratorConfig())
+    c = conv()
+    bnn = ir.Conv2d("x", c.in_shape, np.where(c.weight < 0, -1, 1), None, BinaryFormat(),
+                    [BinaryFormat()] * 5, F8)
+    with pytest.raises(UnsupportedLayerError, match=r"^Layers 'x' have binary weights and "
+                                                    r"binary activations, which need the "
+                                                    r"'xnor' PE kind"):
+        choose_pe_kind([bnn])
+    with pytest.raises(FormatError, match=r"^Layer 'c': weight -?\d+ is not 0 or ± a power of "
+                                          r"two, which the 'shift' PE kind needs$"):
+        compile_graph(graph(conv()), AcceleratorConfig(pe_kind="shift"))
 
 
 # --- behaviour ---------------------------------------------------------------------------
@@ -113,9 +163,9 @@ def test_weight_image_holds_every_weight():
                 got[ct * cols + c, kk] = v - (1 << ww) if v >> (ww - 1) else v
     np.testing.assert_array_equal(got[:7], layer.weight.reshape(7, k))
     np.testing.assert_array_equal(got[7:], 0)
-    biases = [b for b, _ in design.param_image[:7]]
+    biases = [b for b, *_ in design.param_image[:7]]
     np.testing.assert_array_equal(biases, layer.bias)
-    shifts = {s for _, s in design.param_image[:7]}
+    shifts = {s for _, s, *_ in design.param_image[:7]}
     assert shifts == {F8.frac + F8.frac - F8.frac}
 
 
@@ -173,7 +223,7 @@ def test_compiler_predicts_the_hand_count():
 
 def test_descriptor_is_typed():
     names = [name for name, _ in descriptor_fields()]
-    assert names[:2] == ["k_len", "period"] and names[-2:] == ["rounding", "overflow"]
+    assert names[:2] == ["k_len", "period"] and names[-3:] == ["rounding", "overflow", "binary_out"]
     desc = compile_graph(graph(conv()), AcceleratorConfig()).layers[0].desc
     with pytest.raises(FormatError, match=r"^Descriptor field 'npix' is a count and must not "
                                           r"be negative, not -1$"):

@@ -73,9 +73,11 @@ class CompiledDesign:
     output_base: int
     layers: tuple
     weight_image: tuple
-    param_image: tuple      # (bias, shift) per channel slot
+    param_image: tuple      # (bias, shift, scale, flip) per channel slot
     roundings: tuple
     overflows: tuple
+    scale_width: int = 0    # bits of the per-channel multiplier; 0: no multiplier
+    thresholds: bool = False    # some layer has binary outputs (threshold compare)
 
     @property
     def pe_latency(self):
@@ -84,8 +86,9 @@ class CompiledDesign:
 
     @property
     def post_latency(self):
-        """Latency of the post-processing unit: :func:`hwgen.timing.post_process_latency`."""
-        return timing.post_process_latency()
+        """Latency of the post-processing unit: :func:`hwgen.timing.post_process_latency`
+        (one cycle more with the per-channel multiplier)."""
+        return timing.post_process_latency(self.scale_width > 0)
 
     @property
     def descriptors(self):
@@ -117,7 +120,8 @@ class CompiledDesign:
             "format": "hwgen-manifest", "contract_version": CONTRACT_VERSION,
             "name": self.name, "config": asdict(self.config),
             "widths": {"act": self.act_width, "weight": self.weight_width,
-                       "acc": self.acc_width},
+                       "acc": self.acc_width, "scale": self.scale_width},
+            "thresholds": self.thresholds,
             "buffer_depth": self.buffer_depth,
             "timing": {"pe_latency": self.pe_latency, "post_latency": self.post_latency},
             "input": {"shape": list(self.input_shape), "fmt": self.input_fmt.to_json(),
@@ -154,6 +158,7 @@ class CompiledDesign:
             weight_image=tuple(obj["weight_image"]),
             param_image=tuple(tuple(p) for p in obj["param_image"]),
             roundings=tuple(obj["modes"]["rounding"]), overflows=tuple(obj["modes"]["overflow"]),
+            scale_width=obj["widths"]["scale"], thresholds=bool(obj["thresholds"]),
         )
 
     def dumps(self):

@@ -27,7 +27,7 @@ Cycle model
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -36,15 +36,17 @@ from ..contract import SHIFT_BITS, LayerDescriptor
 from ..errors import (
     ArgumentError,
     DoesNotFitError,
+    FormatError,
     UnsupportedLayerError,
     check_int,
     check_positive,
 )
-from ..numerics import HW_ROUNDING_MODES, QFormat, accumulator_width
+from ..numerics import HW_ROUNDING_MODES, BinaryFormat, Pow2Format, QFormat, accumulator_width
 from . import pack
 from .limits import check_size, memory_bits
 
-__all__ = ["AcceleratorConfig", "compile_graph", "walk_deltas"]
+__all__ = ["AcceleratorConfig", "choose_pe_kind", "compile_graph", "layer_pe_kind",
+           "walk_deltas"]
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,11 @@ class AcceleratorConfig:
     ----------
     rows, cols : int
         Systolic array shape: ``rows`` output pixels × ``cols`` output channels per tile.
-    pe_kind : str
+    pe_kind : str or None
         Name of the PE kind: one with a weight packer in :mod:`hwgen.compiler.pack`
-        (``"fixed"``: fixed-point multiply-accumulate PEs).
+        (``"fixed"``: fixed-point multiply-accumulate PEs; ``"shift"``: power-of-two
+        weights, no multiplier). ``None`` (default): chosen from the layers' weight formats
+        (:func:`choose_pe_kind`). ``"fixed"`` runs every weight format (as integers).
     act_width : int or None
         Bits of a stored activation (signed). At least the widest activation format.
     weight_width : int or None
@@ -73,7 +77,7 @@ class AcceleratorConfig:
 
     rows: int = 4
     cols: int = 4
-    pe_kind: str = "fixed"
+    pe_kind: str | None = None
     act_width: int | None = None
     weight_width: int | None = None
     acc_width: int | None = None
@@ -83,7 +87,8 @@ class AcceleratorConfig:
     def __post_init__(self):
         check_positive(self.rows, "Array rows", ArgumentError)
         check_positive(self.cols, "Array columns", ArgumentError)
-        pack.packer(self.pe_kind)
+        if self.pe_kind is not None:
+            pack.packer(self.pe_kind)
         for name in ("act_width", "weight_width", "acc_width", "buffer_depth"):
             if getattr(self, name) is not None:
                 check_positive(getattr(self, name), name.replace("_", " ").capitalize(),
@@ -131,21 +136,74 @@ def _check_formats(graph, layers):
             f"The input format {graph.input_fmt} must be fixed-point for this accelerator")
     for layer in layers:
         for fmt in layer.w_fmts:
-            if not isinstance(fmt, QFormat):
+            if not isinstance(fmt, (QFormat, Pow2Format, BinaryFormat)):
                 raise UnsupportedLayerError(
-                    f"Layer {layer.name!r} has {fmt} weights; the fixed-point MAC array takes "
-                    f"fixed-point weights only")
-        if not isinstance(layer.out_fmt, QFormat):
+                    f"Layer {layer.name!r} has {fmt} weights, which no PE kind takes")
+        if not isinstance(layer.out_fmt, (QFormat, BinaryFormat)):
             raise UnsupportedLayerError(
-                f"Layer {layer.name!r} output format {layer.out_fmt} is not fixed-point")
+                f"Layer {layer.name!r} output format {layer.out_fmt} is neither fixed-point "
+                f"nor binary")
         if layer.rounding not in HW_ROUNDING_MODES:
             raise UnsupportedLayerError(
                 f"Layer {layer.name!r} uses rounding {layer.rounding!r}; the hardware rounds "
                 f"with {', '.join(HW_ROUNDING_MODES)}")
-        if layer.scale is not None:
-            raise UnsupportedLayerError(
-                f"Layer {layer.name!r} has per-channel scales, which the post-processing "
-                f"unit does not multiply by yet")
+
+
+def layer_pe_kind(layer):
+    """The PE kind a layer's formats call for: ``"fixed"`` when any weight is fixed point,
+    ``"xnor"`` for binary weights on binary activations, else ``"shift"`` (power-of-two or
+    binary weights on fixed-point activations)."""
+    kinds = {fmt.kind for fmt in layer.w_fmts}
+    if "fixed" in kinds:
+        return "fixed"
+    if kinds == {"binary"} and isinstance(layer.in_fmt, BinaryFormat):
+        return "xnor"
+    return "shift"
+
+
+def choose_pe_kind(layers):
+    """The one PE kind of an accelerator for ``layers`` (see :func:`layer_pe_kind`); raises
+    :class:`UnsupportedLayerError` when the layers need different kinds (one array per
+    accelerator for now) or the XNOR kind (not yet wired into the accelerator top)."""
+    needed = {layer.name: layer_pe_kind(layer) for layer in layers}
+    kinds = sorted(set(needed.values()))
+    if len(kinds) > 1:
+        listing = ", ".join(f"{name!r}: {kind!r}" for name, kind in needed.items())
+        raise UnsupportedLayerError(
+            f"The layers need different PE kinds ({listing}) and an accelerator has one array "
+            f"for now; force pe_kind='fixed', which runs every weight format")
+    if kinds == ["xnor"]:
+        raise UnsupportedLayerError(
+            f"Layers {', '.join(repr(n) for n in needed)} have binary weights and binary "
+            f"activations, which need the 'xnor' PE kind, not yet wired into the accelerator "
+            f"top; force pe_kind='shift' or 'fixed' to run them as integers")
+    return kinds[0]
+
+
+def _shift_code_bits(layers):
+    """Exponent code bits of the shift PE's weight field for ``layers``: enough for the
+    largest ``e_max − e_min`` of a power-of-two format (0 for binary weights), and for the
+    largest weight of a fixed-point format."""
+    span = 0
+    for layer in layers:
+        for c, fmt in enumerate(layer.w_fmts):
+            if isinstance(fmt, Pow2Format):
+                span = max(span, fmt.e_max - fmt.e_min)
+            elif isinstance(fmt, QFormat):
+                span = max(span, int(np.abs(layer.weight[c]).max(initial=0)).bit_length() - 1)
+    return span.bit_length()
+
+
+def _dot_bound(layer, act_width):
+    """Largest ``|dot|`` of a layer on ``act_width``-bit activations."""
+    return layer.reduction * (1 << (act_width - 1)) * int(np.abs(layer.weight).max(initial=0))
+
+
+def _thresholds(layer, act_width):
+    """``−threshold`` per channel, clamped to ``±(dot bound + 1)`` (where every compare is
+    decided the same way), so that it fits the bias field."""
+    bound = _dot_bound(layer, act_width) + 1
+    return -np.clip(layer.threshold, -bound, bound)
 
 
 def _stored_width(fmt):
@@ -189,11 +247,19 @@ def compile_graph(graph, config, *, allow_large=False):
     check_size(config, allow_large=allow_large)
     layers = _chain(graph)
     _check_formats(graph, layers)
+    kind = config.pe_kind or choose_pe_kind(layers)
+    if kind == "xnor":
+        raise UnsupportedLayerError(
+            "The 'xnor' PE kind is not yet wired into the accelerator top; use 'shift' or "
+            "'fixed'")
+    config = replace(config, pe_kind=kind)
     rows, cols = config.rows, config.cols
 
-    # widths
+    # widths: `int_w` is the widest weight as an integer (bit growth), `need_w` the stored
+    # weight field of the PE kind
     need_act = max([_stored_width(graph.input_fmt)] + [_stored_width(l.out_fmt) for l in layers])
-    need_w = max(f.width for l in layers for f in l.w_fmts)
+    int_w = max(f.width for l in layers for f in l.w_fmts)
+    need_w = 2 + _shift_code_bits(layers) if kind == "shift" else int_w
     act_width = config.act_width or need_act
     weight_width = config.weight_width or need_w
     if act_width < need_act:
@@ -202,13 +268,18 @@ def compile_graph(graph, config, *, allow_large=False):
     if weight_width < need_w:
         raise DoesNotFitError(f"Weights need {need_w} bits but the config stores "
                               f"{weight_width!r}; raise weight_width")
+    scaled = [layer for layer in layers if layer.scale is not None]
+    scale_width = max((int(np.abs(layer.scale).max(initial=1)).bit_length() + 1
+                       for layer in scaled), default=0)
     need_acc = 0
     for layer in layers:
-        bits = accumulator_width(act_width, weight_width, layer.reduction)
-        if layer.bias is not None and layer.bias.size:
-            bias_bits = int(max(abs(int(layer.bias.min())), abs(int(layer.bias.max())))
-                            ).bit_length() + 2
-            bits = max(bits, bias_bits)
+        bits = accumulator_width(act_width, weight_width if kind == "fixed" else int_w,
+                                 layer.reduction)
+        bias = _thresholds(layer, act_width) if layer.binary_out else layer.bias
+        if bias is not None and bias.size:
+            # the bias field is acc_width + scale_width bits wide
+            bias_bits = int(np.abs(bias).max()).bit_length() + 2
+            bits = max(bits, bias_bits - scale_width)
         need_acc = max(need_acc, bits)
     acc_width = config.acc_width or need_acc
     if acc_width < need_acc:
@@ -233,6 +304,7 @@ def compile_graph(graph, config, *, allow_large=False):
 
     weight_image, param_image, programs = [], [], []
     pe_lat = timing.pe_latency(config.pe_stages)
+    post_lat = timing.post_process_latency(scale_width > 0)
     for index, layer in enumerate(layers):
         cin, h, w, kh, kw, stride, pad, pool = _geometry(layer)
         cout = layer.out_channels
@@ -252,7 +324,10 @@ def compile_graph(graph, config, *, allow_large=False):
         win = pool * pool
         in_base = (index % 2) * region
         out_base = ((index + 1) % 2) * region
-        shifts = layer.acc_frac - layer.out_fmt.frac
+        if layer.binary_out:
+            shifts = np.zeros(cout, dtype=np.int64)
+        else:
+            shifts = layer.acc_frac - layer.out_fmt.frac
         lo, hi = -(1 << (SHIFT_BITS - 1)), (1 << (SHIFT_BITS - 1)) - 1
         if shifts.min() < lo or shifts.max() > hi:
             raise DoesNotFitError(f"Layer {layer.name!r} needs a requantization shift of "
@@ -272,6 +347,7 @@ def compile_graph(graph, config, *, allow_large=False):
             out_width=layer.out_fmt.width, out_signed=int(layer.out_fmt.signed),
             relu=int(layer.relu), pool_en=int(pool > 1),
             rounding=layer.rounding, overflow=layer.overflow,
+            binary_out=int(layer.binary_out),
         )
         # weights: one word per (channel tile, k) holding `cols` weights (hwgen.contract)
         wmat = layer.weight.reshape(cout, k)
@@ -279,19 +355,29 @@ def compile_graph(graph, config, *, allow_large=False):
             block = np.zeros((cols, k), dtype=np.int64)
             chans = wmat[ct * cols:(ct + 1) * cols]
             block[:len(chans)] = chans
-            weight_image.extend(pack.weight_words(config.pe_kind, block, weight_width))
-        bias = layer.bias if layer.bias is not None else np.zeros(cout, dtype=np.int64)
+            try:
+                weight_image.extend(pack.weight_words(kind, block, weight_width))
+            except (FormatError, DoesNotFitError) as e:
+                text = str(e)
+                raise type(e)(f"Layer {layer.name!r}: {text[:1].lower()}{text[1:]}") from None
+        if layer.binary_out:
+            bias = _thresholds(layer, act_width)
+        else:
+            bias = layer.bias if layer.bias is not None else np.zeros(cout, dtype=np.int64)
+        scale = layer.scale if layer.scale is not None else np.ones(cout, dtype=np.int64)
+        flip = layer.flip if layer.flip is not None else np.zeros(cout, dtype=np.int64)
         for ch in range(n_ct * cols):
             if ch < cout:
-                param_image.append((int(bias[ch]), int(shifts[ch])))
+                param_image.append((int(bias[ch]), int(shifts[ch]), int(scale[ch]),
+                                    int(flip[ch])))
             else:
-                param_image.append((0, 0))
+                param_image.append((0, 0, 1, 0))
         programs.append(LayerProgram(
             name=layer.name, kind="conv" if isinstance(layer, ir.Conv2d) else "linear",
             in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
             in_fmt=layer.in_fmt, out_fmt=layer.out_fmt,
             w_width=max(f.width for f in layer.w_fmts), macs=layer.macs, tiles=tiles,
-            desc=desc, cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat)))
+            desc=desc, cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat)))
 
     n_layers = len(layers)
     return CompiledDesign(
@@ -304,4 +390,6 @@ def compile_graph(graph, config, *, allow_large=False):
         param_image=tuple(param_image),
         roundings=tuple(sorted({l.rounding for l in layers})),
         overflows=tuple(sorted({l.overflow for l in layers})),
+        scale_width=scale_width,
+        thresholds=any(layer.binary_out for layer in layers),
     )

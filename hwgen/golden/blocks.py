@@ -1,7 +1,8 @@
 """Golden models of the accelerator's datapath blocks, in exact int64 numpy.
 
 Each function is named after the block it specifies (:func:`pe_mac` for
-:class:`hwgen.rtl.pe_mac.PEMac`, :func:`systolic_array` for
+:class:`hwgen.rtl.pe_mac.PEMac`, :func:`pe_shift` for :class:`hwgen.rtl.pe_shift.PEShift`,
+:func:`pe_xnor` for :class:`hwgen.rtl.pe_xnor.PEXnor`, :func:`systolic_array` for
 :class:`hwgen.rtl.systolic_array.SystolicArray`, :func:`post_process` and
 :func:`max_pool_stream` for :class:`hwgen.rtl.post_process.PostProcess`,
 :func:`pixel_walker` for :class:`hwgen.rtl.pixel_walker.PixelWalker`, :func:`drain` for
@@ -15,8 +16,8 @@ import numpy as np
 from ..errors import FormatError, ShapeError
 from ..numerics import QFormat, requantize
 
-__all__ = ["drain", "max_pool_stream", "pe_mac", "pixel_walker", "post_process",
-           "systolic_array", "wrap_signed"]
+__all__ = ["drain", "max_pool_stream", "pe_mac", "pe_shift", "pe_xnor", "pixel_walker",
+           "post_process", "systolic_array", "wrap_signed"]
 
 
 def wrap_signed(x, width):
@@ -61,13 +62,20 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0):
     if not (a.shape == w.shape == (len(ctl),)):
         raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {w.shape!r} and "
                          f"{ctl.shape!r}")
+    return _accumulate(a * w, ctl, acc_width, product_stages)
+
+
+def _accumulate(products, ctl, acc_width, product_stages):
+    """The accumulate/result behaviour every PE kind shares (see :func:`pe_mac`)."""
+    n = len(products)
     acc = np.int64(0)
     result = np.int64(0)
-    results = np.zeros(len(a), dtype=np.int64)
+    results = np.zeros(n, dtype=np.int64)
     s = product_stages
     # The pipeline starts empty: s idle steps in front, the last s steps not yet applied.
-    prods = np.concatenate([np.zeros(s, dtype=np.int64), a * w])[:len(a)]
-    ctl = np.concatenate([np.zeros((s, 3), dtype=np.int64), ctl])[:len(a)]
+    prods = np.concatenate([np.zeros(s, dtype=np.int64),
+                            wrap_signed(products, acc_width)])[:n]
+    ctl = np.concatenate([np.zeros((s, 3), dtype=np.int64), ctl])[:n]
     for t, (valid, first, last) in enumerate(ctl):
         if valid:
             total = wrap_signed((0 if first else acc) + prods[t], acc_width)
@@ -76,6 +84,69 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0):
                 result = total
         results[t] = result
     return results
+
+
+def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product_stages=0):
+    """Cycle-level reference of one shift processing element
+    (:class:`hwgen.rtl.pe_shift.PEShift`).
+
+    The product of step ``t`` is ``0`` when ``zero_seq[t]``, else ``a << code`` negated when
+    ``sign_seq[t]``, wrapped to ``acc_width`` bits; accumulation, ``result`` and the
+    pipeline are those of :func:`pe_mac`.
+
+    Parameters
+    ----------
+    a_seq : array_like of int, shape (N,)
+        Activations.
+    zero_seq, sign_seq, code_seq : array_like of int, shape (N,)
+        The weight fields of each step.
+    ctl_seq : array_like of int, shape (N, 3)
+        ``(valid, first, last)`` of each step.
+    acc_width, product_stages : int
+        As for :func:`pe_mac`.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+    """
+    a = np.asarray(a_seq, dtype=np.int64)
+    zero, sign, code = (np.asarray(v, dtype=np.int64) for v in (zero_seq, sign_seq, code_seq))
+    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 3)
+    if not (a.shape == zero.shape == sign.shape == code.shape == (len(ctl),)):
+        raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {zero.shape!r}, "
+                         f"{sign.shape!r}, {code.shape!r} and {ctl.shape!r}")
+    if np.any((code < 0) | (code > 62)):
+        raise FormatError(f"Shift codes must be in 0..62, not {code!r}")
+    # Shifting left then wrapping equals wrapping the exact product: only the low bits count.
+    shifted = wrap_signed(a << np.minimum(code, acc_width), acc_width)
+    prods = np.where(zero != 0, 0, np.where(sign != 0, -shifted, shifted))
+    return _accumulate(prods, ctl, acc_width, product_stages)
+
+
+def pe_xnor(a_seq, mask_seq, w_seq, ctl_seq, p, acc_width=64, product_stages=0):
+    """Cycle-level reference of one XNOR/popcount processing element
+    (:class:`hwgen.rtl.pe_xnor.PEXnor`).
+
+    Step ``t`` carries ``p`` packed binary activations ``a_seq[t]`` (bit ``i`` set: +1),
+    their valid mask ``mask_seq[t]`` and ``p`` packed weights ``w_seq[t]``; its product is
+    ``2·popcount(~(a ^ w) & mask) − popcount(mask)``, the dot product of the valid ±1
+    positions (a masked position contributes 0, like the golden model's zero padding).
+    Accumulation, ``result`` and the pipeline are those of :func:`pe_mac`.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+    """
+    a, mask, w = (np.asarray(v, dtype=object) for v in (a_seq, mask_seq, w_seq))
+    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 3)
+    if not (a.shape == mask.shape == w.shape == (len(ctl),)):
+        raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {mask.shape!r}, "
+                         f"{w.shape!r} and {ctl.shape!r}")
+    full = (1 << p) - 1
+    prods = np.array([2 * (~(int(x) ^ int(y)) & int(v) & full).bit_count()
+                      - (int(v) & full).bit_count() for x, v, y in zip(a, mask, w)],
+                     dtype=np.int64)
+    return _accumulate(prods, ctl, acc_width, product_stages)
 
 
 def systolic_array(A, W):
@@ -102,13 +173,17 @@ def systolic_array(A, W):
 
 
 def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="saturate",
-                 relu=False):
+                 relu=False, scale=None, binary=False, flip=0):
     """Bias, requantize, overflow and ReLU of the post-processing unit (no pooling).
 
     ``y = requantize(acc + bias, from_frac=shift, to_fmt=QFormat(fmt.width, 0, fmt.signed),
     rounding, overflow)``, then ``max(0, y)`` when ``relu``. ``shift`` is the whole shift,
     ``F_acc - F_out`` (positive: right with rounding; negative: left, exact); only the
-    width and signedness of ``fmt`` matter.
+    width and signedness of ``fmt`` matter. With ``scale``, ``acc·scale`` replaces ``acc``
+    (the bias is then at the scaled binary point). With ``binary`` the result is instead
+    ``+1`` where ``acc·scale + bias >= 0`` (``<= 0`` where ``flip``), else ``−1``: the
+    threshold compare of a binary output with ``bias = −threshold`` (``shift``, ``fmt``,
+    the modes and ``relu`` are then ignored).
 
     Parameters
     ----------
@@ -129,6 +204,11 @@ def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="satur
     acc, bias, shift = np.broadcast_arrays(np.asarray(acc, dtype=np.int64),
                                            np.asarray(bias, dtype=np.int64),
                                            np.asarray(shift, dtype=np.int64))
+    if scale is not None:
+        acc = acc * np.asarray(scale, dtype=np.int64)
+    if binary:
+        x = acc + bias
+        return np.where(np.asarray(flip, dtype=bool), x <= 0, x >= 0).astype(np.int64) * 2 - 1
     y = requantize(acc + bias, shift, QFormat(fmt.width, 0, fmt.signed), rounding, overflow)
     if relu:
         y = np.maximum(y, 0)

@@ -77,7 +77,7 @@ class Overflow(enum.Enum, shape=1):
 
 class PEKind(enum.Enum):
     """Kind of processing element an array is built from; the value is the kind's name in
-    :attr:`hwgen.compiler.AcceleratorConfig.pe_kind` (only ``FIXED`` is implemented yet).
+    :attr:`hwgen.compiler.AcceleratorConfig.pe_kind`.
     A PE class names its kind in ``kind`` (:func:`hwgen.rtl.pe.pe_class` finds it)."""
 
     FIXED = "fixed"
@@ -109,11 +109,13 @@ def _from_name(cls, name, what):
     return cls[name.upper()]
 
 
-def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7):
+def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_width=0):
     """Layout of :class:`~hwgen.rtl.post_process.PostProcess`'s input ``i``.
 
-    Fields: ``valid`` (1), ``acc`` and ``bias`` (``signed(acc_width)``, the bias already at
-    the accumulator's binary point), ``shift`` (``signed(shift_width)``: positive shifts
+    Fields: ``valid`` (1), ``acc`` (``signed(acc_width)``), ``bias``
+    (``signed(acc_width + scale_width)``, the bias already at the scaled accumulator's
+    binary point), ``scale`` (``signed(scale_width)``, only when ``scale_width > 0``),
+    ``flip`` (1: threshold compare ``<= 0`` instead of ``>= 0``), ``shift`` (``signed(shift_width)``: positive shifts
     right with rounding, negative shifts left exactly), ``col`` (``range(cols)``, selects the
     pooling register), ``pool_first`` (1), ``pool_last`` (1) and ``tag`` (``tag_shape``,
     passed through untouched).
@@ -122,10 +124,15 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7):
     check_positive(cols, "Number of columns", ShapeError)
     if isinstance(shift_width, bool) or not isinstance(shift_width, int) or shift_width < 2:
         raise FormatError(f"Shift width must be an integer of at least 2, not {shift_width!r}")
+    if isinstance(scale_width, bool) or not isinstance(scale_width, int) or scale_width < 0:
+        raise FormatError(f"Scale width must be a non-negative integer, not {scale_width!r}")
+    scale = {"scale": signed(scale_width)} if scale_width else {}
     return data.StructLayout({
         "valid": 1,
         "acc": signed(acc_width),
-        "bias": signed(acc_width),
+        "bias": signed(acc_width + scale_width),
+        **scale,
+        "flip": 1,
         "shift": signed(shift_width),
         # At least one bit: a zero-width field becomes `wire [-1:0]` in Verilog (ASCRANGE).
         "col": range(max(cols, 2)),
@@ -140,7 +147,8 @@ def post_process_config_layout(out_width):
 
     Fields: ``rounding`` (:class:`Rounding`), ``overflow`` (:class:`Overflow`), ``width``
     (the output format's width ``W``, ``1 <= W <= out_width``), ``signed`` (1: two's
-    complement format), ``relu`` (1) and ``pool`` (1: running max-pool enabled).
+    complement format), ``relu`` (1), ``pool`` (1: running max-pool enabled) and ``binary``
+    (1: the output is +1/−1 by a threshold compare, not a requantized value).
     """
     check_positive(out_width, "Output width")
     return data.StructLayout({
@@ -150,6 +158,7 @@ def post_process_config_layout(out_width):
         "signed": 1,
         "relu": 1,
         "pool": 1,
+        "binary": 1,
     })
 
 
@@ -247,12 +256,14 @@ def descriptor_const(layout, desc):
     return layout.const(values)
 
 
-def param_word_layout(acc_width):
+def param_word_layout(acc_width, scale_width=0):
     """Layout of a parameter memory word, from :func:`hwgen.contract.param_word_fields`:
-    ``bias`` (``signed(acc_width)``) and ``shift``."""
+    ``bias`` (``signed(acc_width + scale_width)``), ``shift``, ``scale`` (when
+    ``scale_width > 0``) and ``flip``."""
     check_positive(acc_width, "Accumulator width")
-    return data.StructLayout({name: signed(width) if is_signed else unsigned(width)
-                              for name, width, is_signed in param_word_fields(acc_width)})
+    return data.StructLayout({
+        name: signed(width) if is_signed else unsigned(width)
+        for name, width, is_signed in param_word_fields(acc_width, scale_width)})
 
 
 def buffer_write_layout(addr_width, data_shape):

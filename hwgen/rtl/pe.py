@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -143,10 +143,39 @@ class PE(wiring.Component):
 
         Returns
         -------
-        Value
-            The term added to the accumulator; truncated (wrapped) to ``acc_shape``.
+        Value or (Value, Value)
+            The term added to the accumulator, truncated (wrapped) to ``acc_shape``; or a
+            pair ``(term, carry)`` whose one-bit ``carry`` is added too, as the carry-in of
+            the accumulator's adder (a conditional negation ``(x ^ s) + s`` then costs no
+            adder of its own).
         """
         raise NotImplementedError  # pragma: no cover
+
+    def pipelined_product(self, m, a, w):
+        """The product term ``product_stages`` cycles after ``a`` and ``w``.
+
+        By default :meth:`product` is formed in one cycle and then registered
+        ``product_stages`` times; a kind whose product is deep (an adder tree) overrides
+        this to spread the same number of registers through it. Either way the control is
+        delayed by ``product_stages`` registers, so the latency stays
+        :func:`hwgen.timing.pe_latency` of it.
+        """
+        product = self.product(m, a, w)
+        value, carry = product if isinstance(product, tuple) else (product, None)
+        term = Signal(self.acc_shape)
+        m.d.comb += term.eq(value)
+        if carry is not None:
+            term_carry = Signal()
+            m.d.comb += term_carry.eq(carry)
+        for n in range(self._product_stages):
+            stage_term = Signal(self.acc_shape, name=f"product_{n}")
+            m.d.sync += stage_term.eq(term)
+            term = stage_term
+            if carry is not None:
+                stage_carry = Signal(name=f"product_carry_{n}")
+                m.d.sync += stage_carry.eq(term_carry)
+                term_carry = stage_carry
+        return term if carry is None else (term, term_carry)
 
     def elaborate(self, platform):
         m = Module()
@@ -157,23 +186,26 @@ class PE(wiring.Component):
             self.ctl_o.eq(self.ctl_i),
         ]
 
-        term = Signal(self.acc_shape)
-        m.d.comb += term.eq(self.product(m, self.a_i, self.w_i))
+        term = self.pipelined_product(m, self.a_i, self.w_i)
+        term, carry = term if isinstance(term, tuple) else (term, None)
         ctl = self.ctl_i
         for n in range(self._product_stages):
-            stage_term = Signal(self.acc_shape, name=f"product_{n}")
             stage_ctl = Signal(PECtl, name=f"ctl_{n}")
-            m.d.sync += [stage_term.eq(term), stage_ctl.eq(ctl)]
-            term, ctl = stage_term, stage_ctl
+            m.d.sync += stage_ctl.eq(ctl)
+            ctl = stage_ctl
 
         acc = Signal(self.acc_shape)
         # One adder serves both the accumulator and the result: selecting 0 for the first
         # step restarts the dot product without a separate clear cycle.
         total = Signal(self.acc_shape)
-        with m.If(ctl.first):
-            m.d.comb += total.eq(term)
-        with m.Else():
-            m.d.comb += total.eq(acc + term)
+        if carry is None:
+            with m.If(ctl.first):
+                m.d.comb += total.eq(term)
+            with m.Else():
+                m.d.comb += total.eq(acc + term)
+        else:
+            # The carry-in joins the accumulator's adder (one carry chain, no second adder).
+            m.d.comb += total.eq(Mux(ctl.first, 0, acc) + term + carry)
 
         with m.If(ctl.valid):
             m.d.sync += acc.eq(total)

@@ -62,9 +62,17 @@ class PostProcess(wiring.Component):
     mode selected in ``cfg`` but not generated behaves as the first generated one; ``W``
     must be in ``1..out_width``.
 
-    Pipeline (``latency = 4``): stage 1 adds the bias and the rounding constant and decodes
-    the shift; stage 2 shifts (and settles ties to even); stage 3 applies overflow and ReLU;
-    stage 4 updates the pooling register and drives ``o``.
+    Pipeline (``latency = 4``, 5 with ``scale_width``): with scales, stage 0 multiplies
+    ``acc`` by the per-channel ``scale`` (``acc·scale`` replaces ``acc`` below; the bias is
+    at the scaled accumulator's binary point); stage 1 adds the bias and the rounding
+    constant and decodes the shift; stage 2 shifts (and settles ties to even); stage 3
+    applies overflow and ReLU, or the threshold; stage 4 updates the pooling register and
+    drives ``o``.
+
+    Thresholds (when generated, for ``cfg.binary``): the bias holds ``−threshold`` and the
+    shift is 0, so stage 3 sees ``x = acc − threshold`` and emits ``+1`` when ``x >= 0``
+    (``x <= 0`` when ``i.flip``), else ``−1``; overflow and ReLU are skipped, pooling
+    applies (a max of ±1 values).
 
     Parameters
     ----------
@@ -82,32 +90,42 @@ class PostProcess(wiring.Component):
         Overflow modes generated: any of ``"saturate"``, ``"wrap"``.
     shift_width : int
         Width of the signed ``shift`` field, at least 2 (default 7: shifts -64..63).
+    scale_width : int
+        Width of the signed per-channel multiplier ``i.scale``; 0 (default): no multiplier.
+    thresholds : bool
+        Generate the threshold compare of binary outputs (``cfg.binary``).
 
     Members
     -------
-    i : In(post_process_input_layout(acc_width, cols, tag_shape, shift_width))
-        ``valid``, ``acc``, ``bias``, ``shift``, ``col``, ``pool_first``, ``pool_last``, ``tag``.
+    i : In(post_process_input_layout(acc_width, cols, tag_shape, shift_width, scale_width))
+        ``valid``, ``acc``, ``bias``, (``scale``), ``flip``, ``shift``, ``col``,
+        ``pool_first``, ``pool_last``, ``tag``.
     cfg : In(post_process_config_layout(out_width))
-        ``rounding``, ``overflow``, ``width``, ``signed``, ``relu``, ``pool``.
+        ``rounding``, ``overflow``, ``width``, ``signed``, ``relu``, ``pool``, ``binary``.
     o : Out(post_process_output_layout(out_width, tag_shape))
         ``valid``, ``value`` (``signed(out_width)``), ``tag`` (of the input emitted).
 
     Attributes
     ----------
     latency : int
-        Cycles from ``i.valid`` to the corresponding ``o.valid``: 4 (an input presented in
-        cycle ``t`` is emitted in cycle ``t + 4``). The unit accepts one input per cycle.
+        Cycles from ``i.valid`` to the corresponding ``o.valid``: 4, 5 with a multiplier (an
+        input presented in cycle ``t`` is emitted in cycle ``t + latency``). The unit
+        accepts one input per cycle.
     """
 
     def __init__(self, acc_width, out_width, cols, tag_shape,
                  roundings=("nearest_even", "nearest_up", "floor"),
-                 overflows=("saturate", "wrap"), shift_width=7):
+                 overflows=("saturate", "wrap"), shift_width=7, scale_width=0,
+                 thresholds=False):
         self._acc_width = check_positive(acc_width, "Accumulator width")
         self._out_width = check_positive(out_width, "Output width")
         self._cols = cols
         self._tag_shape = tag_shape
         self._shift_width = shift_width
-        i_layout = post_process_input_layout(acc_width, cols, tag_shape, shift_width)
+        i_layout = post_process_input_layout(acc_width, cols, tag_shape, shift_width,
+                                             scale_width)
+        self._scale_width = scale_width
+        self._thresholds = bool(thresholds)
         self._roundings = _check_modes(roundings, Rounding, ROUNDING_MODES, "Rounding mode")
         self._overflows = _check_modes(overflows, Overflow, OVERFLOW_MODES, "Overflow mode")
         super().__init__({
@@ -147,14 +165,23 @@ class PostProcess(wiring.Component):
         return self._overflows
 
     @property
+    def scale_width(self):
+        return self._scale_width
+
+    @property
+    def thresholds(self):
+        return self._thresholds
+
+    @property
     def latency(self):
         """Cycles from ``i.valid`` to the corresponding ``o.valid``:
-        :func:`hwgen.timing.post_process_latency` = 4."""
-        return timing.post_process_latency()
+        :func:`hwgen.timing.post_process_latency` of ``scale_width > 0`` = 4, or 5 with the
+        multiplier."""
+        return timing.post_process_latency(self._scale_width > 0)
 
     def elaborate(self, platform):
         m = Module()
-        A, S = self._acc_width, self._out_width
+        A, S = self._acc_width + self._scale_width, self._out_width
         i, cfg, o = self.i, self.cfg, self.o
         cfg_layout = post_process_config_layout(S)
 
@@ -165,6 +192,7 @@ class PostProcess(wiring.Component):
                 "cfg": Signal(cfg_layout, name=f"s{n}_cfg"),
                 "pool_first": Signal(name=f"s{n}_pool_first"),
                 "pool_last": Signal(name=f"s{n}_pool_last"),
+                "flip": Signal(name=f"s{n}_flip"),
                 "tag": Signal(self._tag_shape, name=f"s{n}_tag"),
             }
             if self._cols > 1:
@@ -178,7 +206,20 @@ class PostProcess(wiring.Component):
             return st
 
         s0 = {"valid": i.valid, "cfg": cfg, "col": i.col, "pool_first": i.pool_first,
-              "pool_last": i.pool_last, "tag": i.tag}
+              "pool_last": i.pool_last, "tag": i.tag, "flip": i.flip}
+        acc_in, bias_in, shift = i.acc, i.bias, i.shift
+
+        # --- stage 0 (designs with scales): the multiplier, registered in and out -------
+        # Its operands come from registers (the drain's output, the parameter memory's
+        # read port) and its product goes to a register: the shape a DSP block absorbs.
+        if self._scale_width:
+            s0 = stage(0, s0)
+            acc_in = Signal(signed(A), name="s0_scaled")
+            bias_in = Signal(signed(A), name="s0_bias")
+            shift = Signal(signed(self._shift_width), name="s0_shift")
+            with m.If(i.valid):
+                m.d.sync += [acc_in.eq(i.acc * i.scale), bias_in.eq(i.bias),
+                             shift.eq(i.shift)]
 
         # --- stage 1: bias, rounding constant, shift decode -------------------------------
         # Rounding to nearest is folded into the bias adder: with half = 2**(r-1),
@@ -199,7 +240,6 @@ class PostProcess(wiring.Component):
         nearest_even = Signal(name="s1_nearest_even")
         nearest = Signal()
         even_in = Signal()
-        shift = i.shift
         r_in = Signal(range(r_max + 1))
         m.d.comb += r_in.eq(Mux(shift > r_max, r_max, Mux(shift > 0, shift, 0)))
         half = Cat(*(nearest & (r_in == j + 1) for j in range(r_max)))
@@ -207,12 +247,12 @@ class PostProcess(wiring.Component):
         def rounding(mode):
             m.d.comb += [nearest.eq(mode != Rounding.FLOOR),
                          even_in.eq(mode == Rounding.NEAREST_EVEN)]
-        self._select(m, cfg.rounding, self._roundings, rounding)
+        self._select(m, s0["cfg"].rounding, self._roundings, rounding)
 
         neg_shift = -shift
-        with m.If(i.valid):
+        with m.If(s0["valid"]):
             m.d.sync += [
-                x.eq(i.acc + i.bias + half),
+                x.eq(acc_in + bias_in + half),
                 right.eq(r_in),
                 left.eq(Mux(shift < 0, Mux(neg_shift > S, S, neg_shift), 0)),
                 is_left.eq(shift < 0),
@@ -261,7 +301,15 @@ class PostProcess(wiring.Component):
         self._select(m, c2.overflow, self._overflows, overflow)
         v = Signal(signed(S + 1), name="s3_v")
         with m.If(s2["valid"]):
-            m.d.sync += v.eq(Mux(c2.relu & (y < 0), 0, y))
+            if self._thresholds:
+                # The bias holds −threshold and the shift is 0, so q = dot − threshold.
+                hit = Mux(s2["flip"], q <= 0, q >= 0)
+                with m.If(c2.binary):
+                    m.d.sync += v.eq(Mux(hit, 1, -1))
+                with m.Else():
+                    m.d.sync += v.eq(Mux(c2.relu & (y < 0), 0, y))
+            else:
+                m.d.sync += v.eq(Mux(c2.relu & (y < 0), 0, y))
 
         # --- stage 4: max-pool and output -----------------------------------------------
         # The pooling registers keep one bit more than the output so that unsigned formats

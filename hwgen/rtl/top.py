@@ -96,15 +96,22 @@ class Accelerator(wiring.Component):
                                            pe_latency=engine.pe_latency)
         post = m.submodules.post = PostProcess(
             d.acc_width, d.act_width, cols, unsigned(buf.addr_width),
-            roundings=d.roundings, overflows=d.overflows, shift_width=SHIFT_BITS)
+            roundings=d.roundings, overflows=d.overflows, shift_width=SHIFT_BITS,
+            scale_width=d.scale_width, thresholds=d.thresholds)
         seq = m.submodules.seq = Sequencer(
             d.descriptors, rows=rows, cols=cols, act_shape=act_shape,
             addr_width=buf.addr_width, coord_width=coord_width, count_width=count_width,
             n_in=d.n_in, n_out=d.n_out, input_base=d.input_base, output_base=d.output_base,
             tail_latency=drain.latency + post.latency)
+        words = []
+        for bias, shift, scale, flip in d.param_image:
+            word = {"bias": bias, "shift": shift, "flip": flip}
+            if d.scale_width:
+                word["scale"] = scale
+            words.append(word)
         pmem = m.submodules.params = Memory(
-            shape=param_word_layout(d.acc_width), depth=len(d.param_image),
-            init=[{"bias": b, "shift": s} for b, s in d.param_image])
+            shape=param_word_layout(d.acc_width, d.scale_width), depth=len(d.param_image),
+            init=words)
         p_rd = pmem.read_port()
 
         # host side
@@ -129,6 +136,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             post.i.bias.eq(p_rd.data.bias),
             post.i.shift.eq(p_rd.data.shift),
+            post.i.flip.eq(p_rd.data.flip),
+            post.cfg.binary.eq(desc.binary_out),
             post.cfg.rounding.eq(desc.rounding),
             post.cfg.overflow.eq(desc.overflow),
             post.cfg.width.eq(desc.out_width),
@@ -136,6 +145,8 @@ class Accelerator(wiring.Component):
             post.cfg.relu.eq(desc.relu),
             post.cfg.pool.eq(desc.pool_en),
         ]
+        if d.scale_width:
+            m.d.comb += post.i.scale.eq(p_rd.data.scale)
         m.d.comb += [buf.store.en.eq(post.o.valid), buf.store.addr.eq(post.o.tag),
                      buf.store.data.eq(post.o.value)]
         return m

@@ -72,10 +72,10 @@ def test_signature_and_timing():
     assert pp.cfg.rounding.shape() is Rounding and pp.cfg.overflow.shape() is Overflow
     assert pp.cfg.width.shape() == unsigned(4)
     assert pp.o.value.shape() == signed(8) and pp.o.tag.shape() == unsigned(10)
-    assert list(pp.i.shape().members) == ["valid", "acc", "bias", "shift", "col",
+    assert list(pp.i.shape().members) == ["valid", "acc", "bias", "flip", "shift", "col",
                                           "pool_first", "pool_last", "tag"]
     assert list(pp.cfg.shape().members) == ["rounding", "overflow", "width", "signed",
-                                            "relu", "pool"]
+                                            "relu", "pool", "binary"]
     assert list(pp.o.shape().members) == ["valid", "value", "tag"]
 
 
@@ -101,8 +101,10 @@ def expected_outputs(pp, items):
         if item["valid"]:
             cfg = item["cfg"]
             fmt = QFormat(cfg["width"], 0, bool(cfg["signed"]))
-            values[n] = int(post_process(item["acc"], item["bias"], item["shift"], fmt,
-                                         cfg["rounding"], cfg["overflow"], bool(cfg["relu"])))
+            values[n] = int(post_process(
+                item["acc"], item["bias"], item["shift"], fmt, cfg["rounding"],
+                cfg["overflow"], bool(cfg["relu"]), scale=item.get("scale"),
+                binary=bool(cfg.get("binary", 0)), flip=item.get("flip", 0)))
     out = {n: values[n] for n, item in enumerate(items)
            if item["valid"] and not item["cfg"]["pool"]}
     pooled = [n for n, item in enumerate(items) if item["valid"] and item["cfg"]["pool"]]
@@ -359,3 +361,67 @@ def test_hypothesis_sized(run_sim, params):
     else:
         items = [random_item(rng, pp, cfg()) for n in range(40)]
     check(run_sim, pp, items)
+
+
+# --- per-channel scales and thresholds --------------------------------------------------------
+
+def test_scale_and_threshold_signature():
+    pp = PostProcess(10, 8, 2, 8, scale_width=6, thresholds=True)
+    assert pp.latency == 5 == timing.post_process_latency(True)
+    assert pp.i.bias.shape() == signed(16) and pp.i.scale.shape() == signed(6)
+    with pytest.raises(FormatError, match=r"^Scale width must be a non-negative integer, "
+                                          r"not -1$"):
+        PostProcess(10, 8, 2, 8, scale_width=-1)
+
+
+@pytest.mark.parametrize("scale_width", [0, 5])
+def test_thresholds_ties_both_ways(run_sim, scale_width):
+    # dot == threshold is a hit both without and with flip; one above / below each way.
+    pp = PostProcess(8, 4, 2, 8, scale_width=scale_width, thresholds=True)
+    cfg = {"rounding": "floor", "overflow": "saturate", "width": 2, "signed": 1, "relu": 0,
+           "pool": 0, "binary": 1}
+    items = []
+    for flip in (0, 1):
+        # The bias (−threshold) must fit its field: the compiler clamps thresholds so.
+        for thr, dot in [(5, 5), (5, 6), (5, 4), (-127, -128), (127, -128), (0, 0),
+                         (128, 127), (-127, -127), (127, 127)]:
+            item = {"valid": 1, "acc": dot, "bias": -thr, "flip": flip, "shift": 0,
+                    "col": 0, "pool_first": 1, "pool_last": 1, "tag": len(items), "cfg": cfg}
+            if scale_width:
+                item["scale"] = 1
+            items.append(item)
+    expected = expected_outputs(pp, items)
+    # The IR's definition, written out: +1 if (dot <= thr if flip else dot >= thr).
+    assert [v for v, _ in expected.values()] == [
+        1 if (item["acc"] <= -item["bias"] if item["flip"] else item["acc"] >= -item["bias"])
+        else -1 for item in items]
+    assert [v for v, _ in expected.values()][:9] == [1, 1, -1, -1, -1, 1, -1, 1, 1]
+    assert check(run_sim, pp, items) == len(items)
+
+
+def test_scaled_requantize_random(run_sim):
+    # Negative, zero and extreme multipliers; scaled and threshold items interleaved with
+    # plain ones and bubbles; pooling over binary values.
+    rng = np.random.default_rng(3)
+    pp = PostProcess(10, 6, 3, 8, scale_width=7, thresholds=True)
+    s_lo, s_hi = -64, 63
+    items = []
+    for n in range(120):
+        if rng.random() < 0.15:
+            items.append({**bubble(rng, pp), "scale": int(rng.integers(s_lo, s_hi + 1))})
+            continue
+        cfg = {"rounding": ["nearest_even", "nearest_up", "floor"][rng.integers(3)],
+               "overflow": ["saturate", "wrap"][rng.integers(2)],
+               "width": int(rng.integers(1, 7)), "signed": int(rng.integers(2)),
+               "relu": int(rng.integers(2)), "pool": 0, "binary": int(rng.random() < 0.3)}
+        item = random_item(rng, pp, cfg)
+        item["scale"] = int(rng.choice([s_lo, s_hi, 0, -1, 1])) if rng.integers(3) == 0 \
+            else int(rng.integers(s_lo, s_hi + 1))
+        # The bias field is as wide as the scaled accumulator.
+        b_lim = 1 << (pp.acc_width + pp.scale_width - 2)
+        item["bias"] = int(rng.integers(-b_lim, b_lim))
+        item["flip"] = int(rng.integers(2))
+        if cfg["binary"]:
+            item["shift"] = 0
+        items.append(item)
+    assert check(run_sim, pp, items) > 80

@@ -1,0 +1,62 @@
+"""LUT4 cost of one PE of each kind on iCE40, at 8-bit activations.
+
+Each PE is synthesized alone (with its accumulator, pass-through registers and result
+register) by Yosys ``synth_ice40`` (no DSP blocks: multipliers become LUTs). The
+accumulators are sized by bit growth for a dot product of K = 576 (a 3×3×64 convolution).
+Prints one table and the ratios against the targets:
+
+- shift PE ≤ 0.40 × the LUT-multiplier MAC PE;
+- XNOR PE ≤ 2.5 LUT4 per binary multiply-accumulate at P = 64.
+
+Run: ``python benchmarks/pe_cost.py``
+"""
+
+import warnings
+
+from hwgen.estimate import component_cells
+from hwgen.numerics import accumulator_width
+from hwgen.rtl.pe_mac import PEMac
+from hwgen.rtl.pe_shift import PEShift
+from hwgen.rtl.pe_xnor import PEXnor
+
+K = 576
+A = 8
+
+
+def luts(pe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return component_cells(pe, "synth_ice40").get("SB_LUT4", 0)
+
+
+def main():
+    rows = []
+    mac = {}
+    for w in (8, 4):
+        n = luts(PEMac(A, w, accumulator_width(A, w, K)))
+        mac[w] = n
+        rows.append((f"fixed MAC, {w}-bit weights", n, 1, None))
+    for code_bits in (3, 2, 0):
+        span = (1 << code_bits) - 1
+        n = luts(PEShift(A, 2 + code_bits, accumulator_width(A, span + 2, K)))
+        what = (f"shift, {2 + code_bits}-bit pow2 (shifts 0..{span})" if code_bits
+                else "shift, 2-bit (binary ±1 weights)")
+        rows.append((what, n, 1, n / mac[8]))
+    for p in (8, 16, 32, 64):
+        n = luts(PEXnor(p, accumulator_width(1, 2, K)))
+        rows.append((f"xnor, P = {p}", n, p, None))
+    print(f"{'PE (8-bit activations, K = 576)':42} {'LUT4':>6} {'MACs/cyc':>9} "
+          f"{'LUT4/MAC':>9} {'vs MAC8':>8}")
+    for what, n, macs, ratio in rows:
+        r = f"{ratio:8.2f}" if ratio is not None else f"{'':8}"
+        print(f"{what:42} {n:6d} {macs:9d} {n / macs:9.2f} {r}")
+    shift = rows[2][1] / mac[8]
+    xnor = rows[-1][1] / 64
+    print(f"\nshift (5-bit pow2) / MAC8 = {shift:.2f} (target <= 0.40: "
+          f"{'met' if shift <= 0.40 else 'missed'})")
+    print(f"xnor P=64: {xnor:.2f} LUT4 per binary MAC (target <= 2.5: "
+          f"{'met' if xnor <= 2.5 else 'missed'})")
+
+
+if __name__ == "__main__":
+    main()
