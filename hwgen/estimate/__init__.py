@@ -29,10 +29,10 @@ from pathlib import Path
 
 from ..errors import HwgenError
 from .devices import DEVICES, Device, device
-from .tools import place, synthesize, tool_versions
+from .tools import cell_counts, component_cells, place, synthesize, tool_versions
 
-__all__ = ["DEVICES", "Device", "Estimate", "device", "estimate", "estimate_verilog",
-           "map_cells"]
+__all__ = ["DEVICES", "Device", "Estimate", "cell_counts", "component_cells", "device", "estimate",
+           "estimate_verilog", "map_cells"]
 
 _SCHEMA = "hwgen-estimate-2"
 

@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 from .._toolchain import find_tool
-from ..errors import ToolError
+from ..errors import ArgumentError, ToolError
 
-__all__ = ["place", "synthesize", "tool_versions"]
+__all__ = ["cell_counts", "component_cells", "place", "synthesize", "tool_versions"]
 
 
 def _run(command, workdir, log_name, what):
@@ -45,6 +45,29 @@ def synthesize(workdir, sources, top, script):
     _run([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys.log",
          f"Yosys ({script}) on {top!r}")
     return tuple(_cells(Path(workdir) / name) for name in ("pre_stat.json", "stat.json"))
+
+
+def cell_counts(verilog_text, top, script="synth"):
+    """``{cell type: count}`` of ``top`` in ``verilog_text`` after the Yosys command
+    ``f"{script} -top {top}"`` (e.g. ``"synth"``, ``"synth_ice40"``), for blocks measured
+    alone (a PE, a post-processing unit)."""
+    import re
+    import tempfile
+
+    if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise ArgumentError(f"Top module must be a Verilog identifier, not {top!r}")
+    with tempfile.TemporaryDirectory(prefix="hwgen-yosys-") as folder:
+        Path(folder, "design.v").write_text(verilog_text)
+        commands = f"read_verilog -sv design.v; {script} -top {top}; tee -q -o stat.json stat -json"
+        _run([find_tool("yosys"), "-q", "-p", commands], folder, "yosys.log",
+             f"Yosys on {top!r}")
+        return _cells(Path(folder) / "stat.json")
+
+
+def component_cells(component, script="synth", top="top"):
+    """:func:`cell_counts` of an Amaranth component converted to Verilog as ``top``."""
+    from amaranth.back import verilog
+    return cell_counts(verilog.convert(component, name=top), top, script)
 
 
 def _cells(path):
