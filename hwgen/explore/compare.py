@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,7 +138,10 @@ def run_sweep(sweep, jobs=1, executor=None, progress=True):
             finally:
                 client.close()
         elif jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            # Fresh interpreters, not forks: a fork of a process whose torch or OpenMP
+            # threads hold a lock can deadlock in the child.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
                 futures = {pool.submit(evaluate, c): n for n, c in enumerate(sweep)}
                 for future in as_completed(futures):
                     rows[futures[future]] = future.result()
