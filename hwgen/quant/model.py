@@ -167,11 +167,27 @@ class QuantizedModel:
         from .. import golden
         return golden.run(self.graph, self.quantize_input(x_float))
 
+    def predict_int(self, x_float, batch=4096):
+        """The hardware's exact output words for float inputs: the golden model's int64
+        outputs ``(N, *graph.output_shape)`` (integers of ``graph.output_fmt``)."""
+        x = np.asarray(x_float.detach().cpu().numpy() if isinstance(x_float, torch.Tensor)
+                       else x_float)
+        outs = [self.run_golden(x[i:i + batch]) for i in range(0, len(x), batch)]
+        if not outs:
+            return np.zeros((0,) + tuple(self.graph.output_shape), dtype=np.int64)
+        return np.concatenate(outs)
+
     def predict(self, x_float, batch=4096):
+        """The hardware's answers for float inputs, as numbers: :meth:`predict_int`
+        dequantized, float64 ``(N, *graph.output_shape)``. Each value is exactly the output
+        word times ``2**-F`` of ``graph.output_fmt`` (float64 holds it without rounding), so
+        ``predict(x) == predict_int(x) * 2.0**-F`` compares bit-exactly."""
+        return dequantize(self.predict_int(x_float, batch), self.graph.output_fmt)
+
+    def classify(self, x_float, batch=4096):
         """Class predictions of the golden model (argmax of the integer outputs)."""
-        out = [np.argmax(self.run_golden(x_float[i:i + batch]).reshape(
-            len(x_float[i:i + batch]), -1), axis=1) for i in range(0, len(x_float), batch)]
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        out = self.predict_int(x_float, batch)
+        return np.argmax(out.reshape(len(out), -1), axis=1)
 
     def _test_set(self, x, y):
         if x is not None and y is not None:
@@ -192,7 +208,12 @@ class QuantizedModel:
         """Accuracy of the golden model, the hardware's accuracy, on ``x``, ``y`` (default:
         the data set's test set)."""
         x, y = self._test_set(x, y)
-        return float(np.mean(self.predict(x) == np.asarray(y)))
+        return float(np.mean(self.classify(x) == np.asarray(y)))
+
+    def accuracy(self, x=None, y=None):
+        """The hardware's accuracy: :meth:`quantized_accuracy` (the golden model's argmax
+        against the labels ``y``)."""
+        return self.quantized_accuracy(x, y)
 
     def _sqnr_inputs(self):
         if self.dataset is not None:
