@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -10,14 +11,15 @@ import torch
 from torch import nn
 
 from .. import frontend, ir
-from ..errors import ArgumentError, CheckpointError, ShapeError
-from ..numerics import dequantize, sqnr_db
+from ..errors import ArgumentError, CheckpointError, ShapeError, UnsupportedLayerError
+from ..numerics import QFormat, dequantize, sqnr_db
 from ..numerics import quantize as quantize_values
 from .modules import QuantNetwork, _QuantDense
 from .network import build_network
 from .scheme import Scheme, load_scheme
 
-__all__ = ["LayerRow", "QuantReport", "QuantizedModel", "quantize", "quantize_model"]
+__all__ = ["LayerRow", "QuantReport", "QuantizedModel", "check_hardware_stages", "quantize",
+           "quantize_model"]
 
 #: How many calibration inputs a model without a test set measures its SQNR on.
 SQNR_INPUTS = 1000
@@ -27,8 +29,9 @@ def _kind(layer):
     if isinstance(layer, ir.Conv2d):
         kh, kw = layer.kernel
         k = f"Conv2d {kh}x{kw}"
-        if layer.stride != 1:
-            k += f"/s{layer.stride}"
+        sy, sx = ir.stride_pair(layer.stride)
+        if (sy, sx) != (1, 1):
+            k += f"/s{sy}" if sy == sx else f"/s{sy}x{sx}"
     elif isinstance(layer, ir.Linear):
         k = "Linear"
     elif isinstance(layer, ir.MaxPool2d):
@@ -295,8 +298,67 @@ def _check_calibration(calibration, shape):
     return x
 
 
+_STAGE_KINDS = {"ConvStage": "Conv2d", "LinearStage": "Linear", "MaxPoolStage": "MaxPool2d",
+                "AvgPoolStage": "AvgPool2d", "FlattenStage": "Flatten"}
+
+
+def check_hardware_stages(stages):
+    """Raise :class:`UnsupportedLayerError` for a float stage the accelerator cannot run: an
+    average pool, or a max-pool that is not fused into the Conv2d directly before it."""
+    for i, s in enumerate(stages):
+        if isinstance(s, frontend.AvgPoolStage):
+            raise UnsupportedLayerError(
+                f"Layer {s.name!r} (AvgPool2d) cannot run on the accelerator, which has no "
+                f"average pooling; downsample with a strided Conv2d, or with a MaxPool2d "
+                f"directly after a Conv2d, instead")
+        if isinstance(s, frontend.MaxPoolStage):
+            prev = stages[i - 1] if i else None
+            if prev is None:
+                after = "the input"
+            elif isinstance(prev, frontend.ConvStage):
+                after = f"{prev.name!r}, a Conv2d that pools already"
+            else:
+                after = f"{prev.name!r} ({_STAGE_KINDS.get(type(prev).__name__, '?')})"
+            raise UnsupportedLayerError(
+                f"Layer {s.name!r} (MaxPool2d) cannot run on the accelerator, which max-pools "
+                f"only inside the Conv2d directly before the pool, and it follows {after}")
+
+
+def _saturates_within(fmt, lo, hi, relu):
+    return fmt.max_value <= hi and (relu or fmt.min_value >= lo)
+
+
+def _clamp_overrides(stages, net, scheme):
+    """Per clamped layer (ReLU6, Hardtanh) whose calibrated output format saturates outside
+    the clamp: a scheme entry with the smallest larger ``frac`` that saturates inside it, so
+    that saturation does the clamp exactly (``q(clamp(x)) == saturate(q(x))`` when the
+    format's range lies within the clamp). Raises when the format is fixed by the scheme."""
+    overrides = []
+    for s, layer in zip(stages, net.layers):
+        if getattr(s, "clamp", None) is None:
+            continue
+        lo, hi = s.clamp
+        fmt, spec = layer.out_fmt, scheme.layer(s.name)
+        where = f"Layer {s.name!r} clamps its outputs to [{lo!r}, {hi!r}] (ReLU6/Hardtanh)"
+        if layer.overflow != "saturate":
+            raise UnsupportedLayerError(f"{where}, which hwgen folds into saturation, but its "
+                                        f"overflow mode is {layer.overflow!r}; use 'saturate'")
+        if _saturates_within(fmt, lo, hi, s.relu):
+            continue
+        if getattr(spec, "kind", None) != "fixed" or getattr(spec, "frac", None) != "auto":
+            raise UnsupportedLayerError(
+                f"{where}, which hwgen folds into saturation, but its output format {fmt} "
+                f"saturates at [{fmt.min_value!r}, {fmt.max_value!r}]; give it a frac that "
+                f"saturates within the clamp, or use ReLU")
+        frac = fmt.frac
+        while not _saturates_within(QFormat(fmt.width, frac, fmt.signed), lo, hi, s.relu):
+            frac += 1
+        overrides.append((s.name, dataclasses.replace(spec, frac=frac)))
+    return tuple(overrides)
+
+
 def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, *,
-             dataset=None, qat_state=None, arch=None):
+             dataset=None, qat_state=None, arch=None, hardware=True):
     """Quantize any float ``module`` that :func:`hwgen.frontend.trace` takes.
 
     Parameters
@@ -320,6 +382,13 @@ def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, 
         A :class:`QuantNetwork` state dict of QAT-trained weights to use.
     arch : str, optional
         The architecture name recorded in the model.
+    hardware : bool
+        Refuse, before calibrating, layers the accelerator cannot run (average pools,
+        max-pools not directly after a Conv2d); ``False`` keeps them for the golden model.
+
+    A ReLU6 or Hardtanh clamp is folded into its layer's output saturation: a calibrated
+    (``"auto"``) output format that saturates outside the clamp gets the smallest larger
+    fractional length that saturates inside it; a fixed one is refused.
 
     Returns
     -------
@@ -345,7 +414,13 @@ def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, 
     check_finite(module.state_dict(), f"Model {name!r}", ArgumentError)
     float_module = module.eval()
     stages = frontend.trace(float_module, shape)
+    if hardware:
+        check_hardware_stages(stages)
     net = build_network(stages, shape, scheme, x_calib, name=_identifier(name))
+    overrides = _clamp_overrides(stages, net, scheme)
+    if overrides:
+        scheme = dataclasses.replace(scheme, layers=tuple(scheme.layers) + overrides)
+        net = build_network(stages, shape, scheme, x_calib, name=_identifier(name))
     if qat_state is not None:
         check_finite(qat_state, f"QAT weights of model {name!r}", CheckpointError)
         load_state(net, {k: v.to(torch.float64) if isinstance(v, torch.Tensor) else v
