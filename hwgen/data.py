@@ -277,6 +277,8 @@ def load_npz(path, input_shape):
             if len(yt) != len(xt):
                 raise DataError(f"Data file {path!r} array 'y_test' holds {len(yt)} labels "
                                 f"for {len(xt)} inputs")
+    except DataError:
+        raise
     except ValueError as e:  # a pickled (object) array refused by allow_pickle=False
         raise DataError(f"Data file {path!r} cannot be read ({e})") from None
     y_train = y if y is not None else np.full(len(x), -1, dtype=np.int64)
