@@ -77,9 +77,14 @@ def cmd_train(args):
 
 
 def _add_model_options(p):
-    p.add_argument("model", metavar="MODEL", help="checkpoint path or builtin:NAME")
+    p.add_argument("model", metavar="MODEL",
+                   help="builtin:NAME, an hwgen checkpoint (.pt) or an ONNX file (.onnx)")
     p.add_argument("--scheme", "-s", default="fixed8",
                    help="fixed16, fixed8 (default), fixed4 or a JSON spec path")
+    p.add_argument("--data", metavar="FILE.npz",
+                   help="calibration and test data: arrays x_train (or x_calib), x_test, "
+                        "y_test (default: the checkpoint's data set, the digits for the "
+                        "built-in models)")
 
 
 def add_quantize(sub):
@@ -97,7 +102,8 @@ def add_quantize(sub):
 
 def cmd_quantize(args):
     from .flow import load_quantized
-    report = load_quantized(args.model, args.scheme, progress=args.verbose).report()
+    report = load_quantized(args.model, args.scheme, progress=args.verbose,
+                            data=args.data).report()
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -144,7 +150,8 @@ def cmd_compile(args):
     config = {} if args.acc_width is None else {"acc_width": args.acc_width}
     design, _ = compile_model(args.model, args.scheme, args.array, args.out,
                               vectors=args.vectors, force=args.force,
-                              allow_large=args.allow_large, progress=_progress, **config)
+                              allow_large=args.allow_large, progress=_progress,
+                              data=args.data, **config)
     print(f"{design.name}: {len(design.layers)} layers on a {args.array} array, "
           f"activations {design.act_width} bits, weights {design.weight_width} bits, "
           f"accumulators {design.acc_width} bits")

@@ -23,6 +23,7 @@ __all__ = [
     "digits",
     "load_dataset",
     "load_mnist_idx",
+    "load_npz",
     "mnist",
 ]
 
@@ -201,3 +202,84 @@ def load_dataset(name):
     if name.startswith("digits") and name[len("digits"):].isdigit():
         return digits(int(name[len("digits"):]))
     raise DataError(f"Data set must be one of {', '.join(DATASETS)}, not {name!r}")
+
+
+def _npz_array(f, path, key, shape, kind):
+    a = f[key]
+    where = f"Data file {path!r} array {key!r}"
+    if kind == "x":
+        want = f"(N, {', '.join(map(str, shape))})"
+        if a.dtype.kind not in "fiu":
+            raise DataError(f"{where} must hold numbers of shape {want}, not dtype "
+                            f"{str(a.dtype)!r}")
+        if a.ndim != len(shape) + 1 or tuple(a.shape[1:]) != tuple(shape) or len(a) == 0:
+            raise DataError(f"{where} must have shape {want} with N >= 1, not "
+                            f"{tuple(a.shape)!r}")
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise DataError(f"{where} holds {int((~np.isfinite(a)).sum())} non-finite values")
+        return a
+    if a.dtype.kind not in "iu" or a.ndim != 1:
+        raise DataError(f"{where} must hold integer labels of shape (N,), not "
+                        f"{tuple(a.shape)!r} of dtype {str(a.dtype)!r}")
+    return a.astype(np.int64)
+
+
+def load_npz(path, input_shape):
+    """A user's data from a NumPy ``.npz`` file (read with ``allow_pickle=False``).
+
+    Arrays: ``x_train`` (or ``x_calib``) ``(N, *input_shape)``, the calibration inputs;
+    ``x_test`` and ``y_test`` (both or neither), the test set; ``y_train`` optional. Inputs
+    are numbers (stored as float32), labels integers.
+
+    Returns
+    -------
+    (numpy.ndarray, Dataset or None)
+        The calibration inputs, and a :class:`Dataset` named ``npz:PATH`` when the file
+        holds a test set.
+    """
+    path = os.fspath(path)
+    shape = tuple(input_shape)
+    try:
+        f = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"Data file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"Data file {path!r} is a folder, not a .npz file") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"Data file {path!r} is not a NumPy .npz file ({e})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise DataError(f"Data file {path!r} is a single array, not a .npz file of named "
+                        f"arrays")
+    try:
+        with f:
+            keys = set(f.files)
+            xkey = "x_train" if "x_train" in keys else "x_calib" if "x_calib" in keys else None
+            if xkey is None:
+                raise DataError(f"Data file {path!r} has no array 'x_train' or 'x_calib' "
+                                f"(calibration inputs of shape "
+                                f"(N, {', '.join(map(str, shape))}))")
+            x = _npz_array(f, path, xkey, shape, "x")
+            if ("x_test" in keys) != ("y_test" in keys):
+                missing = "y_test" if "x_test" in keys else "x_test"
+                raise DataError(f"Data file {path!r} has no array {missing!r}; a test set "
+                                f"needs both 'x_test' and 'y_test'")
+            y = None
+            if "y_train" in keys:
+                y = _npz_array(f, path, "y_train", shape, "y")
+                if len(y) != len(x):
+                    raise DataError(f"Data file {path!r} array 'y_train' holds {len(y)} "
+                                    f"labels for {len(x)} inputs")
+            if "x_test" not in keys:
+                return x, None
+            xt = _npz_array(f, path, "x_test", shape, "x")
+            yt = _npz_array(f, path, "y_test", shape, "y")
+            if len(yt) != len(xt):
+                raise DataError(f"Data file {path!r} array 'y_test' holds {len(yt)} labels "
+                                f"for {len(xt)} inputs")
+    except DataError:
+        raise
+    except ValueError as e:  # a pickled (object) array refused by allow_pickle=False
+        raise DataError(f"Data file {path!r} cannot be read ({e})") from None
+    y_train = y if y is not None else np.full(len(x), -1, dtype=np.int64)
+    return x, Dataset(x, y_train, xt, yt, f"npz:{path}")

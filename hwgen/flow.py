@@ -12,7 +12,8 @@ from .compiler import AcceleratorConfig, check_size, compile_graph
 from .emit import check_design_dir, write_design
 from .errors import check_int
 
-__all__ = ["DEFAULT_VECTORS", "compile_model", "load_quantized", "test_vectors"]
+__all__ = ["DEFAULT_VECTORS", "compile_model", "load_float_model", "load_quantized",
+           "test_vectors"]
 
 #: How many test images a design folder carries for `hwgen simulate`.
 DEFAULT_VECTORS = 100
@@ -25,23 +26,58 @@ def _model_name(model_spec):
     return os.path.splitext(os.path.basename(spec))[0]
 
 
-def load_quantized(model_spec, scheme, progress=False):
-    """Load a checkpoint and its data set and quantize it: the entry point the CLI uses.
+def _refuse_pt2(spec):
+    from .errors import CheckpointError
+    raise CheckpointError(
+        f"Model {spec!r} is a torch.export archive, which hwgen does not load because "
+        f"torch.export.load can unpickle code from it; export ONNX instead with "
+        f"torch.onnx.export(model, (x,), 'model.onnx', dynamo=False)")
 
-    Everything that can be checked cheaply is checked before calibrating: the checkpoint
-    (finite weights of the right shapes), the scheme, and that the data set's images have
-    the architecture's input shape.
+
+def load_float_model(model_spec):
+    """``(module, input_shape, checkpoint or None, name)`` of a model file, without running
+    code from it: an hwgen checkpoint (``.pt``, ``builtin:NAME``) read with
+    ``torch.load(weights_only=True)``, or an ONNX file (``.onnx``, read by
+    :mod:`hwgen.onnx_reader`); ``.pt2`` archives are refused."""
+    from .models import load_checkpoint
+    from .models.checkpoint import load_state
+    spec = os.fspath(model_spec) if isinstance(model_spec, os.PathLike) else model_spec
+    ext = os.path.splitext(spec)[1].lower() if isinstance(spec, str) else ""
+    if ext == ".pt2":
+        _refuse_pt2(spec)
+    if ext == ".onnx":
+        from .models import userarch
+        from .onnx_reader import read_onnx
+        arch, state = read_onnx(spec)
+        module, shape = userarch.build(arch, f"ONNX model {spec!r}")
+        load_state(module, state, f"ONNX model {spec!r} weights do not fit its graph")
+        return module.eval(), shape, None, _model_name(spec)
+    ckpt = load_checkpoint(spec)
+    return ckpt.build_model(), ckpt.input_shape, ckpt, _model_name(spec)
+
+
+def load_quantized(model_spec, scheme, progress=False, data=None):
+    """Load a model file and its data and quantize it: the entry point the CLI uses.
+
+    Everything that can be checked cheaply is checked before calibrating: the model file
+    (finite weights of the right shapes), the scheme, and that the data's inputs have the
+    model's input shape.
 
     Parameters
     ----------
     model_spec : str
-        A checkpoint path or ``builtin:NAME`` (``builtin:digits-cnn``, ``builtin:mlp``).
+        ``builtin:NAME`` (``builtin:digits-cnn``, ``builtin:mlp``), an hwgen checkpoint
+        (of a built-in architecture or a user's, see :func:`hwgen.models.save_model`) or an
+        ONNX file (``.onnx``). ``.pt2`` archives are refused (see the README).
     scheme : str or hwgen.quant.Scheme
         ``fixed16``, ``fixed8``, ``fixed4`` or a JSON spec path (see :mod:`hwgen.quant`).
         When the checkpoint was QAT fine-tuned for a scheme of the same name, its trained
         weights and formats are used instead of calibrating.
     progress : bool
         Print what is happening to stderr.
+    data : str, optional
+        A ``.npz`` file (:func:`hwgen.data.load_npz`): calibration inputs and a test set.
+        Default: the data set the checkpoint names (the digits for the built-in models).
 
     Returns
     -------
@@ -49,37 +85,43 @@ def load_quantized(model_spec, scheme, progress=False):
     """
     import sys
 
-    from .data import load_dataset
+    from .data import DataError, load_dataset, load_npz
     from .errors import CheckpointError
-    from .models import input_shape, load_checkpoint
     from .quant import Scheme, load_scheme, quantize, scheme_from_json
 
     def say(msg):
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    ckpt = load_checkpoint(model_spec)
-    name = _model_name(model_spec)
-    say(f"loading {ckpt.arch} from {ckpt.path}")
+    float_module, shape, ckpt, name = load_float_model(model_spec)
+    shape = tuple(shape)
     scheme_name = scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
     qat_state = None
-    if ckpt.scheme is not None and ckpt.formats is not None and ckpt.scheme == scheme_name:
+    if ckpt is not None and ckpt.scheme is not None and ckpt.formats is not None \
+            and ckpt.scheme == scheme_name:
         say(f"using the QAT formats and weights the checkpoint holds for {scheme_name!r}")
         scheme = scheme_from_json(ckpt.formats, f"Checkpoint {ckpt.path!r} formats")
         qat_state = ckpt.qat_state_dict
     else:
         scheme = load_scheme(scheme)
-    float_module = ckpt.build_model()
-    dataset = load_dataset(ckpt.dataset)
-    shape = tuple(input_shape(ckpt.arch))
-    if tuple(dataset.input_shape) != shape:
-        raise CheckpointError(f"Checkpoint {ckpt.path!r} names data set {dataset.name!r} of "
-                              f"input shape {tuple(dataset.input_shape)!r}, but architecture "
-                              f"{ckpt.arch!r} takes {shape!r}")
+    if data is not None:
+        x_calib, dataset = load_npz(data, shape)
+    elif ckpt is not None and ckpt.dataset is not None:
+        dataset = load_dataset(ckpt.dataset)
+        if tuple(dataset.input_shape) != shape:
+            raise CheckpointError(f"Checkpoint {ckpt.path!r} names data set "
+                                  f"{dataset.name!r} of input shape "
+                                  f"{tuple(dataset.input_shape)!r}, but architecture "
+                                  f"{ckpt.arch_name!r} takes {shape!r}")
+        x_calib = dataset.x_train
+    else:
+        raise DataError(f"Model {os.fspath(model_spec)!r} names no data set; give its "
+                        f"calibration and test data with --data FILE.npz (arrays x_train or "
+                        f"x_calib, x_test, y_test)")
     if qat_state is None:
-        say(f"calibrating {scheme.name} on {len(dataset.x_train)} {dataset.name} images")
-    return quantize(float_module, shape, dataset.x_train, scheme, name, dataset=dataset,
-                    qat_state=qat_state, arch=ckpt.arch)
+        say(f"calibrating {scheme.name} on {len(x_calib)} inputs")
+    return quantize(float_module, shape, x_calib, scheme, name, dataset=dataset,
+                    qat_state=qat_state, arch=None if ckpt is None else ckpt.arch_name)
 
 
 def test_vectors(qmodel, count=DEFAULT_VECTORS):
@@ -87,15 +129,19 @@ def test_vectors(qmodel, count=DEFAULT_VECTORS):
     set as the integers the hardware receives, the golden model's outputs, the labels."""
     from . import golden
     data = qmodel.dataset
-    count = min(count, len(data.x_test))
-    x = qmodel.quantize_input(data.x_test[:count])
+    if data is None:  # calibration inputs only: unlabelled vectors
+        x_float = qmodel.calibration[:count]
+        labels = np.full(len(x_float), -1, dtype=np.int64)
+    else:
+        x_float, labels = data.x_test[:count], np.asarray(data.y_test[:count], dtype=np.int64)
+    count = len(x_float)
+    x = qmodel.quantize_input(x_float)
     expected = golden.run(qmodel.graph, x)
-    return (x.reshape(count, -1), expected.reshape(count, -1),
-            np.asarray(data.y_test[:count], dtype=np.int64))
+    return x.reshape(count, -1), expected.reshape(count, -1), labels
 
 
 def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS,
-                  progress=None, force=False, allow_large=False, **config):
+                  progress=None, force=False, allow_large=False, data=None, **config):
     """Quantize ``model_spec`` with ``scheme``, compile it for an ``array`` ("4x4") and write
     the design folder ``out_dir``. Returns ``(design, qmodel)``.
 
@@ -111,7 +157,7 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     check_size(cfg, allow_large=allow_large)
     from .quant import load_scheme  # torch: imported once the cheap checks passed
     load_scheme(scheme)
-    qmodel = load_quantized(model_spec, scheme)
+    qmodel = load_quantized(model_spec, scheme, data=data)
     design = compile_graph(qmodel.graph, cfg, allow_large=allow_large)
     if progress is not None:
         progress(f"generating the {cfg.rows}x{cfg.cols} accelerator for {model_spec} "

@@ -11,7 +11,14 @@ or fold the node into the stage before it and return ``None``:
   is quantized (``w' = w·γ/√(σ²+ε)``, ``b' = (b−μ)·γ/√(σ²+ε) + β``);
 - ReLU and max-pooling are fused into the Conv2d (ReLU also into the Linear) before them;
   the order ReLU→pool or pool→ReLU does not matter, the two commute;
-- Dropout and Identity disappear.
+- ReLU6 and Hardtanh become a ReLU (lower bound 0) and a ``clamp`` of the layer before
+  them, which the quantizer folds into the output format's saturation bounds;
+- Flatten is ``nn.Flatten``, ``torch.flatten(x, 1)``, ``x.flatten(1)``,
+  ``x.view(x.size(0), -1)`` / ``x.reshape(-1, N)`` (``x.shape[0]`` too);
+- Dropout and Identity disappear;
+- kernels may be rectangular, strides ``(SY, SX)`` too (padding stays square);
+- a stand-alone max-pool and an average pool become stages of their own, which the golden
+  model runs but the accelerator does not (:func:`hwgen.quantize` refuses them).
 
 Everything else (another module, a function such as ``torch.add``, a branch) raises
 :class:`~hwgen.errors.UnsupportedLayerError` naming the fx node. The stages are still float:
@@ -44,7 +51,8 @@ __all__ = [
     "trace",
 ]
 
-SUPPORTED = "Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten, BatchNorm and Dropout"
+SUPPORTED = ("Conv2d, Linear, ReLU, ReLU6, Hardtanh, MaxPool2d, Flatten (or "
+             "x.view(x.size(0), -1)), BatchNorm, Dropout and Identity")
 
 
 def _frozen_float(a):
@@ -64,21 +72,25 @@ class _FrozenWeights:
 
 @dataclass(frozen=True, eq=False)
 class ConvStage(_FrozenWeights):
-    """A float 2-D convolution with BatchNorm folded in and ReLU/max-pool fused.
+    """A float 2-D convolution with BatchNorm folded in and ReLU/clamp/max-pool fused.
 
-    ``weight`` is float64 ``(Cout, Cin, KH, KW)``; ``bias`` float64 ``(Cout,)`` or None.
-    ``sources`` names the torch modules folded into this stage.
+    ``weight`` is float64 ``(Cout, Cin, KH, KW)``; ``bias`` float64 ``(Cout,)`` or None;
+    ``stride`` an integer or ``(SY, SX)``. ``clamp`` is None or the float bounds
+    ``(lo, hi)`` of a ReLU6/Hardtanh applied after the ReLU (the quantizer folds it into the
+    output format's saturation bounds). ``sources`` names the torch modules folded into
+    this stage.
     """
 
     name: str
     in_shape: tuple
     weight: np.ndarray
     bias: np.ndarray | None
-    stride: int = 1
+    stride: int | tuple = 1
     padding: int = 0
     relu: bool = False
     pool: int = 1
     sources: tuple = ()
+    clamp: tuple | None = None
 
 
     @property
@@ -89,7 +101,8 @@ class ConvStage(_FrozenWeights):
 
 @dataclass(frozen=True, eq=False)
 class LinearStage(_FrozenWeights):
-    """A float fully connected layer with BatchNorm1d folded in and ReLU fused."""
+    """A float fully connected layer with BatchNorm1d folded in and ReLU/clamp fused (see
+    :class:`ConvStage`)."""
 
     name: str
     in_shape: tuple
@@ -97,6 +110,7 @@ class LinearStage(_FrozenWeights):
     bias: np.ndarray | None
     relu: bool = False
     sources: tuple = ()
+    clamp: tuple | None = None
 
 
     @property
@@ -182,6 +196,7 @@ class _Builder:
         self.module = module
         self.stages = []
         self.input_shape = tuple(input_shape)
+        self.batch_nodes = set()
 
     @property
     def last(self):
@@ -230,7 +245,8 @@ def _conv2d(b, node, mod):
     if mod.padding_mode != "zeros":
         raise b.unsupported(node, mod, f"has padding_mode={mod.padding_mode!r}; hwgen "
                                        f"supports only 'zeros'")
-    stride = _pair(mod.stride, "stride", node, b, mod)
+    sy, sx = (int(s) for s in mod.stride)
+    stride = sy if sy == sx else (sy, sx)
     padding = _pair(mod.padding, "padding", node, b, mod)
     shape = b.shape
     if len(shape) != 3 or shape[0] != mod.in_channels:
@@ -259,6 +275,42 @@ def _relu(b, node, target):
         raise b.unsupported(node, target, "must follow a Conv2d or Linear layer; hwgen fuses "
                                           "ReLU into the layer before it")
     b.replace_last(replace(last, relu=True, sources=last.sources + (_source(node),)))
+
+
+def _clamp_bounds(node, target):
+    if isinstance(target, nn.Hardtanh):
+        return float(target.min_val), float(target.max_val)
+    if target is F.relu6:
+        return 0.0, 6.0
+    args = list(node.args[1:]) + [None, None]
+    lo = node.kwargs.get("min_val", -1.0 if args[0] is None else args[0])
+    hi = node.kwargs.get("max_val", 1.0 if args[1] is None else args[1])
+    return lo, hi
+
+
+@handles(nn.Hardtanh, F.relu6, F.hardtanh)
+def _hardtanh(b, node, target):
+    """ReLU6 and Hardtanh: a ReLU (for a lower bound 0) and a clamp to ``[lo, hi]`` that the
+    quantizer folds into the output format's saturation bounds."""
+    last = b.last
+    if not isinstance(last, (ConvStage, LinearStage)):
+        raise b.unsupported(node, target, "must follow a Conv2d or Linear layer; hwgen folds "
+                                          "the clamp into the layer before it")
+    lo, hi = _clamp_bounds(node, target)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
+        raise b.unsupported(node, target, "has bounds that are not constants")
+    lo, hi = float(lo), float(hi)
+    if last.relu:
+        lo = max(lo, 0.0)
+    if last.clamp is not None:
+        lo, hi = max(lo, last.clamp[0]), min(hi, last.clamp[1])
+    if not (lo <= 0.0 < hi):
+        raise b.unsupported(node, target, f"clamps to [{lo!r}, {hi!r}]; hwgen folds a clamp "
+                                          f"into the output format's saturation, which needs "
+                                          f"a lower bound of at most 0 and an upper bound "
+                                          f"above 0")
+    b.replace_last(replace(last, relu=last.relu or lo == 0.0, clamp=(lo, hi),
+                           sources=last.sources + (_source(node),)))
 
 
 def _source(node):
@@ -336,6 +388,39 @@ def _flatten_call(b, node, fn):
     return _flatten_dims(b, node, fn, start, end)
 
 
+@handles("view", "reshape", torch.reshape)
+def _reshape(b, node, target):
+    """``x.view(x.size(0), -1)``, ``x.reshape(-1, N)``, ``torch.reshape(x, (B, N))``: a
+    flatten, when the result keeps the batch dimension and flattens the rest."""
+    dims = node.args[1:] if node.op == "call_method" else node.args[1:2]
+    if "shape" in node.kwargs:
+        dims = (node.kwargs["shape"],)
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    n = int(np.prod(b.shape))
+    flat = len(dims) == 2 and (
+        (dims[0] in b.batch_nodes and dims[1] in (-1, n))
+        or (dims[0] == -1 and dims[1] == n))
+    if not flat:
+        shown = tuple(d.name if isinstance(d, torch.fx.Node) else d for d in dims)
+        raise b.unsupported(node, target, f"reshapes to {shown!r}; hwgen takes only a flatten "
+                                          f"that keeps the batch dimension, such as "
+                                          f"x.view(x.size(0), -1)")
+    if len(b.shape) == 1:
+        return None
+    return FlattenStage(node.name, b.shape, sources=(_source(node),))
+
+
+def _batch_size_node(node, current, shape_nodes):
+    """True for ``x.size(0)`` and ``x.shape[0]`` of the current activation ``x``."""
+    if node.op == "call_method" and node.target == "size":
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        return node.args[0] is current and dim == 0
+    if node.op == "call_function" and node.target is operator.getitem:
+        return node.args[0] in shape_nodes and node.args[1] == 0
+    return False
+
+
 def _fold(weight, bias, bn):
     mean = _np(bn.running_mean)
     var = _np(bn.running_var)
@@ -351,7 +436,8 @@ def _fold(weight, bias, bn):
 def _batchnorm(b, node, mod):
     last = b.last
     want = ConvStage if isinstance(mod, nn.BatchNorm2d) else LinearStage
-    if not isinstance(last, want) or last.relu or getattr(last, "pool", 1) != 1:
+    if not isinstance(last, want) or last.relu or last.clamp is not None \
+            or getattr(last, "pool", 1) != 1:
         raise b.unsupported(node, mod, f"must directly follow a "
                                        f"{'Conv2d' if want is ConvStage else 'Linear'} layer "
                                        f"to be folded into it")
@@ -417,6 +503,7 @@ def trace(module, input_shape):
                                     f"torch.fx ({first})") from None
     b = _Builder(module, input_shape)
     current = None
+    shape_nodes = set()
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             if current is not None:
@@ -431,11 +518,18 @@ def trace(module, input_shape):
                                             f"{current.name!r}; hwgen lowers chains of "
                                             f"{SUPPORTED}")
             continue
+        if node.op == "call_function" and node.target is getattr and \
+                node.args == (current, "shape"):
+            shape_nodes.add(node)
+            continue
+        if _batch_size_node(node, current, shape_nodes):
+            b.batch_nodes.add(node)
+            continue
         target = gm.get_submodule(node.target) if node.op == "call_module" else node.target
         handler = _lookup(node, target)
         if handler is None:
             raise b.unsupported(node, target)
-        inputs = [a for a in node.all_input_nodes]
+        inputs = [a for a in node.all_input_nodes if a not in b.batch_nodes]
         if inputs != [current] or node.args[:1] != (current,):
             raise b.unsupported(node, target, f"does not take the previous node "
                                               f"{current.name!r} as its only input; hwgen "
@@ -492,12 +586,16 @@ def float_forward(stages, x, collect=False):
                              padding=s.padding)
                 if s.relu:
                     x = F.relu(x)
+                if s.clamp is not None:
+                    x = torch.clamp(x, *s.clamp)
                 if s.pool > 1:
                     x = F.max_pool2d(x, s.pool)
             elif isinstance(s, LinearStage):
                 x = F.linear(x, _t(s.weight, x), _t(s.bias, x))
                 if s.relu:
                     x = F.relu(x)
+                if s.clamp is not None:
+                    x = torch.clamp(x, *s.clamp)
             elif isinstance(s, MaxPoolStage):
                 x = F.max_pool2d(x, s.pool)
             elif isinstance(s, AvgPoolStage):

@@ -44,7 +44,7 @@ from .errors import FormatError, ShapeError
 from .numerics import BinaryFormat, QFormat
 
 __all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "conv_shape",
-           "frozen_int", "pooled_shape"]
+           "frozen_int", "pooled_shape", "stride_pair"]
 
 
 def frozen_int(a):
@@ -58,12 +58,21 @@ def _pooled(n, pool):
     return n // pool if pool > 1 else n
 
 
+def stride_pair(stride):
+    """``(SY, SX)`` of a stride given as one integer (square) or a pair."""
+    if isinstance(stride, (tuple, list)):
+        sy, sx = stride
+        return int(sy), int(sx)
+    return int(stride), int(stride)
+
+
 def conv_shape(in_shape, weight_shape, stride, padding):
     """``(Cout, Ho, Wo)`` of a convolution of a ``(Cin, H, W)`` input by ``(Cout, Cin, KH, KW)``
-    weights with a square stride and zero padding."""
+    weights with a stride (an integer, or ``(SY, SX)``) and square zero padding."""
     _, h, w = in_shape
     cout, _, kh, kw = weight_shape
-    return (cout, (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1)
+    sy, sx = stride_pair(stride)
+    return (cout, (h + 2 * padding - kh) // sy + 1, (w + 2 * padding - kw) // sx + 1)
 
 
 def pooled_shape(in_shape, pool):
@@ -156,9 +165,10 @@ class _Dense:
 
 @dataclass(frozen=True, eq=False)
 class Conv2d(_Dense):
-    """2-D convolution, square stride and zero padding, with fused requantize/ReLU/max-pool.
+    """2-D convolution, stride and square zero padding, with fused requantize/ReLU/max-pool.
 
-    ``weight`` is ``(Cout, Cin, KH, KW)``; ``in_shape`` is ``(Cin, H, W)``.
+    ``weight`` is ``(Cout, Cin, KH, KW)``; ``in_shape`` is ``(Cin, H, W)``; ``stride`` is an
+    integer (square) or ``(SY, SX)``.
     """
 
     stride: int = 1

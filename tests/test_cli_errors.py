@@ -130,6 +130,17 @@ CASES = [
     (["compile", "missing.pt", "--out", "D"], r"Checkpoint 'missing.pt' does not exist"),
     (["quantize", "missing.pt"], r"Checkpoint 'missing.pt' does not exist"),
     (["quantize", "builtin:nope"], r"Built-in model must be one of .*, not 'builtin:nope'"),
+    # model files and data files
+    (["quantize", "model.pt2"],
+     (r"Model 'model.pt2' is a torch.export archive, which hwgen does not load because "
+      r"torch.export.load can unpickle code from it; export ONNX instead with "
+      r"torch.onnx.export\(model, \(x,\), 'model.onnx', dynamo=False\)")),
+    (["compile", "model.pt2", "--out", "D"], r"Model 'model.pt2' is a torch.export archive, .*"),
+    (["quantize", "missing.onnx"], r"ONNX model 'missing.onnx' does not exist"),
+    (["quantize", "good.pt", "--data", "missing.npz"], r"Data file 'missing.npz' does not exist"),
+    (["compile", "good.pt", "--data", "mywork", "--out", "D"],
+     r"Data file 'mywork' is a folder, not a \.npz file"),
+    (["quantize", "good.pt", "--data", "FILE"], r"Data file 'FILE' is not a NumPy \.npz file .*"),
     # simulate
     (["simulate", "nothere"], (r"Design folder 'nothere' does not exist; write one with "
                               r"`hwgen compile MODEL --out nothere`")),

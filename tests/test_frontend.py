@@ -21,8 +21,8 @@ from hwgen.frontend import (
     trace,
 )
 
-CHAIN = ("hwgen lowers chains of Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten, "
-         "BatchNorm and Dropout")
+CHAIN = ("hwgen lowers chains of Conv2d, Linear, ReLU, ReLU6, Hardtanh, MaxPool2d, Flatten "
+         r"\(or x\.view\(x\.size\(0\), -1\)\), BatchNorm, Dropout and Identity")
 
 
 def seq(*layers):
@@ -106,8 +106,8 @@ def test_refuses_branch():
      r"Node 'bad' \(Conv2d\) has dilation=\(2, 2\); hwgen supports only \(1, 1\)"),
     (nn.Conv2d(2, 2, 3, groups=2),
      r"Node 'bad' \(Conv2d\) has groups=2; hwgen supports only 1"),
-    (nn.Conv2d(1, 2, 3, stride=(1, 2)),
-     r"Node 'bad' \(Conv2d\) must have a square stride, not \(1, 2\)"),
+    (nn.Conv2d(1, 2, 3, padding=(1, 0)),
+     r"Node 'bad' \(Conv2d\) must have a square padding, not \(1, 0\)"),
     (nn.MaxPool2d(3, stride=2),
      (r"Node 'bad' \(MaxPool2d\) has stride 2 and kernel 3; hwgen supports max-pooling with "
       r"stride equal to the kernel")),
@@ -288,3 +288,77 @@ def test_user_modules_are_traced_through():
     model = seq(("block", Block()), ("pool", nn.MaxPool2d(2)))
     (stage,) = trace(model, (1, 8, 8))
     assert (stage.name, stage.relu, stage.pool) == ("block_conv", True, 2)
+
+
+# --- layers of users' small models ------------------------------------------------------
+
+class ViewNet(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(2 * 6 * 6, 3)
+        self.how = how
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.how == "view":
+            x = x.view(x.size(0), -1)
+        elif self.how == "shape":
+            x = x.reshape(x.shape[0], -1)
+        elif self.how == "torch":
+            x = torch.reshape(x, (-1, 72))
+        elif self.how == "bad":
+            x = x.view(x.size(0), 2, -1)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("how", ["view", "shape", "torch"])
+def test_view_and_reshape_flatten(how):
+    stages = trace(ViewNet(how), (1, 8, 8))
+    assert [type(s) for s in stages] == [ConvStage, FlattenStage, LinearStage]
+    assert stages[1].out_shape == (72,)
+
+
+def test_refuses_a_reshape_that_is_not_a_flatten():
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Node 'view' \(Tensor.view\) reshapes to \('size', 2, -1\); "
+                             r"hwgen takes only a flatten that keeps the batch dimension, "
+                             r"such as x\.view\(x\.size\(0\), -1\)$"):
+        trace(ViewNet("bad"), (1, 8, 8))
+
+
+def test_relu6_and_hardtanh_become_clamps():
+    stages = trace(seq(("conv", nn.Conv2d(1, 2, 3)), ("r6", nn.ReLU6()),
+                       ("pool", nn.MaxPool2d(2))), (1, 8, 8))
+    assert (stages[0].relu, stages[0].clamp, stages[0].pool) == (True, (0.0, 6.0), 2)
+    assert stages[0].sources == ("conv", "r6", "pool")
+    (fc,) = trace(seq(("fc", nn.Linear(4, 3)), ("ht", nn.Hardtanh(-1.5, 2.0))), (4,))
+    assert (fc.relu, fc.clamp) == (False, (-1.5, 2.0))
+    (fc,) = trace(seq(("fc", nn.Linear(4, 3)), ("r", nn.ReLU()), ("ht", nn.Hardtanh())), (4,))
+    assert (fc.relu, fc.clamp) == (True, (0.0, 1.0))
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((("ht", nn.Hardtanh(0.5, 2.0)),),
+     (r"Node 'ht' \(Hardtanh\) clamps to \[0\.5, 2\.0\]; hwgen folds a clamp into the output "
+     r"format's saturation, which needs a lower bound of at most 0 and an upper bound above "
+     r"0")),
+    ((("r6", nn.ReLU6()), ("fc", nn.Linear(4, 3))),
+     (r"Node 'r6' \(ReLU6\) must follow a Conv2d or Linear layer; hwgen folds the clamp into "
+     r"the layer before it")),
+    ((("r6", nn.ReLU6()), ("bn", nn.BatchNorm1d(3))),
+     r"Node 'bn' \(BatchNorm1d\) must directly follow a Linear layer to be folded into it"),
+])
+def test_refuses_clamps_it_cannot_fold(layers, message):
+    if layers[0][0] != "r6" or layers[-1][0] == "bn":
+        layers = (("fc0", nn.Linear(4, 4)),) + layers
+    if layers[-1][0] == "bn":
+        layers = layers[:1] + (("fc1", nn.Linear(4, 3)),) + layers[1:]
+    with pytest.raises(UnsupportedLayerError, match=rf"^{message}$"):
+        trace(seq(*layers), (4,))
+
+
+def test_rectangular_kernel_and_stride():
+    (conv,) = trace(seq(("conv", nn.Conv2d(1, 2, (3, 2), stride=(2, 1), padding=1))),
+                    (1, 8, 8))
+    assert (conv.stride, conv.weight.shape, conv.out_shape) == ((2, 1), (2, 1, 3, 2), (2, 4, 9))

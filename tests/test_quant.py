@@ -389,7 +389,9 @@ def test_quantize_a_user_module_is_bit_exact(scheme):
     g = golden.run(q.graph, q.quantize_input(x))
     np.testing.assert_array_equal(fq, dequantize(g, q.graph.output_fmt))
     assert len(np.unique(g, axis=0)) > 10  # the output depends on the image
-    np.testing.assert_array_equal(q.predict(x), np.argmax(g, axis=1))
+    np.testing.assert_array_equal(q.classify(x), np.argmax(g, axis=1))
+    np.testing.assert_array_equal(q.predict_int(x), g)
+    np.testing.assert_array_equal(q.predict(x), fq)
 
 
 def test_quantize_a_user_module_reports_without_a_data_set():
@@ -407,7 +409,7 @@ def test_quantize_a_user_module_reports_without_a_data_set():
     assert json.loads(json.dumps(report.to_json()))["dataset"] is None
     # Accuracy needs labelled images; given some, it works without a data set.
     assert q.quantized_accuracy(ds.x_test, ds.y_test) == \
-        np.mean(q.predict(ds.x_test) == ds.y_test)
+        np.mean(q.classify(ds.x_test) == ds.y_test)
     with pytest.raises(ArgumentError, match=r"^Model 'my net' has no data set; give test "
                                             r"images and labels$"):
         q.float_accuracy()

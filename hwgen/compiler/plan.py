@@ -123,8 +123,8 @@ def _chain(graph):
             continue
         raise UnsupportedLayerError(
             f"Layer {layer.name!r} ({type(layer).__name__}) has no hardware mapping; the "
-            f"accelerator pools only inside a Conv2d (fuse the pool into the convolution "
-            f"before it)")
+            f"accelerator has no average pooling and max-pools only inside the Conv2d "
+            f"directly before the pool")
     if not out:
         raise UnsupportedLayerError(f"Model {graph.name!r} has no Conv2d or Linear layer")
     return out
@@ -226,14 +226,15 @@ def walk_deltas(h, w, stride, pad, pool, pw):
     coordinates of its receptive field's corner ``(iy0, ix0)`` and the address offset
     ``base = iy0*W + ix0``. Level 0 steps ``dx`` inside a window, level 1 ``dy``, level 2
     the window column ``px``, level 3 the window row ``py``; each level adds its deltas.
+    ``stride`` is an integer or ``(SY, SX)``.
     :func:`hwgen.golden.blocks.pixel_walker` walks them.
     """
-    s = stride
+    sy, sx = ir.stride_pair(stride)
     start = (-pad, -pad, -pad * w - pad)
-    d0 = (0, s, s)
-    d1 = (s, -(pool - 1) * s, s * w - (pool - 1) * s)
-    d2 = (-(pool - 1) * s, s, s - (pool - 1) * s * w)
-    d3 = (s, -(pw * pool - 1) * s, s * w - (pw * pool - 1) * s)
+    d0 = (0, sx, sx)
+    d1 = (sy, -(pool - 1) * sx, sy * w - (pool - 1) * sx)
+    d2 = (-(pool - 1) * sy, sx, sx - (pool - 1) * sy * w)
+    d3 = (sy, -(pw * pool - 1) * sx, sy * w - (pw * pool - 1) * sx)
     return start, (d0, d1, d2, d3)
 
 

@@ -41,12 +41,14 @@ def _exact_matmul(a, b, extra=0):
 
 def im2col(x, kernel, stride=1, padding=0):
     """Patches of ``x`` ``(N, C, H, W)`` as rows ``(N, Ho, Wo, C*KH*KW)`` in the order of a
-    weight ``(Cout, C, KH, KW)`` reshaped to ``(Cout, C*KH*KW)``; zero padding."""
+    weight ``(Cout, C, KH, KW)`` reshaped to ``(Cout, C*KH*KW)``; zero padding; ``stride``
+    is an integer or ``(SY, SX)``."""
     kh, kw = kernel
+    sy, sx = ir.stride_pair(stride)
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
-    win = win[:, :, ::stride, ::stride]              # (N, C, Ho, Wo, KH, KW)
+    win = win[:, :, ::sy, ::sx]              # (N, C, Ho, Wo, KH, KW)
     n, c, ho, wo = win.shape[:4]
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho, wo, c * kh * kw)
 

@@ -11,7 +11,8 @@ import importlib
 _WHERE = {
     **dict.fromkeys(("ARCHITECTURES", "build", "default_dataset", "input_shape"), "arch"),
     **dict.fromkeys(("BUILTINS", "FORMAT", "VERSION", "Checkpoint", "atomic_write",
-                     "check_output", "load_checkpoint", "resolve", "save_checkpoint"),
+                     "check_output", "load_checkpoint", "resolve", "save_checkpoint",
+                     "save_model"),
                     "checkpoint"),
 }
 
@@ -30,6 +31,7 @@ __all__ = [
     "load_checkpoint",
     "resolve",
     "save_checkpoint",
+    "save_model",
 ]
 
 

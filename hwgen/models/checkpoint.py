@@ -3,7 +3,8 @@
 A checkpoint is a dict::
 
     {"format": "hwgen-checkpoint", "version": 1,
-     "arch": "digits-cnn",              # a name of hwgen.models.ARCHITECTURES
+     "arch": "digits-cnn",              # a name of hwgen.models.ARCHITECTURES, or a user's
+                                        # architecture as plain data (hwgen.models.userarch)
      "dataset": "digits",               # the name hwgen.data.load_dataset accepts
      "state_dict": {...},               # of the float architecture (tensors only)
      "scheme": None | "fixed8" | {...}, # set when QAT fine-tuned: the scheme trained for
@@ -31,6 +32,7 @@ from .. import files
 from ..errors import CheckpointError
 from ..files import check_output_file
 from . import arch as _arch
+from . import userarch
 
 __all__ = [
     "BUILTINS",
@@ -44,6 +46,7 @@ __all__ = [
     "load_state",
     "resolve",
     "save_checkpoint",
+    "save_model",
     "state_mismatch",
 ]
 
@@ -66,11 +69,26 @@ class Checkpoint:
     qat_state_dict: dict | None = None
     metrics: dict = field(default_factory=dict)
 
+    @property
+    def arch_name(self):
+        """The architecture's name, or ``"user"`` for an architecture given as data."""
+        return self.arch if isinstance(self.arch, str) else "user"
+
+    @property
+    def input_shape(self):
+        """One input's shape."""
+        if isinstance(self.arch, str):
+            return tuple(_arch.input_shape(self.arch))
+        return tuple(self.arch["input_shape"])
+
     def build_model(self):
         """The float model with the checkpoint's weights, in eval mode."""
-        model = _arch.build(self.arch)
+        if isinstance(self.arch, str):
+            model = _arch.build(self.arch)
+        else:
+            model, _ = userarch.build(self.arch, f"Checkpoint {self.path!r}")
         load_state(model, self.state_dict, f"Checkpoint {self.path!r} does not hold weights "
-                                           f"of architecture {self.arch!r}")
+                                           f"of architecture {self.arch_name!r}")
         return model.eval()
 
 
@@ -170,11 +188,27 @@ def save_checkpoint(path, arch, model, *, dataset, metrics=None, scheme=None, fo
     """Write ``model``'s weights as an hwgen checkpoint of architecture ``arch`` to ``path``
     (atomically). ``scheme``, ``formats`` and ``qat_state_dict`` (a module or a state dict)
     record QAT fine-tuning."""
-    _arch.input_shape(arch)  # raises for an unknown architecture
+    if isinstance(arch, str):
+        _arch.input_shape(arch)  # raises for an unknown architecture
+    else:
+        userarch.check(arch, "Architecture")
     obj = {"format": FORMAT, "version": VERSION, "arch": arch, "dataset": dataset,
            "state_dict": _state(model), "scheme": scheme, "formats": formats,
            "qat_state_dict": _state(qat_state_dict), "metrics": dict(metrics or {})}
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def save_model(path, module, input_shape, *, dataset=None, metrics=None):
+    """Write any model the front end traces as an hwgen checkpoint that needs no Python class:
+    its architecture as plain data (:func:`hwgen.models.userarch.from_stages`, BatchNorm
+    folded) and its float weights. ``dataset`` optionally names the data set
+    (:func:`hwgen.data.load_dataset`) that ``hwgen quantize`` uses without ``--data``."""
+    from .. import frontend
+    from ..quant.model import _check_input_shape
+    shape = _check_input_shape(input_shape)
+    stages = frontend.trace(module.eval(), shape)
+    arch, state = userarch.from_stages(stages, shape)
+    save_checkpoint(path, arch, state, dataset=dataset, metrics=metrics)
 
 
 def _is_state(d):
@@ -217,7 +251,9 @@ def load_checkpoint(spec):
         raise CheckpointError(f"Checkpoint {path!r} has version {obj.get('version')!r}; this "
                               f"hwgen reads version {VERSION}")
     arch = obj.get("arch")
-    if arch not in _arch.ARCHITECTURES:
+    if isinstance(arch, dict):
+        userarch.check(arch, f"Checkpoint {path!r}")
+    elif arch not in _arch.ARCHITECTURES:
         raise CheckpointError(f"Checkpoint {path!r} has unknown architecture {arch!r}")
     state = obj.get("state_dict")
     if not _is_state(state):
@@ -228,7 +264,11 @@ def load_checkpoint(spec):
         raise CheckpointError(f"Checkpoint {path!r} has an invalid qat_state_dict")
     if qat is not None:
         check_finite(qat, f"Checkpoint {path!r} qat_state_dict")
-    dataset = obj.get("dataset") or _arch.default_dataset(arch)
+    dataset = obj.get("dataset")
+    if isinstance(arch, str):
+        dataset = dataset or _arch.default_dataset(arch)
+    elif dataset is not None and not isinstance(dataset, str):
+        raise CheckpointError(f"Checkpoint {path!r} has dataset {dataset!r}, not a name")
     return Checkpoint(arch=arch, state_dict=state, dataset=dataset, path=path,
                       scheme=obj.get("scheme"), formats=obj.get("formats"),
                       qat_state_dict=qat,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -10,14 +11,15 @@ import torch
 from torch import nn
 
 from .. import frontend, ir
-from ..errors import ArgumentError, CheckpointError, ShapeError
-from ..numerics import dequantize, sqnr_db
+from ..errors import ArgumentError, CheckpointError, ShapeError, UnsupportedLayerError
+from ..numerics import QFormat, dequantize, sqnr_db
 from ..numerics import quantize as quantize_values
 from .modules import QuantNetwork, _QuantDense
 from .network import build_network
 from .scheme import Scheme, load_scheme
 
-__all__ = ["LayerRow", "QuantReport", "QuantizedModel", "quantize", "quantize_model"]
+__all__ = ["LayerRow", "QuantReport", "QuantizedModel", "check_hardware_stages", "quantize",
+           "quantize_model"]
 
 #: How many calibration inputs a model without a test set measures its SQNR on.
 SQNR_INPUTS = 1000
@@ -27,8 +29,9 @@ def _kind(layer):
     if isinstance(layer, ir.Conv2d):
         kh, kw = layer.kernel
         k = f"Conv2d {kh}x{kw}"
-        if layer.stride != 1:
-            k += f"/s{layer.stride}"
+        sy, sx = ir.stride_pair(layer.stride)
+        if (sy, sx) != (1, 1):
+            k += f"/s{sy}" if sy == sx else f"/s{sy}x{sx}"
     elif isinstance(layer, ir.Linear):
         k = "Linear"
     elif isinstance(layer, ir.MaxPool2d):
@@ -167,11 +170,27 @@ class QuantizedModel:
         from .. import golden
         return golden.run(self.graph, self.quantize_input(x_float))
 
+    def predict_int(self, x_float, batch=4096):
+        """The hardware's exact output words for float inputs: the golden model's int64
+        outputs ``(N, *graph.output_shape)`` (integers of ``graph.output_fmt``)."""
+        x = np.asarray(x_float.detach().cpu().numpy() if isinstance(x_float, torch.Tensor)
+                       else x_float)
+        outs = [self.run_golden(x[i:i + batch]) for i in range(0, len(x), batch)]
+        if not outs:
+            return np.zeros((0,) + tuple(self.graph.output_shape), dtype=np.int64)
+        return np.concatenate(outs)
+
     def predict(self, x_float, batch=4096):
+        """The hardware's answers for float inputs, as numbers: :meth:`predict_int`
+        dequantized, float64 ``(N, *graph.output_shape)``. Each value is exactly the output
+        word times ``2**-F`` of ``graph.output_fmt`` (float64 holds it without rounding), so
+        ``predict(x) == predict_int(x) * 2.0**-F`` compares bit-exactly."""
+        return dequantize(self.predict_int(x_float, batch), self.graph.output_fmt)
+
+    def classify(self, x_float, batch=4096):
         """Class predictions of the golden model (argmax of the integer outputs)."""
-        out = [np.argmax(self.run_golden(x_float[i:i + batch]).reshape(
-            len(x_float[i:i + batch]), -1), axis=1) for i in range(0, len(x_float), batch)]
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        out = self.predict_int(x_float, batch)
+        return np.argmax(out.reshape(len(out), -1), axis=1)
 
     def _test_set(self, x, y):
         if x is not None and y is not None:
@@ -192,7 +211,12 @@ class QuantizedModel:
         """Accuracy of the golden model, the hardware's accuracy, on ``x``, ``y`` (default:
         the data set's test set)."""
         x, y = self._test_set(x, y)
-        return float(np.mean(self.predict(x) == np.asarray(y)))
+        return float(np.mean(self.classify(x) == np.asarray(y)))
+
+    def accuracy(self, x=None, y=None):
+        """The hardware's accuracy: :meth:`quantized_accuracy` (the golden model's argmax
+        against the labels ``y``)."""
+        return self.quantized_accuracy(x, y)
 
     def _sqnr_inputs(self):
         if self.dataset is not None:
@@ -274,8 +298,67 @@ def _check_calibration(calibration, shape):
     return x
 
 
+_STAGE_KINDS = {"ConvStage": "Conv2d", "LinearStage": "Linear", "MaxPoolStage": "MaxPool2d",
+                "AvgPoolStage": "AvgPool2d", "FlattenStage": "Flatten"}
+
+
+def check_hardware_stages(stages):
+    """Raise :class:`UnsupportedLayerError` for a float stage the accelerator cannot run: an
+    average pool, or a max-pool that is not fused into the Conv2d directly before it."""
+    for i, s in enumerate(stages):
+        if isinstance(s, frontend.AvgPoolStage):
+            raise UnsupportedLayerError(
+                f"Layer {s.name!r} (AvgPool2d) cannot run on the accelerator, which has no "
+                f"average pooling; downsample with a strided Conv2d, or with a MaxPool2d "
+                f"directly after a Conv2d, instead")
+        if isinstance(s, frontend.MaxPoolStage):
+            prev = stages[i - 1] if i else None
+            if prev is None:
+                after = "the input"
+            elif isinstance(prev, frontend.ConvStage):
+                after = f"{prev.name!r}, a Conv2d that pools already"
+            else:
+                after = f"{prev.name!r} ({_STAGE_KINDS.get(type(prev).__name__, '?')})"
+            raise UnsupportedLayerError(
+                f"Layer {s.name!r} (MaxPool2d) cannot run on the accelerator, which max-pools "
+                f"only inside the Conv2d directly before the pool, and it follows {after}")
+
+
+def _saturates_within(fmt, lo, hi, relu):
+    return fmt.max_value <= hi and (relu or fmt.min_value >= lo)
+
+
+def _clamp_overrides(stages, net, scheme):
+    """Per clamped layer (ReLU6, Hardtanh) whose calibrated output format saturates outside
+    the clamp: a scheme entry with the smallest larger ``frac`` that saturates inside it, so
+    that saturation does the clamp exactly (``q(clamp(x)) == saturate(q(x))`` when the
+    format's range lies within the clamp). Raises when the format is fixed by the scheme."""
+    overrides = []
+    for s, layer in zip(stages, net.layers):
+        if getattr(s, "clamp", None) is None:
+            continue
+        lo, hi = s.clamp
+        fmt, spec = layer.out_fmt, scheme.layer(s.name)
+        where = f"Layer {s.name!r} clamps its outputs to [{lo!r}, {hi!r}] (ReLU6/Hardtanh)"
+        if layer.overflow != "saturate":
+            raise UnsupportedLayerError(f"{where}, which hwgen folds into saturation, but its "
+                                        f"overflow mode is {layer.overflow!r}; use 'saturate'")
+        if _saturates_within(fmt, lo, hi, s.relu):
+            continue
+        if getattr(spec, "kind", None) != "fixed" or getattr(spec, "frac", None) != "auto":
+            raise UnsupportedLayerError(
+                f"{where}, which hwgen folds into saturation, but its output format {fmt} "
+                f"saturates at [{fmt.min_value!r}, {fmt.max_value!r}]; give it a frac that "
+                f"saturates within the clamp, or use ReLU")
+        frac = fmt.frac
+        while not _saturates_within(QFormat(fmt.width, frac, fmt.signed), lo, hi, s.relu):
+            frac += 1
+        overrides.append((s.name, dataclasses.replace(spec, frac=frac)))
+    return tuple(overrides)
+
+
 def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, *,
-             dataset=None, qat_state=None, arch=None):
+             dataset=None, qat_state=None, arch=None, hardware=True):
     """Quantize any float ``module`` that :func:`hwgen.frontend.trace` takes.
 
     Parameters
@@ -299,6 +382,13 @@ def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, 
         A :class:`QuantNetwork` state dict of QAT-trained weights to use.
     arch : str, optional
         The architecture name recorded in the model.
+    hardware : bool
+        Refuse, before calibrating, layers the accelerator cannot run (average pools,
+        max-pools not directly after a Conv2d); ``False`` keeps them for the golden model.
+
+    A ReLU6 or Hardtanh clamp is folded into its layer's output saturation: a calibrated
+    (``"auto"``) output format that saturates outside the clamp gets the smallest larger
+    fractional length that saturates inside it; a fixed one is refused.
 
     Returns
     -------
@@ -324,7 +414,13 @@ def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, 
     check_finite(module.state_dict(), f"Model {name!r}", ArgumentError)
     float_module = module.eval()
     stages = frontend.trace(float_module, shape)
+    if hardware:
+        check_hardware_stages(stages)
     net = build_network(stages, shape, scheme, x_calib, name=_identifier(name))
+    overrides = _clamp_overrides(stages, net, scheme)
+    if overrides:
+        scheme = dataclasses.replace(scheme, layers=tuple(scheme.layers) + overrides)
+        net = build_network(stages, shape, scheme, x_calib, name=_identifier(name))
     if qat_state is not None:
         check_finite(qat_state, f"QAT weights of model {name!r}", CheckpointError)
         load_state(net, {k: v.to(torch.float64) if isinstance(v, torch.Tensor) else v
