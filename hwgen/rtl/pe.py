@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,7 @@ from .. import timing
 from ..errors import ArgumentError, check_int
 from .layouts import PECtl, PEKind
 
-__all__ = ["PE", "pe_class", "pe_kinds"]
+__all__ = ["PE", "WidthsPE", "pe_class", "pe_kinds"]
 
 _KINDS = {}
 
@@ -213,6 +213,42 @@ class PE(wiring.Component):
                 m.d.sync += self.result.eq(total)
 
         return m
+
+
+class WidthsPE(PE):
+    """A PE of a signed activation of ``a_width`` bits, a weight field of ``w_width`` bits
+    (laid out by the subclass's :meth:`weight_shape`) and a signed accumulator of
+    ``acc_width`` bits: the widths and shapes that the fixed-point and shift PEs share. A
+    subclass checks its widths, then calls ``super().__init__(a_width, w_width, acc_width,
+    product_stages=...)``."""
+
+    def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
+        self._a_width, self._w_width, self._acc_width = a_width, w_width, acc_width
+        super().__init__(product_stages=product_stages)
+
+    @property
+    def a_width(self):
+        return self._a_width
+
+    @property
+    def w_width(self):
+        return self._w_width
+
+    @property
+    def acc_width(self):
+        return self._acc_width
+
+    @property
+    def a_shape(self):
+        return signed(self._a_width)
+
+    @property
+    def w_shape(self):
+        return self.weight_shape(self._w_width)
+
+    @property
+    def acc_shape(self):
+        return signed(self._acc_width)
 
 
 def _discover():

@@ -4,12 +4,12 @@ from amaranth.hdl import signed
 
 from ..errors import FormatError, check_positive
 from .layouts import PEKind
-from .pe import PE
+from .pe import WidthsPE
 
 __all__ = ["PEMac"]
 
 
-class PEMac(PE):
+class PEMac(WidthsPE):
     """Fixed-point MAC PE: signed activation × signed weight into a signed accumulator.
 
     Both operands are two's complement; their product is exact in ``a_width + w_width``
@@ -41,43 +41,18 @@ class PEMac(PE):
     pad_value = 0
 
     def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
-        self._a_width = check_positive(a_width, "Activation width")
-        self._w_width = check_positive(w_width, "Weight width")
+        check_positive(a_width, "Activation width")
+        check_positive(w_width, "Weight width")
         check_positive(acc_width, "Accumulator width")
         if acc_width < a_width + w_width:
             raise FormatError(f"Accumulator width must be at least the product width "
                               f"{a_width + w_width!r}, not {acc_width!r}")
-        self._acc_width = acc_width
-        super().__init__(product_stages=product_stages)
+        super().__init__(a_width, w_width, acc_width, product_stages=product_stages)
 
     @classmethod
     def weight_shape(cls, w_width):
         """``signed(w_width)``: two's complement weights."""
         return signed(w_width)
-
-    @property
-    def a_width(self):
-        return self._a_width
-
-    @property
-    def w_width(self):
-        return self._w_width
-
-    @property
-    def acc_width(self):
-        return self._acc_width
-
-    @property
-    def a_shape(self):
-        return signed(self._a_width)
-
-    @property
-    def w_shape(self):
-        return self.weight_shape(self._w_width)
-
-    @property
-    def acc_shape(self):
-        return signed(self._acc_width)
 
     def product(self, m, a, w):
         """``a * w``, exact in ``a_width + w_width`` bits."""

@@ -5,12 +5,12 @@ from amaranth.lib import data
 
 from ..errors import FormatError, check_positive
 from .layouts import PEKind
-from .pe import PE
+from .pe import WidthsPE
 
 __all__ = ["PEShift"]
 
 
-class PEShift(PE):
+class PEShift(WidthsPE):
     """Shift PE: a signed activation shifted left by the weight's exponent code, negated by
     its sign, or 0, into a signed accumulator.
 
@@ -52,18 +52,16 @@ class PEShift(PE):
     pad_value = 0
 
     def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
-        self._a_width = check_positive(a_width, "Activation width")
+        check_positive(a_width, "Activation width")
         check_positive(w_width, "Weight width")
         if w_width < 2:
             raise FormatError(f"Shift PE weight width must be at least 2 (zero flag and "
                               f"sign), not {w_width!r}")
-        self._w_width = w_width
         check_positive(acc_width, "Accumulator width")
         if acc_width < a_width + 1:
             raise FormatError(f"Accumulator width must be at least the activation width + 1 "
                               f"{a_width + 1!r}, not {acc_width!r}")
-        self._acc_width = acc_width
-        super().__init__(product_stages=product_stages)
+        super().__init__(a_width, w_width, acc_width, product_stages=product_stages)
 
     @classmethod
     def code_bits(cls, w_width):
@@ -82,30 +80,6 @@ class PEShift(PE):
             fields["code"] = unsigned(w_width - 2)
         fields.update({"sign": 1, "zero": 1})
         return data.StructLayout(fields)
-
-    @property
-    def a_width(self):
-        return self._a_width
-
-    @property
-    def w_width(self):
-        return self._w_width
-
-    @property
-    def acc_width(self):
-        return self._acc_width
-
-    @property
-    def a_shape(self):
-        return signed(self._a_width)
-
-    @property
-    def w_shape(self):
-        return self.weight_shape(self._w_width)
-
-    @property
-    def acc_shape(self):
-        return signed(self._acc_width)
 
     def product(self, m, a, w):
         """``0`` if ``zero`` else ``±(a << code)``, as ``(x ^ s, s)``: the one's complement
