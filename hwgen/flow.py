@@ -37,9 +37,11 @@ def load_quantized(model_spec, scheme, progress=False):
     model_spec : str
         A checkpoint path or ``builtin:NAME`` (``builtin:digits-cnn``, ``builtin:mlp``).
     scheme : str or hwgen.quant.Scheme
-        ``fixed16``, ``fixed8``, ``fixed4`` or a JSON spec path (see :mod:`hwgen.quant`).
-        When the checkpoint was QAT fine-tuned for a scheme of the same name, its trained
-        weights and formats are used instead of calibrating.
+        ``fixed16``, ``fixed8``, ``fixed4``, ``pow2-4``, ``bwn``, ``binary`` or a JSON spec
+        path (see :mod:`hwgen.quant`). When the checkpoint was QAT fine-tuned for a scheme
+        of the same name, its trained weights and formats are used instead of calibrating;
+        ``builtin:NAME`` with ``pow2-4``, ``bwn`` or ``binary`` loads the shipped QAT
+        checkpoint for that scheme (:data:`hwgen.models.checkpoint.BUILTIN_QAT`).
     progress : bool
         Print what is happening to stderr.
 
@@ -58,10 +60,12 @@ def load_quantized(model_spec, scheme, progress=False):
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    ckpt = load_checkpoint(model_spec)
+    from .models.checkpoint import resolve_for_scheme
+
+    scheme_name = scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
+    ckpt = load_checkpoint(resolve_for_scheme(model_spec, scheme_name))
     name = _model_name(model_spec)
     say(f"loading {ckpt.arch} from {ckpt.path}")
-    scheme_name = scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
     qat_state = None
     if ckpt.scheme is not None and ckpt.formats is not None and ckpt.scheme == scheme_name:
         say(f"using the QAT formats and weights the checkpoint holds for {scheme_name!r}")

@@ -229,7 +229,7 @@ def test_report_table_text():
     report = quantized("builtin:mlp", "fixed8").report()
     text = report.format_table()
     assert text.splitlines()[1].split() == ["layer", "kind", "in", "weights", "out", "SQNR",
-                                            "dB", "weight", "B", "bias", "B"]
+                                            "dB", "overflow", "weight", "B", "bias", "B"]
     assert "fc1" in text and "Linear+ReLU" in text
     assert report.to_json()["scheme"] == "fixed8"
 
