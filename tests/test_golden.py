@@ -67,6 +67,9 @@ def test_accumulator_overflow_refused():
 @pytest.mark.parametrize("model,scheme", [
     ("builtin:digits-cnn", "fixed8"), ("builtin:digits-cnn", "fixed4"),
     ("builtin:mlp", "fixed8"), ("builtin:mlp", "fixed4"), ("builtin:digits-cnn", "fixed16"),
+    ("builtin:digits-cnn", "pow2-4"), ("builtin:digits-cnn", "bwn"),
+    ("builtin:digits-cnn", "binary"), ("builtin:mlp", "pow2-4"), ("builtin:mlp", "bwn"),
+    ("builtin:mlp", "binary"),
 ])
 def test_golden_equals_torch_on_whole_test_split(model, scheme):
     qm = quantized(model, scheme)

@@ -10,7 +10,7 @@ Rounding is nearest in the log domain: ``e = rint(log2|w|)`` clamped to the rang
 below half the smallest magnitude (``|w| < 2**(e_min - 1)``) go to 0
 (:func:`hwgen.numerics.quantize` is the one definition).
 
-Layer keys (all optional): ``bits`` (3 to 8; 4), ``e_max`` (an integer, ``"auto"``, or a
+Layer keys (all optional): ``bits`` (3 to 7; 4), ``e_max`` (an integer, ``"auto"``, or a
 list with one integer per output channel; ``"auto"`` picks, per layer or per channel, the
 ``e_max`` near ``log2 max|W|`` with the best SQNR), ``per_channel`` (false) and the output
 keys of :mod:`hwgen.quant.outputs`.
@@ -42,7 +42,7 @@ from .outputs import (
 __all__ = ["Pow2Kind", "Pow2Spec", "calibrate_e_max", "pow2_format"]
 
 #: Narrowest and widest power-of-two code (zero flag + sign + at least one exponent bit).
-MIN_BITS, MAX_BITS = 3, 8
+MIN_BITS, MAX_BITS = 3, 7
 
 
 def _check_e_max(value, what):

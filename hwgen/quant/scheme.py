@@ -101,18 +101,21 @@ class Scheme:
         obj = {"name": self.name,
                "input": {"width": self.input_width, "frac": self.input_frac},
                "default": spec_to_json(self.default)}
+        base = self.default.kind
         for key in ("first", "last"):
             if getattr(self, key) is not None:
-                obj[key] = spec_to_json(getattr(self, key))
-        obj["layers"] = {n: spec_to_json(s) for n, s in self.layers}
+                obj[key] = spec_to_json(getattr(self, key), base)
+        obj["layers"] = {n: spec_to_json(s, base) for n, s in self.layers}
         return obj
 
 
-def spec_to_json(spec):
-    """A layer spec as JSON; the ``kind`` key is written only when it is not the default,
-    so fixed-point schemes read the same as before kinds existed."""
+def spec_to_json(spec, base_kind=DEFAULT_KIND):
+    """A layer spec as JSON; the ``kind`` key is written only when it is not ``base_kind``
+    (the kind an entry without one gets: the default entry's, or :data:`DEFAULT_KIND` for
+    the default entry itself), so fixed-point schemes read the same as before kinds
+    existed."""
     obj = get_kind(spec.kind).spec_to_json(spec)
-    return obj if spec.kind == DEFAULT_KIND else {"kind": spec.kind, **obj}
+    return obj if spec.kind == base_kind else {"kind": spec.kind, **obj}
 
 
 def layer_spec_from_json(obj, where, base=None):
