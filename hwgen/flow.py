@@ -70,9 +70,11 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
         (of a built-in architecture or a user's, see :func:`hwgen.models.save_model`) or an
         ONNX file (``.onnx``). ``.pt2`` archives are refused (see the README).
     scheme : str or hwgen.quant.Scheme
-        ``fixed16``, ``fixed8``, ``fixed4`` or a JSON spec path (see :mod:`hwgen.quant`).
-        When the checkpoint was QAT fine-tuned for a scheme of the same name, its trained
-        weights and formats are used instead of calibrating.
+        ``fixed16``, ``fixed8``, ``fixed4``, ``pow2-4``, ``bwn``, ``binary`` or a JSON spec
+        path (see :mod:`hwgen.quant`). When the checkpoint was QAT fine-tuned for a scheme
+        of the same name, its trained weights and formats are used instead of calibrating;
+        ``builtin:NAME`` with ``pow2-4``, ``bwn`` or ``binary`` loads the shipped QAT
+        checkpoint for that scheme (:data:`hwgen.models.checkpoint.BUILTIN_QAT`).
     progress : bool
         Print what is happening to stderr.
     data : str, optional
@@ -93,9 +95,12 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    float_module, shape, ckpt, name = load_float_model(model_spec)
-    shape = tuple(shape)
+    from .models.checkpoint import resolve_for_scheme
+
     scheme_name = scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
+    float_module, shape, ckpt, _ = load_float_model(resolve_for_scheme(model_spec, scheme_name))
+    shape = tuple(shape)
+    name = _model_name(model_spec)
     qat_state = None
     if ckpt is not None and ckpt.scheme is not None and ckpt.formats is not None \
             and ckpt.scheme == scheme_name:

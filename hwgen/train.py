@@ -8,12 +8,19 @@ The shipped ``builtin:`` checkpoints were made with::
 
     hwgen train digits-cnn --out hwgen/models/digits_cnn.pt
     hwgen train mlp --out hwgen/models/mlp.pt
+
+and the QAT checkpoints that ``builtin:NAME --scheme SCHEME`` uses
+(:data:`hwgen.models.checkpoint.BUILTIN_QAT`) with, for each SCHEME of pow2-4, bwn and
+binary::
+
+    hwgen train digits-cnn --qat SCHEME --out hwgen/models/digits_cnn_SCHEME.pt
+    hwgen train mlp --qat SCHEME --out hwgen/models/mlp_SCHEME.pt
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,7 +32,8 @@ from .errors import ArgumentError, ShapeError, check_positive
 from .models import arch as _arch
 from .models import check_output, save_checkpoint
 
-__all__ = ["DEFAULTS", "TrainConfig", "accuracy", "train", "train_float", "train_qat"]
+__all__ = ["DEFAULTS", "SCHEME_QAT", "TrainConfig", "accuracy", "qat_config", "train",
+           "train_float", "train_qat"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,25 @@ DEFAULTS = {
     "mlp": TrainConfig(epochs=60),
     "lenet5": TrainConfig(epochs=10, batch_size=64, lr=5e-3),
 }
+
+#: QAT epochs and learning rate per built-in scheme, overriding the architecture's: binary
+#: weights and activations need longer and faster fine-tuning than fixed point (measured on
+#: the digits: see ``benchmarks/schemes.py``).
+SCHEME_QAT = {
+    "pow2-4": (20, 2e-3),
+    "bwn": (30, 1e-2),
+    "binary": (60, 1e-2),
+}
+
+
+def qat_config(arch, scheme_name):
+    """The :class:`TrainConfig` of ``arch`` with the QAT epochs and learning rate of scheme
+    ``scheme_name`` (:data:`SCHEME_QAT`) where it has its own."""
+    cfg = DEFAULTS.get(arch, TrainConfig())
+    if scheme_name in SCHEME_QAT:
+        epochs, lr = SCHEME_QAT[scheme_name]
+        cfg = replace(cfg, qat_epochs=epochs, qat_lr=lr)
+    return cfg
 
 
 def accuracy(model, x, y, batch=1024):
@@ -90,6 +117,9 @@ def _epochs(model, opt, sched, x, y, epochs, cfg, gen, progress, desc):
             loss = F.cross_entropy(model(x[idx].to(_dtype(model))), y[idx])
             loss.backward()
             opt.step()
+            clip = getattr(model, "clip_weights", None)
+            if clip is not None:
+                clip()  # binary shadow weights stay in [-1, 1]
             total += float(loss.detach()) * len(idx)
         sched.step()
         bar.set_postfix(loss=f"{total / len(x):.4f}")
@@ -123,9 +153,10 @@ def train_qat(float_model, arch, dataset, scheme, *, epochs=None, seed=0, progre
     """Fine-tune ``float_model`` through the fake-quant modules of ``scheme``.
 
     Returns the :class:`hwgen.quant.QuantNetwork` (float32 parameters, eval mode); its
-    ``resolved_scheme()`` and ``state_dict()`` are what a QAT checkpoint stores.
+    ``resolved_scheme()`` and ``state_dict()`` are what a QAT checkpoint stores. Binary
+    layers' shadow weights are clipped to [-1, 1] after every step.
     """
-    cfg = config or DEFAULTS.get(arch, TrainConfig())
+    cfg = config or qat_config(arch, quant.load_scheme(scheme).name)
     epochs = check_positive(epochs if epochs is not None else cfg.qat_epochs, "QAT epochs",
                             ArgumentError)
     torch.manual_seed(seed)

@@ -1,5 +1,6 @@
 """hwgen.golden.network: the integer executor, and its bit-exact agreement with torch."""
 
+import dataclasses
 import functools
 from collections import OrderedDict
 
@@ -67,6 +68,9 @@ def test_accumulator_overflow_refused():
 @pytest.mark.parametrize("model,scheme", [
     ("builtin:digits-cnn", "fixed8"), ("builtin:digits-cnn", "fixed4"),
     ("builtin:mlp", "fixed8"), ("builtin:mlp", "fixed4"), ("builtin:digits-cnn", "fixed16"),
+    ("builtin:digits-cnn", "pow2-4"), ("builtin:digits-cnn", "bwn"),
+    ("builtin:digits-cnn", "binary"), ("builtin:mlp", "pow2-4"), ("builtin:mlp", "bwn"),
+    ("builtin:mlp", "binary"),
 ])
 def test_golden_equals_torch_on_whole_test_split(model, scheme):
     qm = quantized(model, scheme)
@@ -274,3 +278,61 @@ def test_threshold_and_scale_errors(kw, message):
         kw["out_fmt"] = BinaryFormat()
     with pytest.raises(HwgenError, match=message):
         _one_linear(**kw)
+
+
+# --- overflow counts --------------------------------------------------------------------
+
+def test_overflow_counts_by_hand():
+    # dot = (1+1+1, -1-1+1) = (3, -1); Q(2, 0) holds -2..1: 3 overflows, -1 does not.
+    weight = np.array([[1, 1, 1], [-1, -1, 1]])
+    for mode, expect, out in (("saturate", (1, 0), [1, -1]), ("wrap", (0, 1), [-1, -1])):
+        graph = ir.Graph("t", (3,), QFormat(4, 0), [ir.Linear(
+            "fc", (3,), weight, None, QFormat(4, 0), [QFormat(2, 0)] * 2, QFormat(2, 0),
+            overflow=mode)])
+        x = np.array([[1, 1, 1]])
+        assert golden.overflow_counts(graph, x) == {"fc": expect}
+        np.testing.assert_array_equal(golden.run(graph, x), [out])
+    # Negative values saturated and then zeroed by the ReLU changed nothing.
+    graph = ir.Graph("t", (3,), QFormat(4, 0), [ir.Linear(
+        "fc", (3,), [[-3, -3, -3], [1, -1, 0]], None, QFormat(4, 0), [QFormat(3, 0)] * 2,
+        QFormat(2, 0), relu=True)])
+    assert golden.overflow_counts(graph, np.array([[1, 1, 1]])) == {"fc": (0, 0)}
+
+
+def test_overflow_counts_match_an_unbounded_run(random_graph):
+    rng = np.random.default_rng(3)
+    graph = random_graph(rng, [("conv", 4, 3, 1, 1, 2, True), ("conv", 3, 3, 2, 0, 1, False),
+                               ("fc", 5)])
+    x = rng.integers(-128, 128, size=(20, 2, 9, 7))
+    counts = golden.overflow_counts(graph, x)
+    dense = [n for n in graph.layers if isinstance(n, ir.Conv2d | ir.Linear)]
+    assert set(counts) == {n.name for n in dense}
+    h = x
+    for layer in graph.layers:
+        if layer in dense:
+            wide = dataclasses.replace(layer, out_fmt=QFormat(62, layer.out_fmt.frac), pool=1)
+            ref = golden.run_layer(wide, h)
+            got = golden.run_layer(dataclasses.replace(layer, pool=1), h)
+            n = int(np.count_nonzero(ref != got))
+            want = (n, 0) if layer.overflow == "saturate" else (0, n)
+            assert counts[layer.name] == want
+        h = golden.run_layer(layer, h)
+    assert sum(sum(c) for c in counts.values()) > 0  # not vacuous
+
+
+def test_quantize_prints_overflow(tmp_path, capsys):
+    from hwgen.cli import main
+    spec = tmp_path / "narrow.json"
+    spec.write_text('{"layers": {"conv2": {"width": 6, "frac": 5, "overflow": "wrap"}}}')
+    assert main(["quantize", "builtin:digits-cnn", "--scheme", str(spec)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("conv2"))
+    wrapped = golden.overflow_counts(*_graph_and_input(str(spec)))["conv2"][1]
+    assert wrapped > 1000 and f"{wrapped} wrap" in row
+    assert f"overflow: conv2 {wrapped} wrap of the values on 450 images" in out
+    assert "overflow" in out.splitlines()[1]
+
+
+def _graph_and_input(scheme):
+    qm = load_quantized("builtin:digits-cnn", scheme)
+    return qm.graph, qm.quantize_input(qm.dataset.x_test)

@@ -34,7 +34,7 @@ def write_json(tmp_path, obj, name="spec.json"):
 # --- schemes: construction and error messages -------------------------------------------
 
 def test_unknown_scheme():
-    with pytest.raises(FormatError, match=r"^Scheme must be one of fixed16, fixed8, fixed4 or a "
+    with pytest.raises(FormatError, match=r"^Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, binary or a "
                                           r"JSON file, not 'fixed3'$"):
         quant.load_scheme("fixed3")
 
@@ -54,9 +54,9 @@ def test_scheme_file_not_json(tmp_path):
 @pytest.mark.parametrize("spec,message", [
     ({"layers": {"fc": {"widht": 8}}},
      (r"layer 'fc' has unknown key 'widht'; keys are width, weight_width, out_width, frac, "
-      r"weight_frac, per_channel, rounding, overflow, bias_width")),
+      r"weight_frac, per_channel, rounding, overflow, bias_width, binary_out")),
     ({"default": {"width": 0}}, r"default: width must be an integer from 2 to 32, not 0"),
-    # A signed 1-bit integer is {-1, 0}: refused (binary weights will be a kind of their own).
+    # A signed 1-bit integer is {-1, 0}: refused (binary weights are the binary kind).
     ({"default": {"width": 1}}, r"default: width must be an integer from 2 to 32, not 1"),
     ({"default": {"width": True}}, r"default: width must be an integer from 2 to 32, not True"),
     ({"default": {"width": 1.5}}, r"default: width must be an integer from 2 to 32, not 1\.5"),
@@ -67,7 +67,7 @@ def test_scheme_file_not_json(tmp_path):
     ({"input": {"width": 1}}, r"input: width must be an integer from 2 to 32, not 1"),
     ({"layers": {"fc": {"weight_frac": [3, "x"]}}},
      r"layer 'fc': weight_frac entry must be an integer, not 'x'"),
-    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, not 'pow3'"),
+    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, binary, pow2, not 'pow3'"),
     ({"layers": {"fc": 8}}, r"layer 'fc' must be a JSON object, not 8"),
     ({"default": {"frac": "big"}}, r"default: frac must be an integer or 'auto', not 'big'"),
     ({"layers": {"fc": {"rounding": "stochastic"}}},
@@ -76,7 +76,7 @@ def test_scheme_file_not_json(tmp_path):
      r"default: overflow must be one of saturate, wrap, not 'clip'"),
     ({"input": {"width": 8, "signed": False}},
      r"input has unknown key 'signed'; keys are width, frac"),
-    ({"precision": 8}, r"has unknown key 'precision'; keys are name, input, default, layers"),
+    ({"precision": 8}, r"has unknown key 'precision'; keys are name, input, default, first, last, layers"),
 ])
 def test_bad_spec_file(tmp_path, spec, message):
     p = write_json(tmp_path, spec)
@@ -229,7 +229,7 @@ def test_report_table_text():
     report = quantized("builtin:mlp", "fixed8").report()
     text = report.format_table()
     assert text.splitlines()[1].split() == ["layer", "kind", "in", "weights", "out", "SQNR",
-                                            "dB", "weight", "B", "bias", "B"]
+                                            "dB", "overflow", "weight", "B", "bias", "B"]
     assert "fc1" in text and "Linear+ReLU" in text
     assert report.to_json()["scheme"] == "fixed8"
 
@@ -296,8 +296,8 @@ def test_qat_fine_tuning_moves_weights_and_keeps_exactness():
 def test_fixed_is_the_registered_default_kind():
     assert kinds.DEFAULT_KIND == "fixed" and isinstance(kinds.get_kind("fixed"), quant.FixedKind)
     assert quant.LayerSpec is quant.FixedSpec and quant.FixedSpec().kind == "fixed"
-    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, not 'pow2'$"):
-        kinds.get_kind("pow2")
+    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, binary, pow2, not 'pow3'$"):
+        kinds.get_kind("pow3")
 
 
 def test_register_kind_refuses_a_second_registration_and_non_kinds():
@@ -442,7 +442,7 @@ def test_quantize_matches_the_built_in_path():
     ({"calibration": [["a"]]}, ArgumentError,
      r"Calibration data must be an array of numbers, not 'list'"),
     ({"scheme": "fixed0"}, FormatError,
-     r"Scheme must be one of fixed16, fixed8, fixed4 or a JSON file, not 'fixed0'"),
+     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, binary or a JSON file, not 'fixed0'"),
     ({"name": ""}, ArgumentError, r"Model name must be a non-empty string, not ''"),
 ])
 def test_quantize_refuses_bad_arguments(kwargs, error, message):

@@ -19,9 +19,9 @@ import numpy as np
 
 from .. import ir
 from ..errors import FormatError, ShapeError, UnsupportedLayerError
-from ..numerics import requantize
+from ..numerics import QFormat, requantize
 
-__all__ = ["im2col", "run", "run_layer", "run_layers"]
+__all__ = ["im2col", "overflow_counts", "run", "run_layer", "run_layers"]
 
 _FLOAT_EXACT = 2 ** 53
 
@@ -53,7 +53,21 @@ def im2col(x, kernel, stride=1, padding=0):
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho, wo, c * kh * kw)
 
 
-def _post(layer, dot):
+def _count_overflows(layer, acc, frac, out, counts):
+    """Record in ``counts[layer.name]`` how many of ``out`` the overflow mode changed:
+    ``(saturated, wrapped)``. A value counts when it differs from the same requantization
+    into an unbounded format, after the ReLU (a negative value saturated and then zeroed by
+    the ReLU changed nothing)."""
+    wide = requantize(acc, frac, QFormat(64, layer.out_fmt.frac), layer.rounding, "saturate")
+    if getattr(layer, "relu", False):
+        wide = np.maximum(wide, 0)
+        out = np.maximum(out, 0)
+    n = int(np.count_nonzero(wide != out))
+    sat, wrap = counts.get(layer.name, (0, 0))
+    counts[layer.name] = (sat + n, wrap) if layer.overflow == "saturate" else (sat, wrap + n)
+
+
+def _post(layer, dot, counts=None):
     """Threshold (binary outputs), or scale, bias, requantize and ReLU (channel axis last)."""
     if layer.binary_out:
         hit = np.where(layer.flip.astype(bool), dot <= layer.threshold, dot >= layer.threshold)
@@ -68,6 +82,8 @@ def _post(layer, dot):
     if layer.bias is not None:
         acc = acc + layer.bias
     out = requantize(acc, layer.acc_frac, layer.out_fmt, layer.rounding, layer.overflow)
+    if counts is not None:
+        _count_overflows(layer, acc, layer.acc_frac, out, counts)
     if layer.relu:
         out = np.maximum(out, 0)
     return out
@@ -84,40 +100,44 @@ def _bias_bound(layer):
     return 0 if layer.bias is None else int(np.abs(layer.bias).max(initial=0))
 
 
-def _conv2d(layer, x):
+def _conv2d(layer, x, counts=None):
     cols = im2col(x, layer.kernel, layer.stride, layer.padding)
     n, ho, wo, k = cols.shape
     w = layer.weight.reshape(layer.out_channels, k)
     dot = _exact_matmul(cols.reshape(-1, k), w.T, _bias_bound(layer))
-    out = _post(layer, dot).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+    out = _post(layer, dot, counts).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
     if layer.pool > 1:
         out = _maxpool(out, layer.pool)
     return np.ascontiguousarray(out)
 
 
-def _linear(layer, x):
-    return _post(layer, _exact_matmul(x, layer.weight.T, _bias_bound(layer)))
+def _linear(layer, x, counts=None):
+    return _post(layer, _exact_matmul(x, layer.weight.T, _bias_bound(layer)), counts)
 
 
-def _avgpool(layer, x):
+def _avgpool(layer, x, counts=None):
     n, c, h, w = x.shape
     p = layer.pool
     ho, wo = h // p, w // p
     s = x[:, :, :ho * p, :wo * p].reshape(n, c, ho, p, wo, p).sum(axis=(3, 5))
     shift = (p * p).bit_length() - 1
-    return requantize(s, layer.fmt.frac + shift, layer.out_fmt, layer.rounding, layer.overflow)
+    out = requantize(s, layer.fmt.frac + shift, layer.out_fmt, layer.rounding, layer.overflow)
+    if counts is not None:
+        _count_overflows(layer, s, layer.fmt.frac + shift, out, counts)
+    return out
 
 
-def run_layer(layer, x):
-    """Run one IR node on a batch of integer activations ``(N, *layer.in_shape)``."""
+def run_layer(layer, x, counts=None):
+    """Run one IR node on a batch of integer activations ``(N, *layer.in_shape)``; a dict
+    ``counts`` collects overflow counts (see :func:`overflow_counts`)."""
     if isinstance(layer, ir.Conv2d):
-        return _conv2d(layer, x)
+        return _conv2d(layer, x, counts)
     if isinstance(layer, ir.Linear):
-        return _linear(layer, x)
+        return _linear(layer, x, counts)
     if isinstance(layer, ir.MaxPool2d):
         return _maxpool(x, layer.pool)
     if isinstance(layer, ir.AvgPool2d):
-        return _avgpool(layer, x)
+        return _avgpool(layer, x, counts)
     if isinstance(layer, ir.Flatten):
         return x.reshape(len(x), -1)
     raise UnsupportedLayerError(f"The golden model cannot run layer {layer!r}")
@@ -140,7 +160,7 @@ def _check_input(graph, x_int):
     return x
 
 
-def run_layers(graph, x_int):
+def run_layers(graph, x_int, counts=None):
     """Every layer's integer output for a batch of integer inputs.
 
     Parameters
@@ -148,6 +168,9 @@ def run_layers(graph, x_int):
     graph : hwgen.ir.Graph
     x_int : array of int
         ``(N, *graph.input_shape)`` integers of ``graph.input_fmt``.
+    counts : dict, optional
+        Filled with ``{layer name: (saturated, wrapped)}`` for every layer that requantizes
+        (see :func:`overflow_counts`); None (the default) costs nothing.
 
     Returns
     -------
@@ -157,9 +180,24 @@ def run_layers(graph, x_int):
     x = _check_input(graph, x_int)
     outs = []
     for layer in graph.layers:
-        x = run_layer(layer, x)
+        x = run_layer(layer, x, counts)
         outs.append(x)
     return outs
+
+
+def overflow_counts(graph, x_int):
+    """Per layer that requantizes (Conv2d/Linear without binary outputs, AvgPool2d), how
+    many values its overflow mode changed on the inputs ``x_int``: ``{name: (saturated,
+    wrapped)}``. Values are counted before max-pooling, after the ReLU (a negative value
+    saturated and then zeroed changed nothing); only the layer's own mode counts, so one
+    of the two is always 0.
+
+    A layer that wraps silently can ruin a network that shows nothing but a low SQNR;
+    ``hwgen quantize`` prints these counts.
+    """
+    counts = {}
+    run_layers(graph, x_int, counts)
+    return counts
 
 
 def run(graph, x_int):

@@ -36,6 +36,7 @@ from . import userarch
 
 __all__ = [
     "BUILTINS",
+    "BUILTIN_QAT",
     "FORMAT",
     "VERSION",
     "Checkpoint",
@@ -45,6 +46,7 @@ __all__ = [
     "load_checkpoint",
     "load_state",
     "resolve",
+    "resolve_for_scheme",
     "save_checkpoint",
     "save_model",
     "state_mismatch",
@@ -54,6 +56,11 @@ FORMAT = "hwgen-checkpoint"
 VERSION = 1
 #: builtin:NAME -> file shipped in this package
 BUILTINS = {"digits-cnn": "digits_cnn.pt", "mlp": "mlp.pt"}
+#: (builtin NAME, scheme) -> the QAT fine-tuned checkpoint ``builtin:NAME`` stands for
+#: when quantized with that built-in scheme (made by ``hwgen train NAME --qat SCHEME``).
+BUILTIN_QAT = {(name, scheme): f"{stem}_{scheme}.pt"
+               for name, stem in (("digits-cnn", "digits_cnn"), ("mlp", "mlp"))
+               for scheme in ("pow2-4", "bwn", "binary")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +154,19 @@ def check_finite(state, what, error=CheckpointError):
                 raise error(f"{what} tensor {key!r} holds {bad} non-finite "
                             f"value{'s' if bad != 1 else ''}")
     return state
+
+
+def resolve_for_scheme(spec, scheme_name):
+    """The checkpoint ``spec`` stands for when quantized with the scheme ``scheme_name``:
+    the shipped QAT checkpoint of :data:`BUILTIN_QAT` for ``builtin:NAME`` and a scheme
+    that has one (and that is in the package), else ``spec``."""
+    if isinstance(spec, str) and spec.startswith("builtin:"):
+        fname = BUILTIN_QAT.get((spec[len("builtin:"):], scheme_name))
+        if fname is not None:
+            path = resources.files(__package__).joinpath(fname)
+            if path.is_file():
+                return str(path)
+    return spec
 
 
 def resolve(spec):

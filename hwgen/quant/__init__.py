@@ -3,6 +3,9 @@
 ============================  ==========================================================
 :mod:`hwgen.quant.kinds`      the quantizer-kind registry (:func:`register_kind`)
 :mod:`hwgen.quant.fixed`      the fixed-point kind: spec keys, calibration, fake-quant
+:mod:`hwgen.quant.pow2`       the power-of-two kind (shift PEs)
+:mod:`hwgen.quant.binary`     the binary kind (±1 weights, per-channel α; XNOR PEs)
+:mod:`hwgen.quant.outputs`    output keys every kind shares; binary activations, thresholds
 :mod:`hwgen.quant.scheme`     schemes: built-in names and per-layer JSON specs
 :mod:`hwgen.quant.modules`    the fake-quant torch modules, one per IR node
 :mod:`hwgen.quant.network`    :func:`build_network`: float stages + scheme -> modules
@@ -20,6 +23,7 @@ Checkpoints and data sets are the flow's business: :func:`hwgen.flow.load_quanti
 loads a checkpoint and quantizes it.
 """
 
+from .binary import BinaryKind, BinarySpec
 from .fixed import FixedKind, FixedSpec, calibrate_frac, fake_quant
 from .kinds import DEFAULT_KIND, KINDS, QuantKind, get_kind, register_kind
 from .model import LayerRow, QuantizedModel, QuantReport, quantize, quantize_model
@@ -33,6 +37,8 @@ from .modules import (
     QuantNetwork,
 )
 from .network import build_network
+from .outputs import binary_activation, fold_thresholds
+from .pow2 import Pow2Kind, Pow2Spec
 from .scheme import SCHEMES, Scheme, layer_spec_from_json, load_scheme, scheme_from_json
 
 #: The fixed-point layer spec (the name it had before quantizer kinds).
@@ -42,10 +48,14 @@ __all__ = [
     "DEFAULT_KIND",
     "KINDS",
     "SCHEMES",
+    "BinaryKind",
+    "BinarySpec",
     "FixedKind",
     "FixedSpec",
     "LayerRow",
     "LayerSpec",
+    "Pow2Kind",
+    "Pow2Spec",
     "QuantAvgPool2d",
     "QuantConv2d",
     "QuantFlatten",
@@ -57,9 +67,11 @@ __all__ = [
     "QuantReport",
     "QuantizedModel",
     "Scheme",
+    "binary_activation",
     "build_network",
     "calibrate_frac",
     "fake_quant",
+    "fold_thresholds",
     "get_kind",
     "layer_spec_from_json",
     "load_scheme",

@@ -78,10 +78,11 @@ class FixedSpec:
     rounding: str = "nearest_even"
     overflow: str = "saturate"
     bias_width: int = 32
+    binary_out: bool = False
 
     kind = "fixed"
     KEYS = ("width", "weight_width", "out_width", "frac", "weight_frac", "per_channel",
-            "rounding", "overflow", "bias_width")
+            "rounding", "overflow", "bias_width", "binary_out")
 
     @classmethod
     def from_json(cls, obj, where, base=None):
@@ -120,6 +121,11 @@ class FixedSpec:
             kw["rounding"] = _choice(obj["rounding"], f"{where}: rounding", HW_ROUNDING_MODES)
         if "overflow" in obj:
             kw["overflow"] = _choice(obj["overflow"], f"{where}: overflow", HW_OVERFLOW_MODES)
+        if "binary_out" in obj:
+            if not isinstance(obj["binary_out"], bool):
+                raise FormatError(f"{where}: binary_out must be true or false, not "
+                                  f"{obj['binary_out']!r}")
+            kw["binary_out"] = obj["binary_out"]
         return replace(base, **kw)
 
     def to_json(self):
@@ -127,7 +133,7 @@ class FixedSpec:
         return {"weight_width": self.weight_width, "out_width": self.out_width,
                 "weight_frac": wf, "frac": self.frac, "per_channel": self.per_channel,
                 "rounding": self.rounding, "overflow": self.overflow,
-                "bias_width": self.bias_width}
+                "bias_width": self.bias_width, "binary_out": self.binary_out}
 
 
 # --- calibration -----------------------------------------------------------------------
@@ -238,10 +244,8 @@ class FixedKind(QuantKind):
         return (QFormat(w, calibrate_frac(weight, w)),) * cout
 
     def output_format(self, activations, spec):
-        frac = spec.frac
-        if frac == "auto":
-            frac = calibrate_frac(activations(), spec.out_width, spec.rounding, spec.overflow)
-        return QFormat(spec.out_width, frac)
+        from .outputs import output_format
+        return output_format(activations, spec)
 
     def bias_formats(self, in_fmt, w_fmts, bias_width):
         return tuple(QFormat(bias_width, in_fmt.frac + f.frac) for f in w_fmts)
@@ -251,7 +255,7 @@ class FixedKind(QuantKind):
         return self.spec_type(weight_width=layer.w_fmts[0].width, out_width=layer.out_fmt.width,
                          weight_frac=wf, frac=layer.out_fmt.frac, per_channel=len(set(wf)) > 1,
                          rounding=layer.rounding, overflow=layer.overflow,
-                         bias_width=layer.bias_width)
+                         bias_width=layer.bias_width, binary_out=layer.binary_out)
 
     def fake_quant(self, weight, w_fmts):
         return fake_quant(weight, w_fmts)

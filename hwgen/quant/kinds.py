@@ -95,6 +95,29 @@ class QuantKind:
         """The weight formats in a few characters, for reports."""
         raise NotImplementedError
 
+    # --- per layer (defaults that kinds without scales or training state keep) -------------
+
+    def layer_weights(self, layer):
+        """The fake-quant weights of ``layer`` (a ``QuantConv2d``/``QuantLinear``), scale
+        included; training mode may differ (stochastic binarization)."""
+        return self.fake_quant(layer.weight, layer.w_fmts)
+
+    def layer_scale(self, layer):
+        """``(m, scale_frac)``: the per-channel integer multiplier of ``layer``'s scale
+        (int64 numpy) and its fractional bits, or None for a layer without a scale."""
+        return
+
+    def layer_bias_formats(self, layer):
+        """Per output channel, the format ``layer``'s bias is stored in."""
+        return self.bias_formats(layer.in_fmt, layer.w_fmts, layer.bias_width)
+
+    def clip_(self, layer):
+        """Clip ``layer``'s float shadow weights in place after an optimizer step."""
+
+    def scale_bytes(self, layer):
+        """Bytes of ``layer``'s scale multipliers."""
+        return 0
+
 
 def register_kind(name):
     """Class decorator: register an instance of the decorated :class:`QuantKind`

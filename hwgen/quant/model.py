@@ -60,12 +60,26 @@ class LayerRow:
     sqnr_db: float
     weight_bytes: int
     bias_bytes: int
+    #: ``(saturated, wrapped)`` values on the SQNR inputs (:func:`hwgen.golden.
+    #: overflow_counts`), or None for a layer that does not requantize.
+    overflow: tuple | None = None
 
     def to_json(self):
         return {"name": self.name, "kind": self.kind, "out_shape": list(self.out_shape),
                 "in_fmt": self.in_fmt, "weight_fmt": self.weight_fmt, "out_fmt": self.out_fmt,
                 "sqnr_db": None if math.isinf(self.sqnr_db) else round(self.sqnr_db, 3),
-                "weight_bytes": self.weight_bytes, "bias_bytes": self.bias_bytes}
+                "weight_bytes": self.weight_bytes, "bias_bytes": self.bias_bytes,
+                "overflow": None if self.overflow is None else
+                {"saturated": self.overflow[0], "wrapped": self.overflow[1]}}
+
+    @property
+    def overflow_text(self):
+        """``-`` (no requantization), ``0``, ``12 sat`` or ``40 wrap``."""
+        if self.overflow is None:
+            return "-"
+        sat, wrap = self.overflow
+        parts = [f"{sat} sat"] * bool(sat) + [f"{wrap} wrap"] * bool(wrap)
+        return ", ".join(parts) or "0"
 
 
 @dataclass(frozen=True)
@@ -95,14 +109,15 @@ class QuantReport:
 
     def format_table(self):
         """The report as aligned text lines."""
-        head = ("layer", "kind", "in", "weights", "out", "SQNR dB", "weight B", "bias B")
+        head = ("layer", "kind", "in", "weights", "out", "SQNR dB", "overflow", "weight B",
+                "bias B")
         rows = [head]
         for r in self.layers:
             rows.append((r.name, r.kind, r.in_fmt, r.weight_fmt, r.out_fmt,
                          "inf" if math.isinf(r.sqnr_db) else f"{r.sqnr_db:.1f}",
-                         str(r.weight_bytes), str(r.bias_bytes)))
+                         r.overflow_text, str(r.weight_bytes), str(r.bias_bytes)))
         widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-        right = {5, 6, 7}
+        right = {5, 6, 7, 8}
         lines = [f"model {self.model}, scheme {self.scheme}, input {self.input_fmt}"]
         for row in rows:
             lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w)
@@ -110,6 +125,11 @@ class QuantReport:
         total_w = sum(r.weight_bytes for r in self.layers)
         total_b = sum(r.bias_bytes for r in self.layers)
         lines.append(f"parameters: {total_w} weight bytes + {total_b} bias bytes")
+        over = [r for r in self.layers if r.overflow is not None and any(r.overflow)]
+        if over:
+            lines.append("overflow: " + "; ".join(f"{r.name} {r.overflow_text}" for r in over)
+                         + f" of the values on {self.test_images} images (widen the format or "
+                           f"lower frac)")
         if self.dataset is None:
             lines.append(f"no test set: SQNR measured on {self.test_images} calibration "
                          f"inputs")
@@ -228,13 +248,15 @@ class QuantizedModel:
 
     def layer_table(self, x_float=None):
         """Per layer: name, kind, formats, SQNR (dB) of the dequantized integer output
-        against the float model's output of the same layer, and parameter bytes. SQNR is
+        against the float model's output of the same layer, overflow counts and parameter
+        bytes. SQNR is
         measured on ``x_float`` (default: the test images, else the first
         :data:`SQNR_INPUTS` calibration inputs)."""
         from .. import golden
         x = self._sqnr_inputs() if x_float is None else x_float
         ref = frontend.float_forward(self.stages, x, collect=True)
-        outs = golden.run_layers(self.graph, self.quantize_input(x))
+        counts = {}
+        outs = golden.run_layers(self.graph, self.quantize_input(x), counts)
         rows = []
         for layer, module, r, q in zip(self.graph.layers, self.module.layers, ref, outs):
             fmt = getattr(layer, "out_fmt", None) or layer.fmt
@@ -245,7 +267,8 @@ class QuantizedModel:
                 weight_fmt=module.weight_fmt_str if is_dense else "-",
                 out_fmt=str(fmt), sqnr_db=sqnr_db(r.numpy(), dequantize(q, fmt)),
                 weight_bytes=module.weight_bytes if is_dense else 0,
-                bias_bytes=module.bias_bytes if is_dense else 0))
+                bias_bytes=module.bias_bytes if is_dense else 0,
+                overflow=counts.get(layer.name)))
         return tuple(rows)
 
     def report(self):

@@ -11,6 +11,13 @@ power of two), a sum of ``K`` of them plus a 32-bit bias stays below ``2**53`` f
 scheme here (fixed16 with K = 400: ``2**30 · 400 + 2**31 < 2**40``), so float64 represents
 every partial sum exactly, in any summation order. float32 (24-bit mantissa) is exact for
 fixed4 but not for fixed8 or fixed16 sums; use it for training only.
+
+Binary weights carry a per-channel scale α (:mod:`hwgen.quant.binary`): the fake-quant
+weights are ``±m·2**-scale_frac`` with the same integer multiplier ``m`` the IR holds, so
+``conv(x, ±α) + b`` is exactly ``(dot·m + bias)·2**-acc_frac``. A layer with binary outputs
+(:mod:`hwgen.quant.outputs`) takes the sign of that sum in training (straight-through
+gradient) and, in eval mode, compares the integer dot product with the layer's integer
+thresholds, exactly as the golden model does.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from torch import nn
 
 from .. import ir
 from ..errors import ShapeError
-from ..numerics import check_overflow, check_rounding, quantize
+from ..numerics import BinaryFormat, check_overflow, check_rounding, quantize
 from .fixed import fake_quant
 from .kinds import DEFAULT_KIND, get_kind
+from .outputs import binary_activation, fold_thresholds, threshold_bits
 
 __all__ = [
     "QuantAvgPool2d",
@@ -57,7 +65,7 @@ class QuantInput(nn.Module):
 class _QuantDense(nn.Module):
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu=False,
                  rounding="nearest_even", overflow="saturate", bias_width=32,
-                 dtype=torch.float64, kind=DEFAULT_KIND):
+                 dtype=torch.float64, kind=DEFAULT_KIND, spec=None):
         super().__init__()
         self.name = name
         self.in_shape = tuple(in_shape)
@@ -70,19 +78,47 @@ class _QuantDense(nn.Module):
             raise ShapeError(f"Layer {name!r} needs {self.weight.shape[0]} weight formats, not "
                              f"{len(self.w_fmts)!r}")
         self.out_fmt = out_fmt
-        self.relu = relu
+        # The sign of a binary output replaces the ReLU (sign(relu(x)) would be +1).
+        self.relu = relu and not isinstance(out_fmt, BinaryFormat)
         self.rounding = check_rounding(rounding)
         self.overflow = check_overflow(overflow)
         self.bias_width = bias_width
         self.kind = get_kind(kind)
+        #: The layer's spec (of ``kind``), for kinds whose values depend on more than the
+        #: formats (a binary layer's scale).
+        self.spec = spec
+
+    @property
+    def binary_out(self):
+        """The outputs are ±1, decided by integer thresholds."""
+        return isinstance(self.out_fmt, BinaryFormat)
 
     @property
     def bias_fmts(self):
         """Per channel: ``bias_width`` bits at the accumulator's fractional length."""
-        return self.kind.bias_formats(self.in_fmt, self.w_fmts, self.bias_width)
+        return self.kind.layer_bias_formats(self)
 
     def int_weight(self):
         return self.kind.int_weights(self.weight, self.w_fmts)
+
+    def int_scale(self):
+        """``(m, scale_frac)`` of the layer's scale, or None."""
+        return self.kind.layer_scale(self)
+
+    def _dot_bound(self, w_int):
+        in_max = max(-self.in_fmt.min_int, self.in_fmt.max_int)
+        return int(np.prod(self.weight.shape[1:])) * in_max * int(np.abs(w_int).max(initial=0))
+
+    def thresholds(self):
+        """``(threshold, flip)`` per channel (int64 numpy) of a layer with binary outputs:
+        ``sign(dot·m + bias)`` folded into integers (:func:`~hwgen.quant.outputs.
+        fold_thresholds`)."""
+        w_int = self.int_weight()
+        sc = self.int_scale()
+        m = np.ones(self.weight.shape[0], np.int64) if sc is None else sc[0]
+        b = self.int_bias()
+        return fold_thresholds(m, np.zeros_like(m) if b is None else b,
+                               self._dot_bound(w_int))
 
     def int_bias(self):
         if self.bias is None:
@@ -92,20 +128,51 @@ class _QuantDense(nn.Module):
                                for c, f in enumerate(self.bias_fmts)])
 
     def _acc(self, x):
-        w = self.kind.fake_quant(self.weight, self.w_fmts)
+        w = self.kind.layer_weights(self)
         b = None if self.bias is None else fake_quant(self.bias, self.bias_fmts)
         return self._linear_op(x, w, b)
 
-    def _out(self, acc):
-        y = fake_quant(acc, self.out_fmt, self.rounding, self.overflow)
-        return F.relu(y) if self.relu else y
+    def _dense(self, x):
+        """The layer's output before pooling."""
+        if not self.binary_out:
+            y = fake_quant(self._acc(x), self.out_fmt, self.rounding, self.overflow)
+            return F.relu(y) if self.relu else y
+        if self.training:
+            return binary_activation(self._acc(x))
+        # The integer comparison of the hardware: x·2**F_in and the weights' integers are
+        # integers, and so is every partial sum of their dot product (exact in float64).
+        w_int = torch.tensor(self.int_weight(), dtype=x.dtype)
+        dot = self._linear_op(x * 2.0 ** self.in_fmt.frac, w_int, None)
+        thr, flip = self.thresholds()
+        shape = (1, -1) + (1,) * (dot.dim() - 2)
+        thr = torch.tensor(thr, dtype=x.dtype).reshape(shape)
+        flip = torch.tensor(flip.astype(bool)).reshape(shape)
+        hit = torch.where(flip, dot <= thr, dot >= thr)
+        return torch.where(hit, 1.0, -1.0).to(x.dtype)
+
+    def _ir_extras(self):
+        """The IR node's scale/threshold keywords (and its bias, which thresholds absorb)."""
+        if self.binary_out:
+            thr, flip = self.thresholds()
+            return {"bias": None, "threshold": thr, "flip": flip, "relu": False}
+        sc = self.int_scale()
+        extra = {"bias": self.int_bias(), "relu": self.relu}
+        if sc is not None:
+            extra.update(scale=sc[0], scale_frac=sc[1])
+        return extra
 
     @property
     def weight_bytes(self):
-        return self.kind.weight_bytes(int(np.prod(self.weight.shape[1:])), self.w_fmts)
+        """Bytes of the weights, scale multipliers included."""
+        return self.kind.weight_bytes(int(np.prod(self.weight.shape[1:])), self.w_fmts) + \
+            self.kind.scale_bytes(self)
 
     @property
     def bias_bytes(self):
+        """Bytes of the biases, or of the thresholds and flip bits of binary outputs."""
+        if self.binary_out:
+            bits = threshold_bits(self._dot_bound(self.int_weight())) + 1
+            return math.ceil(self.weight.shape[0] * bits / 8)
         return 0 if self.bias is None else math.ceil(sum(f.width for f in self.bias_fmts) / 8)
 
     @property
@@ -146,9 +213,9 @@ class QuantConv2d(_QuantDense):
 
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, stride=1,
                  padding=0, relu=False, pool=1, rounding="nearest_even", overflow="saturate",
-                 bias_width=32, dtype=torch.float64, kind=DEFAULT_KIND):
+                 bias_width=32, dtype=torch.float64, kind=DEFAULT_KIND, spec=None):
         super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
-                         rounding, overflow, bias_width, dtype, kind)
+                         rounding, overflow, bias_width, dtype, kind, spec)
         self.stride = stride
         self.padding = padding
         self.pool = pool
@@ -157,14 +224,15 @@ class QuantConv2d(_QuantDense):
         return F.conv2d(x, w, b, stride=self.stride, padding=self.padding)
 
     def forward(self, x):
-        y = self._out(self._acc(x))
+        y = self._dense(x)
         return F.max_pool2d(y, self.pool) if self.pool > 1 else y
 
     def to_ir(self):
-        return ir.Conv2d(self.name, self.in_shape, self.int_weight(), self.int_bias(),
-                         self.in_fmt, self.w_fmts, self.out_fmt, relu=self.relu,
-                         pool=self.pool, rounding=self.rounding, overflow=self.overflow,
-                         stride=self.stride, padding=self.padding)
+        extra = self._ir_extras()
+        return ir.Conv2d(self.name, self.in_shape, self.int_weight(), extra.pop("bias"),
+                         self.in_fmt, self.w_fmts, self.out_fmt, pool=self.pool,
+                         rounding=self.rounding, overflow=self.overflow, stride=self.stride,
+                         padding=self.padding, **extra)
 
 
 class QuantLinear(_QuantDense):
@@ -173,20 +241,21 @@ class QuantLinear(_QuantDense):
 
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, relu=False,
                  rounding="nearest_even", overflow="saturate", bias_width=32,
-                 dtype=torch.float64, kind=DEFAULT_KIND):
+                 dtype=torch.float64, kind=DEFAULT_KIND, spec=None):
         super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
-                         rounding, overflow, bias_width, dtype, kind)
+                         rounding, overflow, bias_width, dtype, kind, spec)
 
     def _linear_op(self, x, w, b):
         return F.linear(x, w, b)
 
     def forward(self, x):
-        return self._out(self._acc(x))
+        return self._dense(x)
 
     def to_ir(self):
-        return ir.Linear(self.name, self.in_shape, self.int_weight(), self.int_bias(),
-                         self.in_fmt, self.w_fmts, self.out_fmt, relu=self.relu,
-                         rounding=self.rounding, overflow=self.overflow)
+        extra = self._ir_extras()
+        return ir.Linear(self.name, self.in_shape, self.int_weight(), extra.pop("bias"),
+                         self.in_fmt, self.w_fmts, self.out_fmt, rounding=self.rounding,
+                         overflow=self.overflow, **extra)
 
 
 class QuantMaxPool2d(nn.Module):
@@ -267,6 +336,14 @@ class QuantNetwork(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def clip_weights(self):
+        """Clip every layer's float shadow weights as its kind asks (binary weights to
+        [-1, 1]); the training loop calls this after each optimizer step."""
+        with torch.no_grad():
+            for layer in self.layers:
+                if isinstance(layer, _QuantDense):
+                    layer.kind.clip_(layer)
 
     def to_graph(self, name=None):
         """The IR graph with integer weights quantized from the current parameters."""

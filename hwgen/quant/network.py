@@ -67,14 +67,28 @@ def build_network(stages, input_shape, scheme, x_calib=None, name="model",
     fmt = QFormat(scheme.input_width, frac)
     input_fmt = fmt
     layers = []
+    dense = [s.name for s in stages if isinstance(s, (frontend.ConvStage, frontend.LinearStage))]
+
+    def layer_activations(i, s):
+        # After a binary output the float network's activations no longer describe the
+        # quantized one's (±1 instead of ReLU outputs): calibrate on the float stage applied
+        # to the quantized network's own activations.
+        if not any(getattr(m, "binary_out", False) for m in layers):
+            return activations()[i + 1]
+        x = torch.tensor(activations()[0])
+        with torch.no_grad():
+            h = QuantNetwork(name, input_shape, input_fmt, layers).eval()(x)
+        return frontend.float_forward((s,), h).numpy()
+
     for i, s in enumerate(stages):
-        spec = scheme.layer(s.name)
+        spec = scheme.layer(s.name, dense)
         if isinstance(s, (frontend.ConvStage, frontend.LinearStage)):
             kind = get_kind(spec.kind)
             w_fmts = kind.weight_formats(s.name, s.weight, spec)
-            out_fmt = kind.output_format(lambda i=i: activations()[i + 1], spec)
+            out_fmt = kind.output_format(lambda i=i, s=s: layer_activations(i, s), spec)
             common = {"relu": s.relu, "rounding": spec.rounding, "overflow": spec.overflow,
-                      "bias_width": spec.bias_width, "dtype": dtype, "kind": kind.name}
+                      "bias_width": spec.bias_width, "dtype": dtype, "kind": kind.name,
+                      "spec": spec}
             if isinstance(s, frontend.ConvStage):
                 layer = QuantConv2d(s.name, s.in_shape, s.weight, s.bias, fmt, w_fmts, out_fmt,
                                     stride=s.stride, padding=s.padding, pool=s.pool, **common)

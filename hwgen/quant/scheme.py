@@ -19,7 +19,9 @@ A path to a JSON file
 
     ``name`` is optional (default: the file's stem); ``default`` applies to every layer and
     ``layers`` overrides it per layer, by IR layer name (the torch.fx node names that
-    ``hwgen quantize`` prints); both are optional.
+    ``hwgen quantize`` prints); both are optional. ``first`` and ``last`` (optional) are the
+    entries of the first and the last Conv2d/Linear layer, whatever their names, under
+    ``layers`` (binary networks keep those two in fixed point).
 
     A layer entry's ``kind`` (default ``fixed``) names its quantizer kind
     (:mod:`hwgen.quant.kinds`); its other keys are the kind's (for ``fixed``, see
@@ -28,6 +30,18 @@ A path to a JSON file
     ``width`` (default: the default layer's ``out_width``, else 8) and ``frac`` (an integer
     or ``"auto"``). Average pools use the ``rounding``/``overflow`` of their entry and keep
     their input's format; max-pools and flattens pass formats through.
+
+``pow2-4``
+    4-bit power-of-two weights (:mod:`hwgen.quant.pow2`: zero flag, sign, 2-bit exponent;
+    the exponent range calibrated per layer), fixed8 activations.
+``bwn``
+    Binary weights with a per-channel scale α = mean|W| (:mod:`hwgen.quant.binary`), fixed8
+    activations.
+``binary``
+    The first and the last Conv2d/Linear layer with fixed8 weights, the middle layers with
+    binary weights; every layer but the last has binary outputs (so every layer but the
+    first has binary inputs). For the digits CNN: conv1 fixed8 → ±1, conv2 binary ±1 → ±1,
+    fc fixed8 on ±1 inputs; for the MLP: fc1 fixed8 → ±1, fc2 fixed8 on ±1 inputs.
 """
 
 from __future__ import annotations
@@ -57,10 +71,22 @@ class Scheme:
     input_frac: object = "auto"
     default: object = field(default_factory=FixedSpec)
     layers: tuple = ()
+    first: object = None
+    last: object = None
 
-    def layer(self, name):
-        """The spec of layer ``name``."""
-        return dict(self.layers).get(name, self.default)
+    def layer(self, name, dense_names=None):
+        """The spec of layer ``name``; ``dense_names`` (the model's Conv2d/Linear layers in
+        order) lets :attr:`first` and :attr:`last` apply."""
+        named = dict(self.layers)
+        if name in named:
+            return named[name]
+        if dense_names:
+            dense_names = list(dense_names)
+            if self.first is not None and name == dense_names[0]:
+                return self.first
+            if self.last is not None and name == dense_names[-1]:
+                return self.last
+        return self.default
 
     def check_layers(self, names):
         """Raise :class:`FormatError` if the scheme names a layer not in ``names``."""
@@ -72,17 +98,24 @@ class Scheme:
                                   f"{', '.join(names)}")
 
     def to_json(self):
-        return {"name": self.name,
-                "input": {"width": self.input_width, "frac": self.input_frac},
-                "default": spec_to_json(self.default),
-                "layers": {n: spec_to_json(s) for n, s in self.layers}}
+        obj = {"name": self.name,
+               "input": {"width": self.input_width, "frac": self.input_frac},
+               "default": spec_to_json(self.default)}
+        base = self.default.kind
+        for key in ("first", "last"):
+            if getattr(self, key) is not None:
+                obj[key] = spec_to_json(getattr(self, key), base)
+        obj["layers"] = {n: spec_to_json(s, base) for n, s in self.layers}
+        return obj
 
 
-def spec_to_json(spec):
-    """A layer spec as JSON; the ``kind`` key is written only when it is not the default,
-    so fixed-point schemes read the same as before kinds existed."""
+def spec_to_json(spec, base_kind=DEFAULT_KIND):
+    """A layer spec as JSON; the ``kind`` key is written only when it is not ``base_kind``
+    (the kind an entry without one gets: the default entry's, or :data:`DEFAULT_KIND` for
+    the default entry itself), so fixed-point schemes read the same as before kinds
+    existed."""
     obj = get_kind(spec.kind).spec_to_json(spec)
-    return obj if spec.kind == DEFAULT_KIND else {"kind": spec.kind, **obj}
+    return obj if spec.kind == base_kind else {"kind": spec.kind, **obj}
 
 
 def layer_spec_from_json(obj, where, base=None):
@@ -104,8 +137,18 @@ def _fixed(width):
     return Scheme(f"fixed{width}", width, "auto", FixedSpec(width, width))
 
 
+def _builtin():
+    from .binary import BinarySpec
+    from .pow2 import Pow2Spec
+    return (_fixed(16), _fixed(8), _fixed(4),
+            Scheme("pow2-4", 8, "auto", Pow2Spec(bits=4)),
+            Scheme("bwn", 8, "auto", BinarySpec()),
+            Scheme("binary", 8, "auto", BinarySpec(binary_out=True),
+                   first=FixedSpec(binary_out=True), last=FixedSpec()))
+
+
 #: The built-in schemes by name.
-SCHEMES = {s.name: s for s in (_fixed(16), _fixed(8), _fixed(4))}
+SCHEMES = {s.name: s for s in _builtin()}
 
 
 def scheme_from_json(obj, where="Scheme"):
@@ -113,9 +156,9 @@ def scheme_from_json(obj, where="Scheme"):
     if not isinstance(obj, dict):
         raise FormatError(f"{where} must be a JSON object, not {type(obj).__name__!r}")
     for key in obj:
-        if key not in ("name", "input", "default", "layers"):
+        if key not in ("name", "input", "default", "first", "last", "layers"):
             raise FormatError(f"{where} has unknown key {key!r}; keys are name, input, "
-                              f"default, layers")
+                              f"default, first, last, layers")
     name = obj.get("name", "custom")
     if not isinstance(name, str) or not name:
         raise FormatError(f"{where}: name must be a non-empty string, not {name!r}")
@@ -134,7 +177,9 @@ def scheme_from_json(obj, where="Scheme"):
         raise FormatError(f"{where} layers must be a JSON object, not {layers!r}")
     specs = tuple((n, layer_spec_from_json(v, f"{where} layer {n!r}", default))
                   for n, v in layers.items())
-    return Scheme(name, in_width, in_frac, default, specs)
+    ends = {key: layer_spec_from_json(obj[key], f"{where} {key}", default)
+            for key in ("first", "last") if key in obj}
+    return Scheme(name, in_width, in_frac, default, specs, **ends)
 
 
 def load_scheme(scheme):

@@ -106,3 +106,11 @@ def test_pipelined_pes(tmp_path, build_dir, random_chain, pe_stages):
     # Each layer's drain waits pe_stages cycles longer for its last tile, nothing else.
     assert [a.cycles.total - b.cycles.total for a, b in zip(design.layers, base.layers)] == \
         [pe_stages] * len(design.layers)
+
+
+@pytest.mark.parametrize("scheme, array", [("pow2-4", "4x4"), ("bwn", "3x5")])
+def test_multiplier_free_schemes_of_the_digits_cnn(tmp_path, build_dir, scheme, array):
+    """The shipped QAT checkpoints on the shift PE (no multiplier), every word and cycle."""
+    design, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", scheme, array, 5)
+    assert design.config.pe_kind == "shift"
+    assert report.accuracy == report.golden_accuracy
