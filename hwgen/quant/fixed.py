@@ -257,13 +257,6 @@ class FixedKind(QuantKind):
                          rounding=layer.rounding, overflow=layer.overflow,
                          bias_width=layer.bias_width, binary_out=layer.binary_out)
 
-    def fake_quant(self, weight, w_fmts):
-        return fake_quant(weight, w_fmts)
-
-    def int_weights(self, weight, w_fmts):
-        w = weight.detach()
-        return np.concatenate([quantize(w[c:c + 1], f).numpy() for c, f in enumerate(w_fmts)])
-
     def weight_bytes(self, count_per_channel, w_fmts):
         return math.ceil(sum(count_per_channel * f.width for f in w_fmts) / 8)
 

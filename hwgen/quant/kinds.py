@@ -80,12 +80,19 @@ class QuantKind:
 
     def fake_quant(self, weight, w_fmts):
         """The weights as the hardware sees them, in ``weight``'s dtype, with a
-        straight-through gradient."""
-        raise NotImplementedError
+        straight-through gradient. By default: :func:`hwgen.numerics.quantize` per output
+        channel (right for every format it handles: fixed point, powers of two)."""
+        from .fixed import fake_quant
+        return fake_quant(weight, w_fmts)
 
     def int_weights(self, weight, w_fmts):
-        """The stored integers of ``weight`` (a tensor), int64 numpy."""
-        raise NotImplementedError
+        """The stored integers of ``weight`` (a tensor), int64 numpy. By default:
+        :func:`hwgen.numerics.quantize` per output channel."""
+        import numpy as np
+
+        from ..numerics import quantize
+        w = weight.detach()
+        return np.concatenate([quantize(w[c:c + 1], f).numpy() for c, f in enumerate(w_fmts)])
 
     def weight_bytes(self, count_per_channel, w_fmts):
         """Bytes the weights take in memory: ``count_per_channel`` values per format."""

@@ -28,7 +28,6 @@ import numpy as np
 
 from ..errors import FormatError, check_int
 from ..numerics import Pow2Format, dequantize, quantize, sqnr_db
-from .fixed import fake_quant
 from .kinds import QuantKind, register_kind
 from .outputs import (
     OUTPUT_KEYS,
@@ -161,13 +160,6 @@ class Pow2Kind(QuantKind):
                               out_width=out.width, frac=out.frac, binary_out=layer.binary_out,
                               rounding=layer.rounding, overflow=layer.overflow,
                               bias_width=layer.bias_width)
-
-    def fake_quant(self, weight, w_fmts):
-        return fake_quant(weight, w_fmts)
-
-    def int_weights(self, weight, w_fmts):
-        w = weight.detach()
-        return np.concatenate([quantize(w[c:c + 1], f).numpy() for c, f in enumerate(w_fmts)])
 
     def weight_bytes(self, count_per_channel, w_fmts):
         return math.ceil(sum(count_per_channel * f.stored_bits for f in w_fmts) / 8)
