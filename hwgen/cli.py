@@ -154,9 +154,10 @@ def cmd_compile(args):
                               vectors=args.vectors, force=args.force,
                               allow_large=args.allow_large, progress=_progress,
                               data=args.data, **config)
-    print(f"{design.name}: {len(design.layers)} layers on a {args.array} array, "
-          f"activations {design.act_width} bits, weights {design.weight_width} bits, "
-          f"accumulators {design.acc_width} bits")
+    engines = ", ".join(f"{e.kind} ({e.weight_width}-bit weights, {e.acc_width}-bit "
+                        f"accumulators)" for e in design.engines)
+    print(f"{design.name}: {len(design.layers)} layers on {args.array} arrays of {engines}; "
+          f"activations {design.act_width} bits")
     rows = [(u.name, u.macs, u.k, round(u.ideal, 1), u.predicted, round(u.utilization, 1),
              u.overhead) for u in utilization_rows(design)]
     print(format_table(["layer", "MACs", "K", "ideal", "predicted", "util %", "largest overhead"],

@@ -9,8 +9,8 @@ gateware derives its descriptor register layout from :func:`descriptor_fields`
 Memory words
 ------------
 Weight memory
-    One word per (channel tile, reduction step ``k``), at ``w_base + tile·K + k``: the
-    ``cols`` weights of that step, column ``c`` in bits ``[c·B, (c+1)·B)``; what a weight
+    One memory per engine (PE kind); in it one word per (channel tile, reduction step
+    ``k``), at ``w_base + tile·K + k``: the ``cols`` weights of that step, column ``c`` in bits ``[c·B, (c+1)·B)``; what a weight
     field holds (``B`` bits) is the PE kind's (``hwgen.compiler.pack`` writes it,
     the PE kind's ``weight_word_layout`` reads it).
 Parameter memory
@@ -19,8 +19,15 @@ Parameter memory
     signed requantization shift (:data:`SHIFT_BITS`), the per-channel multiplier ``scale``
     (only in designs with scales; 1 for a layer without) and ``flip``. For a layer with
     binary outputs the bias holds ``−threshold``, the shift is 0 and ``flip`` selects
-    ``dot <= threshold`` instead of ``dot >= threshold``. The compiler's
-    ``param_image`` holds ``(bias, shift, scale, flip)`` per slot.
+    ``dot <= threshold`` instead of ``dot >= threshold``. ``offset`` and ``bit`` place the
+    channel's outputs: output pixel ``q`` of the channel goes to ``out_base + offset + q``,
+    into bit ``bit`` of that word when the layer's outputs are packed (``pack_out``). The
+    compiler's ``param_image`` holds ``(bias, shift, scale, flip, offset, bit)`` per slot.
+Packed binary tensors
+    A binary tensor read by an XNOR layer is stored packed: channel ``c`` of pixel
+    ``(y, x)`` is bit ``c mod P`` of word ``(c div P)·H·W + y·W + x`` (1 ↔ +1), so that
+    one word holds ``P`` channels of a pixel and the XNOR layer reduces over ``(channel
+    group, ky, kx)``, one word per step. Every other tensor is one value per word.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ __all__ = [
 
 #: Version of the layer descriptor and memory words; a manifest of another version is
 #: refused. Version 2: typed descriptor (version 1 was an untyped dict). Version 3:
-#: ``binary_out`` descriptor field; ``scale`` and ``flip`` in the parameter word.
-CONTRACT_VERSION = 3
+#: ``binary_out`` descriptor field; ``scale`` and ``flip`` in the parameter word. Version 4:
+#: several engines (``engine``, ``tail_from``, ``tail_bits``, ``pack_out``); the output
+#: address of a channel (``offset``, ``bit``) in the parameter word, not in the descriptor.
+CONTRACT_VERSION = 4
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
@@ -117,7 +126,6 @@ class LayerDescriptor:
     out_base: int = _count("activation address of the output region")
     plane: int = _count("output pixels per channel (after pooling)")
     win: int = _count("pool window size, pool²")
-    chan_tile_off: int = _count("output address step per channel tile: cols·plane")
     out_width: int = _count("output format width")
     out_signed: int = _count("1: output format is two's complement")
     relu: int = _count("1: ReLU after requantization")
@@ -126,6 +134,16 @@ class LayerDescriptor:
     overflow: str = _mode("overflow mode name")
     binary_out: int = field(default=0, metadata={
         "kind": COUNT, "doc": "1: binary outputs, +1/−1 by a threshold compare per channel"})
+    pack_out: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "1: binary outputs stored packed, one bit per channel (for an "
+                              "XNOR consumer)"})
+    # engines
+    engine: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "index of the engine (PE kind) that runs the layer"})
+    tail_from: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "XNOR layers: first reduction step of the last channel group"})
+    tail_bits: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "XNOR layers: real channels of the last channel group (1..P)"})
 
     def __post_init__(self):
         for f in fields(self):
@@ -158,13 +176,16 @@ def descriptor_fields():
     return tuple((f.name, f.metadata["kind"]) for f in fields(LayerDescriptor))
 
 
-def param_word_fields(acc_width, scale_width=0):
+def param_word_fields(acc_width, scale_width=0, offset_width=1, bit_width=1):
     """``((name, width, signed), ...)`` of a parameter memory word: ``bias``
     (``acc_width + scale_width`` bits, signed: the scaled accumulator's width), ``shift``
     (:data:`SHIFT_BITS`, signed), ``scale`` (``scale_width`` bits, signed; only when
-    ``scale_width > 0``) and ``flip`` (1 bit)."""
+    ``scale_width > 0``), ``flip`` (1 bit), ``offset`` (``offset_width`` bits: the
+    channel's first output address after the region's base) and ``bit`` (``bit_width``
+    bits: the channel's bit in a packed word; 0 in a layer whose outputs are not
+    packed)."""
     fields = [("bias", acc_width + scale_width, True), ("shift", SHIFT_BITS, True)]
     if scale_width:
         fields.append(("scale", scale_width, True))
-    fields.append(("flip", 1, False))
+    fields += [("flip", 1, False), ("offset", offset_width, False), ("bit", bit_width, False)]
     return tuple(fields)

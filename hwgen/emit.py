@@ -5,7 +5,8 @@ A design folder holds::
 
     hwgen_top.v        the accelerator (memories initialised with the model)
     manifest.json      the contract between software and hardware (CompiledDesign.to_json)
-    weights.hex        weight memory image, one word per line (also inside the Verilog)
+    weights.hex        weight memory images, one per engine, one word per line (also
+                       inside the Verilog)
     params.hex         bias/shift memory image
     testvectors.npz    quantized test inputs, golden outputs and labels (no pickles)
     hwgen_axis.v       AXI4-Stream wrapper around hwgen_top
@@ -80,7 +81,11 @@ def _design_files(design, vectors):
     files = {
         f"{TOPLEVEL}.v": verilog(design),
         MANIFEST_FILE: design.dumps(),
-        "weights.hex": _hex_lines(design.weight_image, design.config.cols * design.weight_width),
+        "weights.hex": "".join(
+            f"// engine {n}: PE kind {e.kind}, {len(e.weight_image)} words of "
+            f"{design.config.cols} x {e.weight_width} bits\n"
+            + _hex_lines(e.weight_image, design.config.cols * e.weight_width)
+            for n, e in enumerate(design.engines)),
         "params.hex": "".join(" ".join(str(v) for v in p) + "\n" for p in design.param_image),
         **templates.render(design),
     }

@@ -26,6 +26,7 @@ class SizeLimits:
     pes: int = 1024
     operand_width: int = 32
     acc_width: int = 64
+    xnor_width: int = 64
     memory_bits: int = 208 * 18 * 1024
 
 
@@ -51,6 +52,9 @@ def check_size(config, memory=None, allow_large=False, limits=SIZE_LIMITS):
         if value is not None and value > limits.operand_width:
             _refuse(f"A {value}-bit {name.replace('_', ' ')}",
                     f"at most {limits.operand_width} bits")
+    if config.xnor_width > limits.xnor_width:
+        _refuse(f"An XNOR width of {config.xnor_width} binary positions",
+                f"at most {limits.xnor_width}")
     if config.acc_width is not None and config.acc_width > limits.acc_width:
         _refuse(f"A {config.acc_width}-bit accumulator", f"at most {limits.acc_width} bits")
     if memory is not None and memory > limits.memory_bits:
@@ -58,10 +62,12 @@ def check_size(config, memory=None, allow_large=False, limits=SIZE_LIMITS):
                 f"at most {limits.memory_bits:,}, the block RAM of an ECP5-85F")
 
 
-def memory_bits(config, act_width, weight_width, acc_width, buffer_depth, weight_words,
-                param_words, shift_bits=None):
-    """Bits of on-chip memory of a design: the activation buffer (one copy per array row),
-    the weight memory (``cols`` weights a word) and the parameter memory (bias and shift)."""
-    shift_bits = SHIFT_BITS if shift_bits is None else shift_bits
-    return (config.rows * buffer_depth * act_width + weight_words * config.cols * weight_width
-            + param_words * (acc_width + shift_bits))
+def memory_bits(config, word_width, buffer_depth, weights, param_words, param_width):
+    """Bits of on-chip memory of a design: the activation buffer (one copy of
+    ``buffer_depth`` words of ``word_width`` bits per array row), the weight memories
+    (``weights``: ``(weight field bits, words)`` per engine, ``cols`` fields a word) and
+    the parameter memory (``param_words`` words of about ``param_width + SHIFT_BITS``
+    bits)."""
+    return (config.rows * buffer_depth * word_width
+            + sum(words * config.cols * width for width, words in weights)
+            + param_words * (param_width + SHIFT_BITS))

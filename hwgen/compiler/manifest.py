@@ -14,7 +14,7 @@ from ..errors import FormatError
 from ..numerics import QFormat, format_from_json
 from .plan import AcceleratorConfig
 
-__all__ = ["CompiledDesign", "LayerProgram"]
+__all__ = ["CompiledDesign", "EngineImage", "LayerProgram"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,11 @@ class LayerProgram:
     tiles: int
     desc: LayerDescriptor
     cycles: timing.LayerCycles
+    pe_kind: str = "fixed"
 
     def to_json(self):
         return {
-            "name": self.name, "kind": self.kind, "in_shape": list(self.in_shape),
+            "name": self.name, "kind": self.kind, "pe_kind": self.pe_kind, "in_shape": list(self.in_shape),
             "out_shape": list(self.out_shape), "in_fmt": self.in_fmt.to_json(),
             "out_fmt": self.out_fmt.to_json(), "w_width": self.w_width, "macs": self.macs,
             "tiles": self.tiles, "descriptor": self.desc.to_json(),
@@ -50,7 +51,27 @@ class LayerProgram:
                    format_from_json(obj["in_fmt"]), format_from_json(obj["out_fmt"]),
                    obj["w_width"], obj["macs"], obj["tiles"],
                    LayerDescriptor.from_json(obj["descriptor"]),
-                   timing.LayerCycles.from_json(obj["cycles"]))
+                   timing.LayerCycles.from_json(obj["cycles"]), obj["pe_kind"])
+
+
+@dataclass(frozen=True)
+class EngineImage:
+    """One engine of a design: its PE kind, the widths of a stored weight field and of its
+    PEs' accumulators, and its weight memory's words (:mod:`hwgen.contract`)."""
+
+    kind: str
+    weight_width: int
+    acc_width: int
+    weight_image: tuple
+
+    def to_json(self):
+        return {"kind": self.kind, "weight_width": self.weight_width,
+                "acc_width": self.acc_width, "weight_image": list(self.weight_image)}
+
+    @classmethod
+    def from_json(cls, obj):
+        return cls(obj["kind"], obj["weight_width"], obj["acc_width"],
+                   tuple(obj["weight_image"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,9 +82,9 @@ class CompiledDesign:
 
     name: str
     config: AcceleratorConfig
-    act_width: int
-    weight_width: int
-    acc_width: int
+    act_width: int          # a stored activation (signed)
+    word_width: int         # an activation buffer word: act_width, or P when wider
+    acc_width: int          # the post-processing unit's accumulator (the widest engine's)
     buffer_depth: int
     input_shape: tuple
     input_fmt: QFormat
@@ -72,8 +93,8 @@ class CompiledDesign:
     input_base: int
     output_base: int
     layers: tuple
-    weight_image: tuple
-    param_image: tuple      # (bias, shift, scale, flip) per channel slot
+    engines: tuple          # EngineImage per PE kind, in the order of the layers' use
+    param_image: tuple      # (bias, shift, scale, flip, offset, bit) per channel slot
     roundings: tuple
     overflows: tuple
     scale_width: int = 0    # bits of the per-channel multiplier; 0: no multiplier
@@ -89,6 +110,16 @@ class CompiledDesign:
         """Latency of the post-processing unit: :func:`hwgen.timing.post_process_latency`
         (one cycle more with the per-channel multiplier)."""
         return timing.post_process_latency(self.scale_width > 0)
+
+    @property
+    def engine_kinds(self):
+        """The engines' PE kinds, in engine index order."""
+        return tuple(engine.kind for engine in self.engines)
+
+    @property
+    def bit_width(self):
+        """Bits of a parameter word's ``bit`` field (a channel's bit in a packed word)."""
+        return max(1, (self.config.xnor_width - 1).bit_length())
 
     @property
     def descriptors(self):
@@ -119,7 +150,7 @@ class CompiledDesign:
         return {
             "format": "hwgen-manifest", "contract_version": CONTRACT_VERSION,
             "name": self.name, "config": asdict(self.config),
-            "widths": {"act": self.act_width, "weight": self.weight_width,
+            "widths": {"act": self.act_width, "word": self.word_width,
                        "acc": self.acc_width, "scale": self.scale_width},
             "thresholds": self.thresholds,
             "buffer_depth": self.buffer_depth,
@@ -133,7 +164,7 @@ class CompiledDesign:
             "cycles": {"predicted_total": self.cycles, "macs": self.macs,
                        "ideal": self.ideal_cycles,
                        "per_layer": {layer.name: layer.cycles.total for layer in self.layers}},
-            "weight_image": list(self.weight_image),
+            "engines": [engine.to_json() for engine in self.engines],
             "param_image": [list(p) for p in self.param_image],
         }
 
@@ -147,7 +178,7 @@ class CompiledDesign:
                               f"reads version {CONTRACT_VERSION}; compile the model again")
         return cls(
             name=obj["name"], config=AcceleratorConfig(**obj["config"]),
-            act_width=obj["widths"]["act"], weight_width=obj["widths"]["weight"],
+            act_width=obj["widths"]["act"], word_width=obj["widths"]["word"],
             acc_width=obj["widths"]["acc"], buffer_depth=obj["buffer_depth"],
             input_shape=tuple(obj["input"]["shape"]),
             input_fmt=format_from_json(obj["input"]["fmt"]),
@@ -155,7 +186,7 @@ class CompiledDesign:
             output_fmt=format_from_json(obj["output"]["fmt"]),
             input_base=obj["input"]["base"], output_base=obj["output"]["base"],
             layers=tuple(LayerProgram.from_json(layer) for layer in obj["layers"]),
-            weight_image=tuple(obj["weight_image"]),
+            engines=tuple(EngineImage.from_json(e) for e in obj["engines"]),
             param_image=tuple(tuple(p) for p in obj["param_image"]),
             roundings=tuple(obj["modes"]["rounding"]), overflows=tuple(obj["modes"]["overflow"]),
             scale_width=obj["widths"]["scale"], thresholds=bool(obj["thresholds"]),

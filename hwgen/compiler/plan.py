@@ -41,11 +41,18 @@ from ..errors import (
     check_int,
     check_positive,
 )
-from ..numerics import HW_ROUNDING_MODES, BinaryFormat, Pow2Format, QFormat, accumulator_width
+from ..numerics import (
+    HW_ROUNDING_MODES,
+    BinaryFormat,
+    Pow2Format,
+    QFormat,
+    accumulator_width,
+    sum_width,
+)
 from . import pack
 from .limits import check_size, memory_bits
 
-__all__ = ["AcceleratorConfig", "choose_pe_kind", "compile_graph", "layer_pe_kind",
+__all__ = ["AcceleratorConfig", "compile_graph", "layer_kinds", "layer_pe_kind",
            "walk_deltas"]
 
 
@@ -58,10 +65,17 @@ class AcceleratorConfig:
     rows, cols : int
         Systolic array shape: ``rows`` output pixels × ``cols`` output channels per tile.
     pe_kind : str or None
-        Name of the PE kind: one with a weight packer in :mod:`hwgen.compiler.pack`
-        (``"fixed"``: fixed-point multiply-accumulate PEs; ``"shift"``: power-of-two
-        weights, no multiplier). ``None`` (default): chosen from the layers' weight formats
-        (:func:`choose_pe_kind`). ``"fixed"`` runs every weight format (as integers).
+        ``None`` (default): each layer runs on the engine of the PE kind its formats call
+        for (:func:`layer_pe_kind`; one engine, an array of that kind with its own weight
+        memory, per kind the network uses). A kind's name forces every layer onto that
+        kind (one with a weight packer in :mod:`hwgen.compiler.pack`: ``"fixed"``,
+        fixed-point multiply-accumulate PEs, runs every weight format as integers;
+        ``"shift"``: power-of-two weights, no multiplier; ``"xnor"``: binary weights on
+        binary activations).
+    xnor_width : int
+        ``P``, binary positions an XNOR PE takes per step (8, 16, 32, 64; any positive
+        integer): the channels of one packed activation word. The activation buffer's
+        words are ``max(act_width, P)`` bits wide in designs with an XNOR engine.
     act_width : int or None
         Bits of a stored activation (signed). At least the widest activation format.
     weight_width : int or None
@@ -83,6 +97,7 @@ class AcceleratorConfig:
     acc_width: int | None = None
     buffer_depth: int | None = None
     pe_stages: int = 0
+    xnor_width: int = 8
 
     def __post_init__(self):
         check_positive(self.rows, "Array rows", ArgumentError)
@@ -94,6 +109,7 @@ class AcceleratorConfig:
                 check_positive(getattr(self, name), name.replace("_", " ").capitalize(),
                                ArgumentError)
         check_int(self.pe_stages, "PE stages", minimum=0)
+        check_positive(self.xnor_width, "XNOR width", ArgumentError)
 
     @classmethod
     def parse_array(cls, text, **kwargs):
@@ -161,23 +177,20 @@ def layer_pe_kind(layer):
     return "shift"
 
 
-def choose_pe_kind(layers):
-    """The one PE kind of an accelerator for ``layers`` (see :func:`layer_pe_kind`); raises
-    :class:`UnsupportedLayerError` when the layers need different kinds (one array per
-    accelerator for now) or the XNOR kind (not yet wired into the accelerator top)."""
-    needed = {layer.name: layer_pe_kind(layer) for layer in layers}
-    kinds = sorted(set(needed.values()))
-    if len(kinds) > 1:
-        listing = ", ".join(f"{name!r}: {kind!r}" for name, kind in needed.items())
-        raise UnsupportedLayerError(
-            f"The layers need different PE kinds ({listing}) and an accelerator has one array "
-            f"for now; force pe_kind='fixed', which runs every weight format")
-    if kinds == ["xnor"]:
-        raise UnsupportedLayerError(
-            f"Layers {', '.join(repr(n) for n in needed)} have binary weights and binary "
-            f"activations, which need the 'xnor' PE kind, not yet wired into the accelerator "
-            f"top; force pe_kind='shift' or 'fixed' to run them as integers")
-    return kinds[0]
+def layer_kinds(layers, forced=None):
+    """The PE kind of each layer: :func:`layer_pe_kind`, or ``forced`` for every layer
+    (``"fixed"`` runs every format as integers; ``"xnor"`` only binary layers on binary
+    activations, refused otherwise)."""
+    if forced is None:
+        return [layer_pe_kind(layer) for layer in layers]
+    if forced == "xnor":
+        bad = [layer.name for layer in layers if layer_pe_kind(layer) != "xnor"]
+        if bad:
+            raise UnsupportedLayerError(
+                f"PE kind 'xnor' runs binary weights on binary activations only, and layers "
+                f"{', '.join(repr(n) for n in bad)} are not binary on both sides; leave the "
+                f"PE kind to hwgen (one engine per kind)")
+    return [forced] * len(layers)
 
 
 def _shift_code_bits(layers):
@@ -210,13 +223,52 @@ def _stored_width(fmt):
     return fmt.width + (0 if fmt.signed else 1)
 
 
-def _geometry(layer):
-    """(Cin, H, W, KH, KW, stride, pad, pool) of a layer seen as a convolution."""
+def _geometry(layer, packed_in=None, p=1):
+    """(Cin, H, W, KH, KW, stride, pad, pool) of a layer seen as a convolution.
+
+    With ``packed_in``, the shape of the packed binary tensor the layer reads (its
+    producer's output), the channels are the packed words' groups ``ceil(Cin / p)``, and a
+    Linear layer is a convolution whose kernel covers the producer's whole image."""
     if isinstance(layer, ir.Linear):
-        return layer.in_shape[0], 1, 1, 1, 1, 1, 0, 1
+        if packed_in is None:
+            return layer.in_shape[0], 1, 1, 1, 1, 1, 0, 1
+        c, h, w = (tuple(packed_in) + (1, 1))[:3]
+        return _groups(c, p), h, w, h, w, 1, 0, 1
     cin, h, w = layer.in_shape
     kh, kw = layer.kernel
+    if packed_in is not None:
+        cin = _groups(cin, p)
     return cin, h, w, kh, kw, layer.stride, layer.padding, layer.pool
+
+
+def _groups(channels, p):
+    return -(-channels // p)
+
+
+def _tensor_words(shape, packed, p):
+    """Activation buffer words of a tensor: one per value, or for a packed binary tensor
+    one per ``p`` channels of a pixel."""
+    shape = tuple(int(n) for n in shape)
+    if not packed:
+        return int(np.prod(shape))
+    return _groups(shape[0], p) * int(np.prod(shape[1:]))
+
+
+def _xnor_block(layer, in_shape, p):
+    """The layer's ±1 weights ``(cout, G·KH·KW·p)`` in the XNOR engine's reduction order
+    (channel group, ky, kx, channel in the group), channels past ``Cin`` as +1 (masked)."""
+    cout = layer.out_channels
+    if isinstance(layer, ir.Linear):
+        c, h, w = (tuple(in_shape) + (1, 1))[:3]
+        weight = layer.weight.reshape(cout, c, h, w)
+    else:
+        weight = layer.weight
+    _, cin, kh, kw = weight.shape
+    groups = _groups(cin, p)
+    full = np.ones((cout, groups * p, kh, kw), dtype=np.int64)
+    full[:, :cin] = weight
+    return (full.reshape(cout, groups, p, kh, kw).transpose(0, 1, 3, 4, 2)
+            .reshape(cout, groups * kh * kw * p))
 
 
 def walk_deltas(h, w, stride, pad, pool, pw):
@@ -238,57 +290,73 @@ def walk_deltas(h, w, stride, pad, pool, pw):
     return start, (d0, d1, d2, d3)
 
 
+def _layer_acc_bits(layer, kind, act_width, weight_width, int_w, p):
+    """Accumulator bits a layer needs on its engine (bit growth of its longest dot)."""
+    if kind == "xnor":
+        return max(sum_width(2, layer.reduction), (p + 1).bit_length() + 1)
+    return accumulator_width(act_width, weight_width if kind == "fixed" else int_w,
+                             layer.reduction)
+
+
 def compile_graph(graph, config, *, allow_large=False):
     """Lower ``graph`` onto ``config``; return a :class:`CompiledDesign`.
 
     Raises :class:`DoesNotFitError` with what does not fit and what to change, and for a
     design beyond :data:`~hwgen.compiler.limits.SIZE_LIMITS` unless ``allow_large``.
     """
-    from .manifest import CompiledDesign, LayerProgram
+    from .manifest import CompiledDesign, EngineImage, LayerProgram
     check_size(config, allow_large=allow_large)
     layers = _chain(graph)
     _check_formats(graph, layers)
-    kind = config.pe_kind or choose_pe_kind(layers)
-    if kind == "xnor":
-        raise UnsupportedLayerError(
-            "The 'xnor' PE kind is not yet wired into the accelerator top; use 'shift' or "
-            "'fixed'")
-    config = replace(config, pe_kind=kind)
+    kinds = layer_kinds(layers, config.pe_kind)
+    engines = list(dict.fromkeys(kinds))
     rows, cols = config.rows, config.cols
+    p = config.xnor_width
+    # a binary tensor is stored packed when an XNOR layer reads it
+    packed_in = [kind == "xnor" for kind in kinds]
+    pack_out = packed_in[1:] + [False]
 
-    # widths: `int_w` is the widest weight as an integer (bit growth), `need_w` the stored
-    # weight field of the PE kind
+    # widths: `int_w` is the widest weight as an integer (bit growth), a weight field the
+    # PE kind's (the shift PE's: its exponent code)
     need_act = max([_stored_width(graph.input_fmt)] + [_stored_width(l.out_fmt) for l in layers])
-    int_w = max(f.width for l in layers for f in l.w_fmts)
-    need_w = 2 + _shift_code_bits(layers) if kind == "shift" else int_w
     act_width = config.act_width or need_act
-    weight_width = config.weight_width or need_w
     if act_width < need_act:
         raise DoesNotFitError(f"Activations need {need_act} bits but the config stores "
                               f"{act_width!r}; raise act_width")
-    if weight_width < need_w:
-        raise DoesNotFitError(f"Weights need {need_w} bits but the config stores "
-                              f"{weight_width!r}; raise weight_width")
+    word_width = max(act_width, p) if "xnor" in engines else act_width
+    weight_widths, int_widths = {}, {}
+    for kind in engines:
+        mine = [l for l, k in zip(layers, kinds) if k == kind]
+        int_widths[kind] = max(f.width for l in mine for f in l.w_fmts)
+        need_w = {"shift": 2 + _shift_code_bits(mine), "xnor": p}.get(kind, int_widths[kind])
+        width = need_w if kind == "xnor" else (config.weight_width or need_w)
+        if width < need_w:
+            raise DoesNotFitError(f"Weights need {need_w} bits but the config stores "
+                                  f"{width!r}; raise weight_width")
+        weight_widths[kind] = width
     scaled = [layer for layer in layers if layer.scale is not None]
     scale_width = max((int(np.abs(layer.scale).max(initial=1)).bit_length() + 1
                        for layer in scaled), default=0)
+    engine_acc = dict.fromkeys(engines, 0)
     need_acc = 0
-    for layer in layers:
-        bits = accumulator_width(act_width, weight_width if kind == "fixed" else int_w,
-                                 layer.reduction)
+    for layer, kind in zip(layers, kinds):
+        bits = _layer_acc_bits(layer, kind, act_width, weight_widths[kind], int_widths[kind], p)
+        engine_acc[kind] = max(engine_acc[kind], bits)
         bias = _thresholds(layer, act_width) if layer.binary_out else layer.bias
         if bias is not None and bias.size:
             # the bias field is acc_width + scale_width bits wide
-            bias_bits = int(np.abs(bias).max()).bit_length() + 2
-            bits = max(bits, bias_bits - scale_width)
+            bits = max(bits, int(np.abs(bias).max()).bit_length() + 2 - scale_width)
         need_acc = max(need_acc, bits)
     acc_width = config.acc_width or need_acc
     if acc_width < need_acc:
         raise DoesNotFitError(f"Dot products need a {need_acc}-bit accumulator but the config "
                               f"has {acc_width!r}; raise acc_width")
+    if config.acc_width:
+        engine_acc = dict.fromkeys(engines, acc_width)
 
     # activation memory: two ping-pong regions of the largest tensor
-    sizes = [int(np.prod(graph.input_shape))] + [int(np.prod(l.out_shape)) for l in layers]
+    sizes = [int(np.prod(graph.input_shape))] + [
+        _tensor_words(l.out_shape, packed, p) for l, packed in zip(layers, pack_out)]
     region = max(sizes)
     depth_needed = 2 * region
     buffer_depth = config.buffer_depth or depth_needed
@@ -297,19 +365,25 @@ def compile_graph(graph, config, *, allow_large=False):
                               f"{region}) but the config has {buffer_depth!r}; raise "
                               f"buffer_depth")
 
+    in_shapes = [tuple(graph.input_shape)] + [tuple(l.out_shape) for l in layers[:-1]]
+    geometry = [_geometry(layer, shape if packed else None, p)
+                for layer, shape, packed in zip(layers, in_shapes, packed_in)]
     n_ct_all = [math.ceil(layer.out_channels / cols) for layer in layers]
+    steps_all = [g[0] * g[3] * g[4] for g in geometry]
     check_size(config, memory_bits(
-        config, act_width, weight_width, acc_width, buffer_depth,
-        sum(n * layer.reduction for n, layer in zip(n_ct_all, layers)),
-        sum(n * cols for n in n_ct_all)), allow_large=allow_large)
+        config, word_width, buffer_depth,
+        [(weight_widths[kind], sum(n * k for n, k, lk in zip(n_ct_all, steps_all, kinds)
+                                   if lk == kind)) for kind in engines],
+        sum(n * cols for n in n_ct_all), acc_width + scale_width), allow_large=allow_large)
 
-    weight_image, param_image, programs = [], [], []
+    images = {kind: [] for kind in engines}
+    param_image, programs = [], []
     pe_lat = timing.pe_latency(config.pe_stages)
     post_lat = timing.post_process_latency(scale_width > 0)
-    for index, layer in enumerate(layers):
-        cin, h, w, kh, kw, stride, pad, pool = _geometry(layer)
+    for index, (layer, kind) in enumerate(zip(layers, kinds)):
+        cin, h, w, kh, kw, stride, pad, pool = geometry[index]
         cout = layer.out_channels
-        k = layer.reduction
+        k = steps_all[index]
         if isinstance(layer, ir.Conv2d):
             _, ho, wo = layer.pre_pool_shape
             ph, pwin = (ho // pool, wo // pool)
@@ -319,7 +393,7 @@ def compile_graph(graph, config, *, allow_large=False):
             raise DoesNotFitError(f"Layer {layer.name!r} produces no output pixels")
         npix = ph * pwin * pool * pool
         n_pt = math.ceil(npix / rows)
-        n_ct = math.ceil(cout / cols)
+        n_ct = n_ct_all[index]
         tiles = n_pt * n_ct
         start, deltas = walk_deltas(h, w, stride, pad, pool, pwin)
         win = pool * pool
@@ -335,29 +409,39 @@ def compile_graph(graph, config, *, allow_large=False):
                                   f"{int(shifts.max())!r}, outside [{lo}, {hi}]")
         steps = {f"d{level}_{axis}": int(value) for level, delta in enumerate(deltas)
                  for axis, value in zip(("iy", "ix", "base"), delta)}
+        image = images[kind]
+        if kind == "xnor":
+            real_cin = in_shapes[index][0]
+            tail_from, tail_bits = (cin - 1) * kh * kw, real_cin - (cin - 1) * p
+        else:
+            tail_from, tail_bits = k, 0
+        plane = ph * pwin
         desc = LayerDescriptor(
             k_len=k, period=max(k, rows * cols), kw=kw, kh=kh, cin=cin,
             d_ky=w - (kw - 1), d_ci=h * w - (kh - 1) * w - (kw - 1),
             in_h=h, in_w=w, in_base=in_base,
             pool=pool, pw=pwin, ph=ph, walk_len=n_pt * rows, npix=npix,
             start_iy=start[0], start_ix=start[1], start_base=start[2], **steps,
-            n_pt=n_pt, n_ct=n_ct, cout=cout, w_base=len(weight_image),
+            n_pt=n_pt, n_ct=n_ct, cout=cout, w_base=len(image),
             rows_div=rows // win, rows_mod=rows % win,
-            param_base=len(param_image), out_base=out_base, plane=ph * pwin,
-            win=win, chan_tile_off=cols * ph * pwin,
+            param_base=len(param_image), out_base=out_base, plane=plane, win=win,
             out_width=layer.out_fmt.width, out_signed=int(layer.out_fmt.signed),
             relu=int(layer.relu), pool_en=int(pool > 1),
             rounding=layer.rounding, overflow=layer.overflow,
-            binary_out=int(layer.binary_out),
+            binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
+            engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
         )
-        # weights: one word per (channel tile, k) holding `cols` weights (hwgen.contract)
-        wmat = layer.weight.reshape(cout, k)
+        # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
+        if kind == "xnor":
+            wmat = _xnor_block(layer, in_shapes[index], p)
+        else:
+            wmat = layer.weight.reshape(cout, layer.reduction)
         for ct in range(n_ct):
-            block = np.zeros((cols, k), dtype=np.int64)
+            block = np.zeros((cols, wmat.shape[1]), dtype=np.int64)
             chans = wmat[ct * cols:(ct + 1) * cols]
             block[:len(chans)] = chans
             try:
-                weight_image.extend(pack.weight_words(kind, block, weight_width))
+                image.extend(pack.weight_words(kind, block, weight_widths[kind]))
             except (FormatError, DoesNotFitError) as e:
                 text = str(e)
                 raise type(e)(f"Layer {layer.name!r}: {text[:1].lower()}{text[1:]}") from None
@@ -368,26 +452,32 @@ def compile_graph(graph, config, *, allow_large=False):
         scale = layer.scale if layer.scale is not None else np.ones(cout, dtype=np.int64)
         flip = layer.flip if layer.flip is not None else np.zeros(cout, dtype=np.int64)
         for ch in range(n_ct * cols):
-            if ch < cout:
+            if ch >= cout:
+                param_image.append((0, 0, 1, 0, 0, 0))
+            elif pack_out[index]:
                 param_image.append((int(bias[ch]), int(shifts[ch]), int(scale[ch]),
-                                    int(flip[ch])))
+                                    int(flip[ch]), (ch // p) * plane, ch % p))
             else:
-                param_image.append((0, 0, 1, 0))
+                param_image.append((int(bias[ch]), int(shifts[ch]), int(scale[ch]),
+                                    int(flip[ch]), ch * plane, 0))
         programs.append(LayerProgram(
             name=layer.name, kind="conv" if isinstance(layer, ir.Conv2d) else "linear",
             in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
             in_fmt=layer.in_fmt, out_fmt=layer.out_fmt,
             w_width=max(f.width for f in layer.w_fmts), macs=layer.macs, tiles=tiles,
-            desc=desc, cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat)))
+            desc=desc, cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat),
+            pe_kind=kind))
 
     n_layers = len(layers)
     return CompiledDesign(
-        name=graph.name, config=config, act_width=act_width, weight_width=weight_width,
+        name=graph.name, config=config, act_width=act_width, word_width=word_width,
         acc_width=acc_width, buffer_depth=buffer_depth,
         input_shape=tuple(graph.input_shape), input_fmt=graph.input_fmt,
         output_shape=tuple(layers[-1].out_shape), output_fmt=layers[-1].out_fmt,
         input_base=0, output_base=(n_layers % 2) * region,
-        layers=tuple(programs), weight_image=tuple(weight_image),
+        layers=tuple(programs),
+        engines=tuple(EngineImage(kind, weight_widths[kind], engine_acc[kind],
+                                  tuple(images[kind])) for kind in engines),
         param_image=tuple(param_image),
         roundings=tuple(sorted({l.rounding for l in layers})),
         overflows=tuple(sorted({l.overflow for l in layers})),

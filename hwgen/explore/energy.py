@@ -76,16 +76,17 @@ def network_energy(design, kind=None):
     """:class:`EnergyEstimate` of one inference of a compiled design: every MAC of every
     layer at the design's widths, every weight memory word read (once per step of every
     tile), every activation read by every array row and every output written."""
-    kind = kind or design.config.pe_kind
     cfg = design.config
-    mac = mac_pj(kind, design.act_width, design.weight_width, design.acc_width)
+    engines = {engine.kind: engine for engine in design.engines}
     compute = weights = activations = 0.0
     for layer in design.layers:
-        compute += layer.macs * mac
+        engine = engines[layer.pe_kind]
+        compute += layer.macs * mac_pj(kind or layer.pe_kind, design.act_width,
+                                       engine.weight_width, engine.acc_width)
         steps = layer.tiles * layer.desc.k_len
-        weights += steps * cfg.cols * design.weight_width * SRAM_PJ_PER_BIT
+        weights += steps * cfg.cols * engine.weight_width * SRAM_PJ_PER_BIT
         outputs = 1
         for n in layer.out_shape:
             outputs *= n
-        activations += (steps * cfg.rows + outputs) * design.act_width * SRAM_PJ_PER_BIT
+        activations += (steps * cfg.rows + outputs) * design.word_width * SRAM_PJ_PER_BIT
     return EnergyEstimate(compute, weights, activations)

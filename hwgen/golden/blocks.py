@@ -288,7 +288,7 @@ def pixel_walker(start, deltas, pool, pw, count):
     return out
 
 
-def drain(job, rows, cols, win, plane, out_base, param_base):
+def drain(job, rows, cols, win, out_base, param_base):
     """The drain's reads of one tile, slot by slot (row-major).
 
     Slot ``(r, c)`` holds pixel ``m0 + r`` of the tile (pool window ``q0 + (m0 + r) //
@@ -297,18 +297,18 @@ def drain(job, rows, cols, win, plane, out_base, param_base):
     Parameters
     ----------
     job : mapping
-        ``co_base``, ``cols_valid``, ``ch_off``, ``rows_valid``, ``q0``, ``m0``.
+        ``co_base``, ``cols_valid``, ``rows_valid``, ``q0``, ``m0``.
     rows, cols : int
         The array's shape.
-    win, plane, out_base, param_base : int
-        The layer's pool window size, output pixels per channel, output region and first
-        parameter address.
+    win, out_base, param_base : int
+        The layer's pool window size, output region and first parameter address.
 
     Returns
     -------
     list of dict
         Per slot: ``valid``, ``col``, ``pool_first``, ``pool_last``, ``tag`` (the output
-        address) and ``param_addr``.
+        pixel's address, to which the channel's parameter ``offset`` is added) and
+        ``param_addr``.
     """
     out = []
     for r in range(rows):
@@ -318,7 +318,7 @@ def drain(job, rows, cols, win, plane, out_base, param_base):
             out.append({
                 "valid": int(r < job["rows_valid"] and c < job["cols_valid"]),
                 "col": c, "pool_first": int(pos == 0), "pool_last": int(pos == win - 1),
-                "tag": out_base + job["ch_off"] + c * plane + q,
+                "tag": out_base + q,
                 "param_addr": param_base + job["co_base"] + c,
             })
     return out

@@ -1,6 +1,6 @@
 """The activation buffer: one memory copy per array row, every write to all copies."""
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Mux, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,7 +19,9 @@ class ActBuffer(wiring.Component):
 
     Two writers share the copies: ``load`` (the input tensor) and ``store`` (the
     post-processing results); ``store`` wins if both write in one cycle (the sequencer
-    never lets them). Row 0's read port also serves the output tensor's unload.
+    never lets them). Row 0's read port also serves the output tensor's unload. With
+    ``bit_writes``, ``store`` changes only the bits its ``mask`` selects (a packed binary
+    tensor is written one channel bit at a time); ``load`` writes whole words.
 
     Parameters
     ----------
@@ -29,6 +31,8 @@ class ActBuffer(wiring.Component):
         Elements per copy, positive.
     shape : shape-like
         Shape of one element.
+    bit_writes : bool
+        ``store`` has a per-bit ``mask``.
 
     Members
     -------
@@ -47,15 +51,15 @@ class ActBuffer(wiring.Component):
         Cycles from ``rd_addr`` to ``rd_data``.
     """
 
-    def __init__(self, rows, depth, shape):
+    def __init__(self, rows, depth, shape, *, bit_writes=False):
         self._rows = check_positive(rows, "Buffer rows", ShapeError)
         self._depth = check_positive(depth, "Buffer depth", ShapeError)
         self._shape = shape
+        self._bit_writes = bool(bit_writes)
         self._addr_width = max(1, ceil_log2(depth))
-        write = buffer_write_layout(self._addr_width, shape)
         super().__init__({
-            "load": In(write),
-            "store": In(write),
+            "load": In(buffer_write_layout(self._addr_width, shape)),
+            "store": In(buffer_write_layout(self._addr_width, shape, self._bit_writes)),
             "rd_addr": In(data.ArrayLayout(unsigned(self._addr_width), rows)),
             "rd_data": Out(data.ArrayLayout(shape, rows)),
         })
@@ -75,12 +79,13 @@ class ActBuffer(wiring.Component):
             mem = m.submodules[f"copy_{r}"] = Memory(shape=self._shape, depth=self._depth,
                                                       init=[])
             rd = mem.read_port()
-            wr = mem.write_port()
+            wr = mem.write_port(granularity=1 if self._bit_writes else None)
+            all_bits = (1 << len(wr.en)) - 1
             m.d.comb += [rd.addr.eq(self.rd_addr[r]), self.rd_data[r].eq(rd.data)]
             with m.If(self.store.en):
-                m.d.comb += [wr.en.eq(1), wr.addr.eq(self.store.addr),
-                             wr.data.eq(self.store.data)]
+                m.d.comb += [wr.en.eq(self.store.mask if self._bit_writes else all_bits),
+                             wr.addr.eq(self.store.addr), wr.data.eq(self.store.data)]
             with m.Else():
-                m.d.comb += [wr.en.eq(self.load.en), wr.addr.eq(self.load.addr),
-                             wr.data.eq(self.load.data)]
+                m.d.comb += [wr.en.eq(Mux(self.load.en, all_bits, 0)),
+                             wr.addr.eq(self.load.addr), wr.data.eq(self.load.data)]
         return m

@@ -1,6 +1,6 @@
 """The drain: a tile's finished dot products, one per cycle, to the post-processing unit."""
 
-from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,8 +15,8 @@ class Drain(wiring.Component):
     """Read every PE result of a tile through a multiplexer, row by row, one per cycle.
 
     A *job* describes a tile: which channels (``co_base``, ``cols_valid``) and pixels
-    (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it holds
-    and where its outputs go (``ch_off``). The sequencer presents it in the cycle it issues
+    (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it
+    holds. The sequencer presents it in the cycle it issues
     the tile's last reduction step to the memories. The step reaches the array one memory
     read later and PE (r, c) finishes ``r + c + pe_latency`` cycles after that (see
     :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job waits ``delay``
@@ -28,15 +28,19 @@ class Drain(wiring.Component):
 
     For each slot the drain gives the parameter-memory address (``param_addr``, at once) and,
     one cycle later, aligned with that memory's data, ``o``: the sum, its column, its place
-    in the max-pool window and its output address (``tag``); ``o.valid`` is low for slots
-    outside the layer (edge tiles).
+    in the max-pool window and its output pixel's address ``tag = out_base + q`` (``q``:
+    the pixel after pooling; the channel's ``offset`` from the parameter word completes
+    it); ``o.valid`` is low for slots outside the layer (edge tiles).
+
+    A design with several engines (one per PE kind) gives the drain each engine's results;
+    ``engine`` selects the running layer's, sign-extended to the widest accumulator.
 
     Parameters
     ----------
     rows, cols : int
         The array's shape.
-    acc_shape : shape-like
-        Shape of a PE result.
+    acc_shapes : shape-like or sequence of shape-like
+        Shape of a PE result, one per engine.
     count_width : int
         Bits of the job's counts and of the addresses.
     pe_latency : int
@@ -46,11 +50,14 @@ class Drain(wiring.Component):
     -------
     job : In(drain_job_layout(count_width))
         A tile to drain, when ``job.valid``.
-    win, plane, out_base, param_base : In(count_width)
-        The layer's pool window size (``pool²``), output pixels per channel, output region
-        and first parameter address; steady during a layer.
-    results : In(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
-        The array's ``result``.
+    win, out_base, param_base : In(count_width)
+        The layer's pool window size (``pool²``), output region and first parameter
+        address; steady during a layer.
+    results : In(StructLayout({"e0": ArrayLayout(ArrayLayout(acc_shapes[0], cols), rows),
+    ...}))
+        Each engine's array ``result``.
+    engine : In(range(engines))
+        The running layer's engine; steady during a layer.
     param_addr : Out(count_width)
         Parameter memory address of the slot being read (read it with one cycle latency).
     o : Out(drain_output_layout(acc_shape, cols, count_width))
@@ -66,18 +73,24 @@ class Drain(wiring.Component):
         Cycles from ``param_addr`` to ``o``.
     """
 
-    def __init__(self, rows, cols, acc_shape, count_width, *, pe_latency):
+    def __init__(self, rows, cols, acc_shapes, count_width, *, pe_latency):
         self._rows = check_positive(rows, "Drain rows")
         self._cols = check_positive(cols, "Drain columns")
         self._count_width = check_positive(count_width, "Drain count width")
         self._pe_latency = check_positive(pe_latency, "PE latency")
+        if not isinstance(acc_shapes, (list, tuple)):
+            acc_shapes = [acc_shapes]
+        self._n_engines = len(acc_shapes)
+        acc_shape = signed(max(Shape.cast(shape).width for shape in acc_shapes))
         super().__init__({
             "job": In(drain_job_layout(count_width)),
             "win": In(count_width),
-            "plane": In(count_width),
             "out_base": In(count_width),
             "param_base": In(count_width),
-            "results": In(data.ArrayLayout(data.ArrayLayout(acc_shape, cols), rows)),
+            "results": In(data.StructLayout({
+                f"e{n}": data.ArrayLayout(data.ArrayLayout(shape, cols), rows)
+                for n, shape in enumerate(acc_shapes)})),
+            "engine": In(range(max(2, self._n_engines))),
             "param_addr": Out(count_width),
             "o": Out(drain_output_layout(acc_shape, cols, count_width)),
             "busy": Out(1),
@@ -114,15 +127,14 @@ class Drain(wiring.Component):
         r, c = Signal(range(rows)), Signal(range(cols))
         job = Signal(job_layout)
         q, pos = Signal(unsigned(self._count_width)), Signal(unsigned(self._count_width))
-        col_off = Signal(unsigned(self._count_width))
         # A new job may arrive in the cycle the previous one reads its last slot: the read
         # uses the old registers, the edge loads the new ones.
         with m.If(arrived.valid):
             m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), job.eq(arrived), q.eq(arrived.q0),
-                         pos.eq(arrived.m0), col_off.eq(0)]
+                         pos.eq(arrived.m0)]
         with m.Elif(reading):
             with m.If(c == cols - 1):
-                m.d.sync += [c.eq(0), col_off.eq(0), r.eq(r + 1)]
+                m.d.sync += [c.eq(0), r.eq(r + 1)]
                 with m.If(pos + 1 == self.win):
                     m.d.sync += [pos.eq(0), q.eq(q + 1)]
                 with m.Else():
@@ -130,21 +142,25 @@ class Drain(wiring.Component):
                 with m.If(r == rows - 1):
                     m.d.sync += reading.eq(0)
             with m.Else():
-                m.d.sync += [c.eq(c + 1), col_off.eq(col_off + self.plane)]
+                m.d.sync += c.eq(c + 1)
 
         waiting = Const(0)
         for stage in line:
             waiting = waiting | stage.valid
         m.d.comb += self.busy.eq(reading | waiting)
 
-        results = Array(Array(self.results[i][j] for j in range(cols)) for i in range(rows))
+        picked = []
+        for n in range(self._n_engines):
+            results = self.results[f"e{n}"]
+            picked.append(Array(Array(results[i][j] for j in range(cols))
+                                for i in range(rows))[r][c])
         m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
         m.d.sync += [
             self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
-            self.o.acc.eq(results[r][c]),
+            self.o.acc.eq(Array(picked)[self.engine] if len(picked) > 1 else picked[0]),
             self.o.col.eq(c),
             self.o.pool_first.eq(pos == 0),
             self.o.pool_last.eq(pos + 1 == self.win),
-            self.o.tag.eq(self.out_base + job.ch_off + col_off + q),
+            self.o.tag.eq(self.out_base + q),
         ]
         return m

@@ -1,6 +1,6 @@
 """The engine: one systolic array of one PE kind, its weight memory and its feed."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,9 +21,11 @@ class Engine(wiring.Component):
     presents ``step``: the engine reads the ``cols`` weights of the step from its weight
     memory at ``step.w_addr`` (one word, laid out by the PE kind's
     :meth:`~hwgen.rtl.pe.PE.weight_word_layout`), and one memory read later gives the array
-    the step: row ``r`` gets ``a[r]`` where ``step.inside[r]`` was set and the PE kind's
-    neutral ``pad_value`` elsewhere (zero padding, rows past the last pixel), with the
-    step's ``valid``/``first``/``last`` as the array's control.
+    the step: row ``r`` gets what the PE kind's :meth:`~hwgen.rtl.pe.PE.feed` makes of the
+    buffer word ``a[r]`` (the word where ``step.inside[r]`` was set and the kind's neutral
+    ``pad_value`` elsewhere: zero padding, rows past the last pixel), with the step's
+    ``valid``/``first``/``last`` as the array's control. A design has one engine per PE
+    kind; ``step.valid`` reaches only the engine of the running layer.
 
     Parameters
     ----------
@@ -33,6 +35,8 @@ class Engine(wiring.Component):
         The PE kind (:func:`hwgen.rtl.pe.pe_class`).
     a_width, w_width, acc_width : int
         Widths of an activation, a stored weight and the accumulator.
+    word_width : int
+        Width of an activation buffer word (``a_width`` or more).
     weight_image : sequence of int
         The weight memory's words.
     count_width : int
@@ -44,8 +48,10 @@ class Engine(wiring.Component):
     -------
     step : In(engine_step_layout(rows, count_width))
         The step issued this cycle.
-    a : In(ArrayLayout(a_shape, rows))
-        The activation buffers' data: step's activations, one memory read after ``step``.
+    a : In(ArrayLayout(unsigned(word_width), rows))
+        The activation buffers' words: step's activations, one memory read after ``step``.
+    tail_bits : In(count_width)
+        The running layer's real channels in its last channel group (XNOR kinds).
     result : Out(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
         The array's result registers.
 
@@ -58,7 +64,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, rows, cols, pe_kind, *, a_width, w_width, acc_width, weight_image,
-                 count_width, product_stages=0):
+                 count_width, product_stages=0, word_width=None):
         self._rows = check_positive(rows, "Engine rows", ShapeError)
         self._cols = check_positive(cols, "Engine columns", ShapeError)
         self._pe_cls = pe_class(pe_kind)
@@ -73,9 +79,11 @@ class Engine(wiring.Component):
             raise ShapeError(f"PE kind {pe_kind!r} has weight words of "
                              f"{self._word_layout.size} bits but its PEs take "
                              f"{data.Layout.cast(self.array.w.shape()).size}")
+        self._word_width = check_positive(word_width or a_width, "Engine word width")
         super().__init__({
             "step": In(engine_step_layout(rows, count_width)),
-            "a": In(data.ArrayLayout(self.array.a_shape, rows)),
+            "a": In(data.ArrayLayout(unsigned(self._word_width), rows)),
+            "tail_bits": In(count_width),
             "result": Out(self.array.result.shape()),
         })
 
@@ -122,8 +130,9 @@ class Engine(wiring.Component):
         ctl = Signal(PECtl)
         m.d.comb += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
                      ctl.last.eq(step.last)]
-        pad = self._pe_cls.pad_value
+        pe = array.pe(0, 0)
         for r in range(self._rows):
-            m.d.comb += array.a[r].eq(Mux(step.valid & step.inside[r], self.a[r], pad))
+            m.d.comb += array.a[r].eq(pe.feed(m, self.a[r], step.valid & step.inside[r],
+                                              step.tail, self.tail_bits))
         m.d.comb += [array.ctl.eq(ctl), array.w.eq(w_rd.data), self.result.eq(array.result)]
         return m

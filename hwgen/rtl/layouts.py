@@ -206,13 +206,13 @@ def walker_config_layout(coord_width, count_width):
 
 def drain_job_layout(count_width):
     """Layout of :class:`~hwgen.rtl.drain.Drain`'s ``job``: ``valid``; the tile's first
-    channel ``co_base`` and its real channels ``cols_valid``; its output offset ``ch_off``
-    (``co_base · plane``); its real pixels ``rows_valid``; its first pixel's pool window
-    ``q0`` and place in the window ``m0`` (all ``unsigned(count_width)``)."""
+    channel ``co_base`` and its real channels ``cols_valid``; its real pixels
+    ``rows_valid``; its first pixel's pool window ``q0`` and place in the window ``m0``
+    (all ``unsigned(count_width)``)."""
     check_positive(count_width, "Drain count width")
     fields = {"valid": 1}
     fields.update({name: unsigned(count_width)
-                   for name in ("co_base", "cols_valid", "ch_off", "rows_valid", "q0", "m0")})
+                   for name in ("co_base", "cols_valid", "rows_valid", "q0", "m0")})
     return data.StructLayout(fields)
 
 
@@ -256,22 +256,26 @@ def descriptor_const(layout, desc):
     return layout.const(values)
 
 
-def param_word_layout(acc_width, scale_width=0):
+def param_word_layout(acc_width, scale_width=0, offset_width=1, bit_width=1):
     """Layout of a parameter memory word, from :func:`hwgen.contract.param_word_fields`:
     ``bias`` (``signed(acc_width + scale_width)``), ``shift``, ``scale`` (when
-    ``scale_width > 0``) and ``flip``."""
+    ``scale_width > 0``), ``flip``, ``offset`` and ``bit``."""
     check_positive(acc_width, "Accumulator width")
     return data.StructLayout({
         name: signed(width) if is_signed else unsigned(width)
-        for name, width, is_signed in param_word_fields(acc_width, scale_width)})
+        for name, width, is_signed in param_word_fields(acc_width, scale_width, offset_width,
+                                                        bit_width)})
 
 
-def buffer_write_layout(addr_width, data_shape):
+def buffer_write_layout(addr_width, data_shape, bit_writes=False):
     """Layout of an :class:`~hwgen.rtl.act_buffer.ActBuffer` write: ``en`` (1), ``addr``
-    (``unsigned(addr_width)``) and ``data`` (``data_shape``)."""
+    (``unsigned(addr_width)``), ``data`` (``data_shape``) and, with ``bit_writes``,
+    ``mask`` (one bit per data bit: which bits the write changes)."""
     check_positive(addr_width, "Buffer address width")
-    return data.StructLayout({"en": 1, "addr": unsigned(addr_width),
-                              "data": _check_shape(data_shape)})
+    fields = {"en": 1, "addr": unsigned(addr_width), "data": _check_shape(data_shape)}
+    if bit_writes:
+        fields["mask"] = unsigned(Shape.cast(data_shape).width)
+    return data.StructLayout(fields)
 
 
 def engine_step_layout(rows, count_width):
@@ -279,9 +283,10 @@ def engine_step_layout(rows, count_width):
     activation buffer reads: ``valid`` (a reduction step is issued), ``first``, ``last``
     (of the dot product), ``w_addr`` (weight memory address, ``unsigned(count_width)``)
     and ``inside`` (per row: the activation read is a real one, not padding or a row past
-    the last pixel)."""
+    the last pixel) and ``tail`` (the step reads the last channel group of an XNOR layer,
+    whose word may hold fewer than ``P`` channels)."""
     check_positive(rows, "Engine rows", ShapeError)
     check_positive(count_width, "Engine count width")
-    return data.StructLayout({"valid": 1, "first": 1, "last": 1,
+    return data.StructLayout({"valid": 1, "first": 1, "last": 1, "tail": 1,
                               "w_addr": unsigned(count_width),
                               "inside": data.ArrayLayout(1, rows)})

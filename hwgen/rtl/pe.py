@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -121,6 +121,16 @@ class PE(wiring.Component):
     @property
     def product_stages(self):
         return self._product_stages
+
+    def feed(self, m, word, real, tail, tail_bits):
+        """The activation the engine gives this kind's PEs for an activation buffer
+        ``word``: by default its low ``a_shape`` bits where ``real`` (a real element, not
+        padding or a row past the last pixel) and ``pad_value`` elsewhere. ``tail`` (the
+        step reads an XNOR layer's last channel group) and ``tail_bits`` (its real
+        channels) serve kinds that read packed words."""
+        shape = Shape.cast(self.a_shape)
+        value = word[:shape.width]
+        return Mux(real, value.as_signed() if shape.signed else value, self.pad_value)
 
     @property
     def latency(self):

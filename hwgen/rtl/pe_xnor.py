@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from amaranth.hdl import C, Cat, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
@@ -99,6 +99,18 @@ class PEXnor(PE):
     @property
     def acc_shape(self):
         return signed(self._acc_width)
+
+    def feed(self, m, word, real, tail, tail_bits):
+        """The activation field for a packed buffer ``word``: its low ``P`` bits; every
+        position real, or in the last channel group (``tail``) the first ``tail_bits``;
+        none where not ``real`` (padding)."""
+        p = self._p
+        a = Signal(self.a_shape, name="feed")
+        tail_mask = Cat(*(tail_bits > i for i in range(p)))
+        m.d.comb += [a.bits.eq(word[:p]),
+                     a.mask.eq(Mux(real, Mux(tail, tail_mask, (1 << p) - 1), 0)),
+                     a.count.eq(Mux(real, Mux(tail, tail_bits, p), 0))]
+        return a
 
     @property
     def tree_levels(self):

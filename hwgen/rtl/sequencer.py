@@ -157,7 +157,7 @@ class Sequencer(wiring.Component):
         pt, ct = Signal(cw), Signal(cw)
         w_ct_base = Signal(cw)
         rows_left, cols_left = Signal(cw), Signal(cw)
-        co_base, ch_off = Signal(cw), Signal(cw)
+        co_base = Signal(cw)
         q0, m0 = Signal(cw), Signal(cw)
         feed = Signal()                 # a reduction step is issued this cycle
         push = Signal()                 # the last step of a tile is issued this cycle
@@ -167,7 +167,6 @@ class Sequencer(wiring.Component):
         m.d.comb += [
             job.valid.eq(push), job.co_base.eq(co_base),
             job.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
-            job.ch_off.eq(ch_off),
             job.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
             job.q0.eq(q0), job.m0.eq(m0),
         ]
@@ -191,7 +190,8 @@ class Sequencer(wiring.Component):
             m.d.comb += step.inside[r].eq(
                 cur[3][r] & (iy >= 0) & (iy < desc.in_h) & (ix >= 0) & (ix < desc.in_w))
         m.d.comb += [step.valid.eq(feed), step.first.eq(j == 0),
-                     step.last.eq(j + 1 == desc.k_len), step.w_addr.eq(w_ct_base + j)]
+                     step.last.eq(j + 1 == desc.k_len), step.tail.eq(j >= desc.tail_from),
+                     step.w_addr.eq(w_ct_base + j)]
 
         unload_addr = Signal(aw)
         in_unload = Signal()
@@ -242,7 +242,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += walker.restart.eq(1)
                 m.d.sync += [
                     j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
-                    co_base.eq(0), ch_off.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
+                    co_base.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
                 ]
                 # The program is constant: each layer's descriptor is a case of the layer
                 # index, loaded straight into registers (a clocked ROM).
@@ -300,7 +300,6 @@ class Sequencer(wiring.Component):
                             pt.eq(0), rows_left.eq(desc.npix), q0.eq(0), m0.eq(0),
                             ct.eq(ct + 1), co_base.eq(co_base + cols),
                             cols_left.eq(cols_left - cols),
-                            ch_off.eq(ch_off + desc.chan_tile_off),
                             w_ct_base.eq(w_ct_base + desc.k_len),
                         ]
                         with m.If(ct + 1 == desc.n_ct):

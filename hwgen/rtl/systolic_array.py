@@ -127,6 +127,11 @@ class SystolicArray(wiring.Component):
         pe.latency)`` = ``rows + cols − 2 + pe.latency``."""
         return timing.array_latency(self._rows - 1, self._cols - 1, self._pe_latency)
 
+    def pe(self, r, c):
+        """PE ``(r, c)``."""
+        self.skew(r, c)
+        return self._pes[r][c]
+
     def skew(self, r, c):
         """Cycles PE ``(r, c)`` lags PE ``(0, 0)``: ``r + c`` (its sum is at ``result[r][c]``
         ``skew(r, c) + pe.latency`` cycles after the ``last`` step)."""

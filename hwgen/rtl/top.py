@@ -10,19 +10,20 @@
 
 The :class:`~hwgen.rtl.sequencer.Sequencer` runs the layer program (phases, feed counters,
 pixel walker), the :class:`~hwgen.rtl.act_buffer.ActBuffer` holds the activations (one
-copy per array row), the :class:`~hwgen.rtl.engine.Engine` is the array of the design's PE
-kind with its weight memory, the :class:`~hwgen.rtl.drain.Drain` reads a finished tile
+copy per array row; packed binary tensors one bit per channel), an
+:class:`~hwgen.rtl.engine.Engine` per PE kind the network uses is an array of that kind with
+its weight memory (all engines read the same buffer; the running layer's engine steps), the :class:`~hwgen.rtl.drain.Drain` reads a finished tile
 into the :class:`~hwgen.rtl.post_process.PostProcess` unit, whose results go back to the
 buffer. Every block's latency comes from :mod:`hwgen.timing`, as does the compiler's cycle
 model (:func:`hwgen.timing.layer_cycles`).
 """
 
-from amaranth.hdl import Module, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Mux, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..contract import COUNT, SHIFT_BITS, descriptor_fields
+from ..contract import COUNT, SHIFT_BITS, descriptor_fields, param_word_fields
 from .act_buffer import ActBuffer
 from .drain import Drain
 from .engine import Engine
@@ -76,26 +77,34 @@ class Accelerator(wiring.Component):
         d = self.design
         umax = max(getattr(desc, name) for desc in d.descriptors
                    for name, kind in descriptor_fields() if kind == COUNT)
-        largest = max(umax, d.config.rows * d.config.cols, len(d.weight_image),
-                      len(d.param_image), d.buffer_depth)
+        largest = max([umax, d.config.rows * d.config.cols, len(d.param_image), d.buffer_depth]
+                      + [len(engine.weight_image) for engine in d.engines])
         return addr_width + 3, largest.bit_length() + 1
 
     def elaborate(self, platform):
         d = self.design
         rows, cols = d.config.rows, d.config.cols
         act_shape = signed(d.act_width)
+        packed = any(desc.pack_out for desc in d.descriptors)
         m = Module()
 
-        buf = m.submodules.act = ActBuffer(rows, d.buffer_depth, act_shape)
+        buf = m.submodules.act = ActBuffer(rows, d.buffer_depth, unsigned(d.word_width),
+                                           bit_writes=packed)
         coord_width, count_width = self._widths(buf.addr_width)
-        engine = m.submodules.engine = Engine(
-            rows, cols, PEKind.from_name(d.config.pe_kind), a_width=d.act_width,
-            w_width=d.weight_width, acc_width=d.acc_width, weight_image=d.weight_image,
-            count_width=count_width, product_stages=d.config.pe_stages)
-        drain = m.submodules.drain = Drain(rows, cols, engine.acc_shape, count_width,
-                                           pe_latency=engine.pe_latency)
+        engines = []
+        for n, image in enumerate(d.engines):
+            engines.append(Engine(
+                rows, cols, PEKind.from_name(image.kind), a_width=d.act_width,
+                w_width=image.weight_width, acc_width=image.acc_width,
+                weight_image=image.weight_image, count_width=count_width,
+                product_stages=d.config.pe_stages, word_width=d.word_width))
+            m.submodules[f"engine_{image.kind}"] = engines[-1]
+        drain = m.submodules.drain = Drain(rows, cols, [e.acc_shape for e in engines],
+                                           count_width, pe_latency=engines[0].pe_latency)
+        tag_shape = data.StructLayout({"addr": unsigned(buf.addr_width),
+                                       "bit": unsigned(d.bit_width)})
         post = m.submodules.post = PostProcess(
-            d.acc_width, d.act_width, cols, unsigned(buf.addr_width),
+            d.acc_width, d.act_width, cols, tag_shape,
             roundings=d.roundings, overflows=d.overflows, shift_width=SHIFT_BITS,
             scale_width=d.scale_width, thresholds=d.thresholds)
         seq = m.submodules.seq = Sequencer(
@@ -103,15 +112,14 @@ class Accelerator(wiring.Component):
             addr_width=buf.addr_width, coord_width=coord_width, count_width=count_width,
             n_in=d.n_in, n_out=d.n_out, input_base=d.input_base, output_base=d.output_base,
             tail_latency=drain.latency + post.latency)
-        words = []
-        for bias, shift, scale, flip in d.param_image:
-            word = {"bias": bias, "shift": shift, "flip": flip}
-            if d.scale_width:
-                word["scale"] = scale
-            words.append(word)
+        names = [name for name, _, _ in param_word_fields(
+            d.acc_width, d.scale_width, buf.addr_width, d.bit_width)]
         pmem = m.submodules.params = Memory(
-            shape=param_word_layout(d.acc_width, d.scale_width), depth=len(d.param_image),
-            init=words)
+            shape=param_word_layout(d.acc_width, d.scale_width, buf.addr_width, d.bit_width),
+            depth=len(d.param_image),
+            init=[{name: value for name, value in zip(
+                      ("bias", "shift", "scale", "flip", "offset", "bit"), word)
+                   if name in names} for word in d.param_image])
         p_rd = pmem.read_port()
 
         # host side
@@ -121,19 +129,26 @@ class Accelerator(wiring.Component):
                      self.cycles.eq(seq.cycles), seq.layer_sel.eq(self.layer_sel),
                      self.layer_cycles.eq(seq.layer_cycles)]
 
-        # sequencer → buffer → engine → drain → post-processing → buffer
-        m.d.comb += [buf.load.eq(seq.load), buf.rd_addr.eq(seq.rd_addr),
-                     seq.unload_data.eq(buf.rd_data[0]),
-                     engine.step.eq(seq.step), engine.a.eq(buf.rd_data),
-                     drain.job.eq(seq.job), drain.results.eq(engine.result),
-                     seq.drain_busy.eq(drain.busy)]
+        # sequencer → buffer → engines → drain → post-processing → buffer
         desc = seq.desc
-        m.d.comb += [drain.win.eq(desc.win), drain.plane.eq(desc.plane),
-                     drain.out_base.eq(desc.out_base), drain.param_base.eq(desc.param_base),
-                     p_rd.addr.eq(drain.param_addr)]
+        m.d.comb += [buf.load.en.eq(seq.load.en), buf.load.addr.eq(seq.load.addr),
+                     buf.load.data.eq(seq.load.data), buf.rd_addr.eq(seq.rd_addr),
+                     seq.unload_data.eq(buf.rd_data[0][:d.act_width]),
+                     drain.job.eq(seq.job), seq.drain_busy.eq(drain.busy),
+                     drain.engine.eq(desc.engine)]
+        for n, engine in enumerate(engines):
+            m.d.comb += [engine.step.eq(seq.step), engine.a.eq(buf.rd_data),
+                         engine.tail_bits.eq(desc.tail_bits),
+                         drain.results[f"e{n}"].eq(engine.result)]
+            if len(engines) > 1:
+                m.d.comb += engine.step.valid.eq(seq.step.valid & (desc.engine == n))
+        m.d.comb += [drain.win.eq(desc.win), drain.out_base.eq(desc.out_base),
+                     drain.param_base.eq(desc.param_base), p_rd.addr.eq(drain.param_addr)]
         m.d.comb += [post.i[name].eq(drain.o[name])
-                     for name in ("valid", "acc", "col", "pool_first", "pool_last", "tag")]
+                     for name in ("valid", "acc", "col", "pool_first", "pool_last")]
         m.d.comb += [
+            post.i.tag.addr.eq(drain.o.tag + p_rd.data.offset),
+            post.i.tag.bit.eq(p_rd.data.bit),
             post.i.bias.eq(p_rd.data.bias),
             post.i.shift.eq(p_rd.data.shift),
             post.i.flip.eq(p_rd.data.flip),
@@ -147,6 +162,14 @@ class Accelerator(wiring.Component):
         ]
         if d.scale_width:
             m.d.comb += post.i.scale.eq(p_rd.data.scale)
-        m.d.comb += [buf.store.en.eq(post.o.valid), buf.store.addr.eq(post.o.tag),
-                     buf.store.data.eq(post.o.value)]
+        m.d.comb += [buf.store.en.eq(post.o.valid), buf.store.addr.eq(post.o.tag.addr)]
+        if packed:
+            # a packed binary output: +1 sets, −1 clears the channel's bit of the word
+            with m.If(desc.pack_out):
+                m.d.comb += [buf.store.data.eq(Mux(post.o.value[-1], 0, -1)),
+                             buf.store.mask.eq(1 << post.o.tag.bit)]
+            with m.Else():
+                m.d.comb += [buf.store.data.eq(post.o.value), buf.store.mask.eq(-1)]
+        else:
+            m.d.comb += buf.store.data.eq(post.o.value)
         return m

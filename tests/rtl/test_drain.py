@@ -28,11 +28,10 @@ def test_jobs_back_to_back(run_sim, rows, cols, pe_latency):
     """Two jobs ``rows·cols`` cycles apart (the closest the sequencer sends them): slot
     ``(r, c)`` of a job sent at cycle ``t`` is read at ``t + delay + 1 + r·cols + c``."""
     dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency)
-    cfg = {"win": 4, "plane": 6, "out_base": 100, "param_base": 40}
+    cfg = {"win": 4, "out_base": 100, "param_base": 40}
     jobs = [
-        {"co_base": 0, "cols_valid": cols, "ch_off": 0, "rows_valid": rows, "q0": 0, "m0": 3},
-        {"co_base": cols, "cols_valid": 1, "ch_off": cols * 6, "rows_valid": rows - 1 or 1,
-         "q0": 2, "m0": 1},
+        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 3},
+        {"co_base": cols, "cols_valid": 1, "rows_valid": rows - 1 or 1, "q0": 2, "m0": 1},
     ]
     period = rows * cols
 
@@ -48,7 +47,7 @@ def test_jobs_back_to_back(run_sim, rows, cols, pe_latency):
             tile = cycle // period
             for r in range(rows):
                 for c in range(cols):
-                    ctx.set(dut.results[r][c], result(cycle, r, c))
+                    ctx.set(dut.results.e0[r][c], result(cycle, r, c))
             if cycle % period == 0 and tile < len(jobs):
                 ctx.set(dut.job, {"valid": 1, **jobs[tile]})
             else:
