@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from hwgen import ir, timing
 from hwgen.compiler import AcceleratorConfig, CompiledDesign, compile_graph, walk_deltas
 from hwgen.compiler.pack import pack_kinds
-from hwgen.compiler.plan import choose_pe_kind
 from hwgen.contract import CONTRACT_VERSION, LayerDescriptor, descriptor_fields
 from hwgen.errors import ArgumentError, DoesNotFitError, FormatError, UnsupportedLayerError
 from hwgen.golden.blocks import pixel_walker
@@ -92,36 +91,38 @@ def pow2_conv(name="p", fmt=None, in_fmt=F8, out_fmt=F8, **kwargs):
     return ir.Conv2d(name, c.in_shape, weight, None, in_fmt, [fmt] * 5, out_fmt, **kwargs)
 
 
+def kinds_and_widths(design):
+    return tuple((e.kind, e.weight_width) for e in design.engines)
+
+
 def test_pe_kind_follows_the_weight_formats():
-    assert compile_graph(graph(conv()), AcceleratorConfig()).config.pe_kind == "fixed"
+    assert compile_graph(graph(conv()), AcceleratorConfig()).engine_kinds == ("fixed",)
     design = compile_graph(graph(pow2_conv()), AcceleratorConfig())
     # zero flag, sign and a 2-bit code (e - e_min in 0..3); products grow by 3 bits
-    assert (design.config.pe_kind, design.weight_width) == ("shift", 4)
+    assert kinds_and_widths(design) == (("shift", 4),)
     assert design.acc_width == accumulator_width(8, Pow2Format(-3, 0).width, 2 * 3 * 3)
     binary = pow2_conv(fmt=Pow2Format(0, 0))
     binary = ir.Conv2d("b", binary.in_shape, np.where(binary.weight < 0, -1, 1), None, F8,
                        [BinaryFormat()] * 5, F8)
     design = compile_graph(graph(binary), AcceleratorConfig())
-    assert (design.config.pe_kind, design.weight_width) == ("shift", 2)
+    assert kinds_and_widths(design) == (("shift", 2),)
     # forcing the MAC runs power-of-two weights as integers
     design = compile_graph(graph(pow2_conv()), AcceleratorConfig(pe_kind="fixed"))
-    assert (design.config.pe_kind, design.weight_width) == ("fixed", 5)
+    assert kinds_and_widths(design) == (("fixed", 5),)
+
+
+def test_mixed_kinds_get_one_engine_each():
+    design = compile_graph(graph(pow2_conv(), conv(cin=5, h=4, w=3, k=1)), AcceleratorConfig())
+    assert kinds_and_widths(design) == (("shift", 4), ("fixed", 8))
+    assert [(layer.pe_kind, layer.desc.engine, layer.desc.w_base) for layer in design.layers] \
+        == [("shift", 0, 0), ("fixed", 1, 0)]
 
 
 def test_pe_kind_refusals():
-    with pytest.raises(UnsupportedLayerError, match=r"^The layers need different PE kinds "
-                                                    r"\('p': 'shift', 'c': 'fixed'\) and an "
-                                                    r"accelerator has one array for now; force "
-                                                    r"pe_kind='fixed', which runs every weight "
-                                                    r"format$"):
-        compile_graph(graph(pow2_conv(), conv(cin=5, h=4, w=3, k=1)), AcceleratorConfig())
-    c = conv()
-    bnn = ir.Conv2d("x", c.in_shape, np.where(c.weight < 0, -1, 1), None, BinaryFormat(),
-                    [BinaryFormat()] * 5, F8)
-    with pytest.raises(UnsupportedLayerError, match=r"^Layers 'x' have binary weights and "
-                                                    r"binary activations, which need the "
-                                                    r"'xnor' PE kind"):
-        choose_pe_kind([bnn])
+    with pytest.raises(UnsupportedLayerError, match=r"^PE kind 'xnor' runs binary weights on "
+                                                    r"binary activations only, and layers 'p' "
+                                                    r"are not binary on both sides"):
+        compile_graph(graph(pow2_conv()), AcceleratorConfig(pe_kind="xnor"))
     with pytest.raises(FormatError, match=r"^Layer 'c': weight -?\d+ is not 0 or ± a power of "
                                           r"two, which the 'shift' PE kind needs$"):
         compile_graph(graph(conv()), AcceleratorConfig(pe_kind="shift"))
@@ -151,8 +152,9 @@ def test_walker_visits_pool_windows_in_order(h, w, k, stride, pad, pool):
 def test_weight_image_holds_every_weight():
     layer = conv(cout=7)
     design = compile_graph(graph(layer), AcceleratorConfig(rows=2, cols=3))
-    ww, cols, k = design.weight_width, 3, layer.reduction
-    words = np.array(design.weight_image, dtype=object)
+    (engine,) = design.engines
+    ww, cols, k = engine.weight_width, 3, layer.reduction
+    words = np.array(engine.weight_image, dtype=object)
     assert len(words) == 3 * k       # ceil(7 / 3) channel tiles of K words
     got = np.zeros((9, k), dtype=np.int64)
     for ct in range(3):
@@ -223,7 +225,9 @@ def test_compiler_predicts_the_hand_count():
 
 def test_descriptor_is_typed():
     names = [name for name, _ in descriptor_fields()]
-    assert names[:2] == ["k_len", "period"] and names[-3:] == ["rounding", "overflow", "binary_out"]
+    assert names[:2] == ["k_len", "period"]
+    assert names[-7:] == ["rounding", "overflow", "binary_out", "pack_out", "engine",
+                          "tail_from", "tail_bits"]
     desc = compile_graph(graph(conv()), AcceleratorConfig()).layers[0].desc
     with pytest.raises(FormatError, match=r"^Descriptor field 'npix' is a count and must not "
                                           r"be negative, not -1$"):
@@ -265,3 +269,49 @@ def test_manifest_round_trip():
     assert again.layers[0].desc == design.layers[0].desc
     assert again.layers[1].cycles == design.layers[1].cycles
     assert again.config == design.config
+
+
+def binary_conv(name, cin, cout, h, w, k, pad, in_fmt, out_fmt=None, pool=1, seed=0):
+    rng = np.random.default_rng(seed)
+    weight = rng.choice([-1, 1], size=(cout, cin, k, k))
+    return ir.Conv2d(name, (cin, h, w), weight, None, in_fmt, [BinaryFormat()] * cout,
+                     out_fmt or BinaryFormat(), padding=pad, pool=pool,
+                     threshold=rng.integers(-3, 4, size=cout))
+
+
+def test_xnor_layers_read_packed_words():
+    """A binary tensor an XNOR layer reads is stored one bit per channel: the XNOR layer's
+    weight word of step (group g, ky, kx) holds, per column, channel g·P + i in bit i; the
+    producer's parameter words place channel c at bit c mod P of word (c div P)·plane."""
+    first = binary_conv("a", 1, 10, 5, 5, 3, 1, F8)
+    first = ir.Conv2d("a", first.in_shape, rng_fixed(first.weight.shape), None, F8,
+                      [F8] * 10, BinaryFormat(), padding=1, threshold=np.arange(10) - 5)
+    second = binary_conv("b", 10, 3, 5, 5, 3, 1, BinaryFormat())
+    p = 8
+    design = compile_graph(graph(first, second), AcceleratorConfig(rows=2, cols=2, xnor_width=p))
+    assert design.engine_kinds == ("fixed", "xnor")
+    a, b = design.layers
+    assert (a.desc.pack_out, b.desc.pack_out) == (1, 0)
+    # 10 channels of 5x5 pixels in two groups: 2·5·5 words, two regions
+    assert design.buffer_depth == 2 * max(1 * 5 * 5, 2 * 5 * 5, 3 * 5 * 5)
+    for ch in range(10):
+        _, _, _, _, offset, bit = design.param_image[a.desc.param_base + ch]
+        assert (offset, bit) == ((ch // 8) * 25, ch % 8)
+    steps = 2 * 3 * 3
+    assert (b.desc.k_len, b.desc.tail_from, b.desc.tail_bits) == (steps, 9, 2)
+    words = design.engines[1].weight_image
+    assert len(words) == 2 * steps      # two channel tiles of 2 columns for 3 channels
+    for co in range(3):
+        ct, c = divmod(co, 2)
+        for g in range(2):
+            for ky in range(3):
+                for kx in range(3):
+                    word = words[ct * steps + (g * 3 + ky) * 3 + kx] >> (c * p)
+                    for i in range(p):
+                        ci = g * p + i
+                        if ci < 10:
+                            assert (word >> i) & 1 == (second.weight[co, ci, ky, kx] > 0)
+
+
+def rng_fixed(shape, seed=1):
+    return np.random.default_rng(seed).integers(-100, 100, size=shape)

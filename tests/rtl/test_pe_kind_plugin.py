@@ -84,7 +84,7 @@ def test_plugin_kind_bit_exact_and_on_time(run_top):
     design = compile_graph(graph, config)
     plain = compile_graph(graph, AcceleratorConfig(rows=2, cols=3))
     # The weight memory really holds the negated weights (else the test proves nothing).
-    assert design.weight_image != plain.weight_image
+    assert design.engines[0].weight_image != plain.engines[0].weight_image
     x = rng.integers(-128, 128, size=(1,) + graph.input_shape)
     outputs, cycles, layers = run_top(design, x.reshape(1, -1))
     np.testing.assert_array_equal(outputs, golden.run(graph, x).reshape(1, -1))

@@ -1,6 +1,6 @@
 """System tests of multiplier-free designs: the emitted Verilog on Verilator, power-of-two
-weights on the shift PE, and binary (±1) weights with per-channel scales and threshold
-outputs; every output word against the golden model, every layer's cycles against the
+weights on the shift PE, binary (±1) weights with per-channel scales and threshold
+outputs, and a network on all three PE kinds (packed binary tensors on the XNOR engine); every output word against the golden model, every layer's cycles against the
 prediction. The networks are built directly as IR (no quantizer, no training)."""
 
 import numpy as np
@@ -11,14 +11,6 @@ from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.emit import write_design
 from hwgen.numerics import BinaryFormat, Pow2Format, QFormat
 from hwgen.sim.check import simulate_design
-
-
-def check(report, design):
-    assert report.mismatches == 0, report.mismatched_samples
-    assert report.bit_exact
-    assert report.cycles_match, (report.cycles_measured, report.cycles_predicted)
-    assert report.cycles_measured["per_layer"] == {
-        layer.name: layer.cycles.total for layer in design.layers}
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +68,10 @@ def binary_graph(rng):
     return ir.Graph("bwn", (2, 7, 6), fin, [conv1, conv2, flat, fc])
 
 
-def run(tmp_path, build_dir, graph, array, rng, samples=4):
-    design = compile_graph(graph, AcceleratorConfig.parse_array(array))
-    assert design.config.pe_kind == "shift"
+def run(check, tmp_path, build_dir, graph, array, rng, samples=4, kinds=("shift",),
+        **config):
+    design = compile_graph(graph, AcceleratorConfig.parse_array(array, **config))
+    assert design.engine_kinds == kinds
     x = rng.integers(graph.input_fmt.min_int, graph.input_fmt.max_int + 1,
                      size=(samples,) + graph.input_shape)
     x[0] = graph.input_fmt.max_int          # extremes: all largest, all smallest
@@ -92,21 +85,60 @@ def run(tmp_path, build_dir, graph, array, rng, samples=4):
 
 
 @pytest.mark.parametrize("array", ["3x2", "4x4"])
-def test_pow2_weights_on_the_shift_pe(tmp_path, build_dir, array):
+def test_pow2_weights_on_the_shift_pe(check, tmp_path, build_dir, array):
     rng = np.random.default_rng(21)
-    design = run(tmp_path, build_dir, pow2_graph(rng), array, rng)
+    design = run(check, tmp_path, build_dir, pow2_graph(rng), array, rng)
     # zero flag, sign and a 3-bit exponent code (spans up to 6); no multiplier stage
-    assert design.weight_width == 5 and design.scale_width == 0
+    assert design.engines[0].weight_width == 5 and design.scale_width == 0
     assert design.post_latency == timing.post_process_latency(False)
 
 
 @pytest.mark.parametrize("array", ["2x3", "4x4"])
-def test_binary_weights_scales_and_thresholds(tmp_path, build_dir, array):
+def test_binary_weights_scales_and_thresholds(check, tmp_path, build_dir, array):
     rng = np.random.default_rng(22)
     graph = binary_graph(rng)
-    design = run(tmp_path, build_dir, graph, array, rng)
+    design = run(check, tmp_path, build_dir, graph, array, rng)
     assert design.scale_width == 8 and design.thresholds      # 127 needs 7 bits + sign
     assert design.post_latency == timing.post_process_latency(True) == 5
     # The thresholds decide some outputs each way (else the test would prove little).
     outs = golden.run_layers(graph, rng.integers(-128, 128, size=(4,) + graph.input_shape))[1]
     assert set(np.unique(outs)) == {-1, 1}
+
+
+def mixed_graph(rng):
+    """One network on all three PE kinds: a fixed-point conv with binary outputs, an XNOR
+    conv (10 input channels: a partial last channel group for P = 8, padding, pooling) and
+    an XNOR linear layer on its flattened packed output, then power-of-two weights on the
+    binary activations (shift)."""
+    fin, b = QFormat(8, 5), BinaryFormat()
+    f8 = [QFormat(8, 6)] * 10
+    conv1 = ir.Conv2d("conv1", (2, 6, 5), rng.integers(-128, 128, size=(10, 2, 3, 3)), None,
+                      fin, f8, b, padding=1, threshold=rng.integers(-2000, 2000, size=10),
+                      flip=rng.integers(0, 2, size=10))
+    conv2 = ir.Conv2d("xconv2", conv1.out_shape, rng.choice([-1, 1], size=(9, 10, 3, 3)),
+                      None, b, [b] * 9, b, padding=1, pool=2,
+                      threshold=np.array([0, 5, -7, 90, -90, 2, -1, 3, 10**6]),
+                      flip=np.array([0, 1, 0, 0, 1, 1, 0, 1, 0]))
+    flat = ir.Flatten("flat", conv2.out_shape, b)
+    fc1 = ir.Linear("xfc1", flat.out_shape, rng.choice([-1, 1], size=(11, flat.out_shape[0])),
+                    None, b, [b] * 11, b, threshold=rng.integers(-6, 7, size=11))
+    fmts = [Pow2Format(-3, 0)] * 4
+    fc2 = ir.Linear("fc2", fc1.out_shape, pow2_weights(rng, (4, 11), fmts),
+                    rng.integers(-50, 50, size=4), b, fmts, QFormat(8, 3))
+    return ir.Graph("mixed", (2, 6, 5), fin, [conv1, conv2, flat, fc1, fc2])
+
+
+@pytest.mark.parametrize("array, p", [("3x2", 8), ("4x4", 16)])
+def test_all_three_pe_kinds_in_one_accelerator(check, tmp_path, build_dir, array, p):
+    rng = np.random.default_rng(23)
+    graph = mixed_graph(rng)
+    design = run(check, tmp_path, build_dir, graph, array, rng,
+                 kinds=("fixed", "xnor", "shift"), xnor_width=p)
+    assert [layer.pe_kind for layer in design.layers] == ["fixed", "xnor", "xnor", "shift"]
+    assert design.word_width == max(8, p)
+    # the XNOR layers read packed words: K is channel groups · kernel
+    assert [layer.desc.k_len for layer in design.layers[1:3]] == [-(-10 // p) * 9,
+                                                                   -(-9 // p) * 3 * 2]
+    # the binary layers decide outputs both ways (else the test would prove little)
+    for outs in golden.run_layers(graph, rng.integers(-128, 128, size=(4, 2, 6, 5)))[:4]:
+        assert set(np.unique(outs)) == {-1, 1}

@@ -17,23 +17,15 @@ def build_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("sim_build")
 
 
-def check(report, design):
-    assert report.mismatches == 0, report.mismatched_samples
-    assert report.bit_exact
-    assert report.cycles_match, (report.cycles_measured, report.cycles_predicted)
-    assert report.cycles_measured["per_layer"] == {
-        layer.name: layer.cycles.total for layer in design.layers}
-
-
-def run_model(tmp_path, build_dir, model, scheme, array, samples):
+def run_model(check, tmp_path, build_dir, model, scheme, array, samples):
     design, _ = compile_model(model, scheme, array, tmp_path / "design", vectors=samples)
     report = simulate_design(tmp_path / "design", samples=samples, build_dir=build_dir)
     check(report, design)
     return design, report
 
 
-def test_digits_cnn_fixed8_4x4(tmp_path, build_dir):
-    design, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
+def test_digits_cnn_fixed8_4x4(check, tmp_path, build_dir):
+    design, report = run_model(check, tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
     assert report.accuracy == report.golden_accuracy
     assert report.accuracy >= 0.8
     # The hardware's own words are kept beside the report, readable without hwgen.
@@ -60,13 +52,29 @@ def test_changed_expected_word_is_caught(tmp_path, build_dir):
     assert report.cycles_match
 
 
+#: The engines (PE kinds) each scheme's digits CNN runs on: conv1, conv2 and fc.
+ENGINES = {"fixed8": ("fixed",), "fixed4": ("fixed",), "pow2-4": ("shift",),
+           "bwn": ("shift",), "binary": ("fixed", "xnor")}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["builtin:digits-cnn", "builtin:mlp"])
-@pytest.mark.parametrize("scheme", ["fixed8", "fixed4"])
-@pytest.mark.parametrize("array", ["1x1", "4x4", "3x5"])
-def test_models(tmp_path, build_dir, model, scheme, array):
-    samples = 3 if array == "1x1" else 10
-    run_model(tmp_path, build_dir, model, scheme, array, samples)
+@pytest.mark.parametrize("model, scheme, array", [
+    # every scheme on a square and a non-square array (fixed8 4x4: the test above)
+    ("builtin:digits-cnn", "fixed8", "1x1"), ("builtin:digits-cnn", "fixed4", "3x5"),
+    ("builtin:digits-cnn", "pow2-4", "4x4"), ("builtin:digits-cnn", "pow2-4", "3x5"),
+    ("builtin:digits-cnn", "bwn", "4x4"), ("builtin:digits-cnn", "bwn", "3x5"),
+    ("builtin:digits-cnn", "binary", "4x4"), ("builtin:digits-cnn", "binary", "3x5"),
+    ("builtin:mlp", "fixed8", "3x5"), ("builtin:mlp", "fixed4", "1x1"),
+    ("builtin:mlp", "binary", "4x4"),
+])
+def test_models(check, tmp_path, build_dir, model, scheme, array):
+    """The shipped models, fixed point and the multiplier-free schemes of the shipped QAT
+    checkpoints, every output word and every layer's cycles."""
+    samples = 3 if array == "1x1" else 6
+    design, report = run_model(check, tmp_path, build_dir, model, scheme, array, samples)
+    assert report.accuracy == report.golden_accuracy
+    if model == "builtin:digits-cnn":
+        assert design.engine_kinds == ENGINES[scheme]
 
 
 @pytest.mark.parametrize("array, simulator", [
@@ -74,7 +82,7 @@ def test_models(tmp_path, build_dir, model, scheme, array):
     # Icarus evaluates `always @*` only on a change: it caught logic that Verilator did not.
     pytest.param("3x2", "icarus", marks=pytest.mark.requires("iverilog")),
 ])
-def test_random_layers(tmp_path, build_dir, random_graph, array, simulator):
+def test_random_layers(check, tmp_path, build_dir, random_graph, array, simulator):
     """Strides, padding, pooling, odd sizes, every rounding and overflow mode."""
     rng = np.random.default_rng(7)
     graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("conv", 3, 2, 2, 0, 1, False),
@@ -89,7 +97,7 @@ def test_random_layers(tmp_path, build_dir, random_graph, array, simulator):
 
 
 @pytest.mark.parametrize("pe_stages", [0, 1, 2])
-def test_pipelined_pes(tmp_path, build_dir, random_chain, pe_stages):
+def test_pipelined_pes(check, tmp_path, build_dir, random_chain, pe_stages):
     """PEs of latency 1, 2 and 3: the prediction and the hardware move together."""
     rng = np.random.default_rng(11)
     graph, config = random_chain(rng, max_cycles=3000)
@@ -107,10 +115,3 @@ def test_pipelined_pes(tmp_path, build_dir, random_chain, pe_stages):
     assert [a.cycles.total - b.cycles.total for a, b in zip(design.layers, base.layers)] == \
         [pe_stages] * len(design.layers)
 
-
-@pytest.mark.parametrize("scheme, array", [("pow2-4", "4x4"), ("bwn", "3x5")])
-def test_multiplier_free_schemes_of_the_digits_cnn(tmp_path, build_dir, scheme, array):
-    """The shipped QAT checkpoints on the shift PE (no multiplier), every word and cycle."""
-    design, report = run_model(tmp_path, build_dir, "builtin:digits-cnn", scheme, array, 5)
-    assert design.config.pe_kind == "shift"
-    assert report.accuracy == report.golden_accuracy
