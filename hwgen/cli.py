@@ -135,6 +135,14 @@ def add_compile(sub):
     p.add_argument("--acc-width", type=int, metavar="BITS",
                    help="accumulator bits, 1 to 64, at least what bit growth needs "
                         "(default: what bit growth needs)")
+    p.add_argument("--pe-kind", choices=["auto", "fixed", "shift", "xnor"], default="auto",
+                   help="auto: one array (engine) per PE kind the layers call for: fixed "
+                        "(multipliers), shift (power-of-two weights), xnor (binary weights "
+                        "on binary activations); a kind runs every layer on it, e.g. fixed "
+                        "runs binary layers as integers on multipliers (auto)")
+    p.add_argument("--xnor-width", type=int, default=8, metavar="P",
+                   help="binary values an XNOR PE takes per cycle, 1 to 64, e.g. 8, 16, 32, "
+                        "64; activation words are max(P, activation bits) wide (8)")
     p.set_defaults(func=cmd_compile)
 
 
@@ -149,7 +157,10 @@ def _add_array_option(p):
 def cmd_compile(args):
     from .flow import compile_model
     from .report import format_table, utilization_rows
-    config = {} if args.acc_width is None else {"acc_width": args.acc_width}
+    config = {"xnor_width": args.xnor_width,
+              "pe_kind": None if args.pe_kind == "auto" else args.pe_kind}
+    if args.acc_width is not None:
+        config["acc_width"] = args.acc_width
     design, _ = compile_model(args.model, args.scheme, args.array, args.out,
                               vectors=args.vectors, force=args.force,
                               allow_large=args.allow_large, progress=_progress,

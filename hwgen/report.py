@@ -69,10 +69,9 @@ class LayerUtilization:
 def utilization_rows(design, measured=None):
     """One :class:`LayerUtilization` per layer of ``design``; ``measured`` maps layer names
     to cycles."""
-    pes = design.config.pes
     rows = []
     for layer in design.layers:
-        ideal = layer.macs / pes
+        ideal = design.layer_ideal(layer)
         predicted = layer.cycles.total
         got = measured.get(layer.name, predicted) if measured else predicted
         rows.append(LayerUtilization(
@@ -88,7 +87,7 @@ def overhead_note(design, layer):
     c = layer.cycles
     npix = layer.desc.npix
     cout = layer.desc.cout
-    idle_pes = layer.tiles * layer.desc.k_len - layer.macs / (rows * cols)
+    idle_pes = layer.tiles * layer.desc.k_len - design.layer_ideal(layer)
     costs = {
         "drain (K < rows·cols)": c.drain_bound,
         "fill/drain + setup": c.fill_drain + c.setup,

@@ -142,9 +142,18 @@ class CompiledDesign:
     def macs(self):
         return sum(layer.macs for layer in self.layers)
 
+    def macs_per_step(self, layer):
+        """MACs one PE does per step in ``layer``: ``P`` (``config.xnor_width``) on the
+        XNOR engine, else 1."""
+        return self.config.xnor_width if layer.pe_kind == "xnor" else 1
+
+    def layer_ideal(self, layer):
+        """Cycles of ``layer`` at the physical limit: MACs ÷ (PEs · :meth:`macs_per_step`)."""
+        return layer.macs / (self.config.pes * self.macs_per_step(layer))
+
     @property
     def ideal_cycles(self):
-        return self.macs / self.config.pes
+        return sum(self.layer_ideal(layer) for layer in self.layers)
 
     def to_json(self):
         return {

@@ -188,8 +188,8 @@ def layer_kinds(layers, forced=None):
         if bad:
             raise UnsupportedLayerError(
                 f"PE kind 'xnor' runs binary weights on binary activations only, and layers "
-                f"{', '.join(repr(n) for n in bad)} are not binary on both sides; leave the "
-                f"PE kind to hwgen (one engine per kind)")
+                f"{', '.join(repr(n) for n in bad)} are not binary on both sides; use "
+                f"--pe-kind auto (pe_kind=None), one engine per kind")
     return [forced] * len(layers)
 
 
