@@ -35,7 +35,7 @@ from .estimate.devices import DEVICES
 from .files import check_output_dir, make_dirs, private_dir, remove_dirs
 
 __all__ = ["DESIGN_FILES", "OUTPUTS_FILE", "REPORT_FILE", "TOPLEVEL", "check_design_dir",
-           "read_design", "read_vectors", "verilog", "write_design"]
+           "read_design", "read_overflow", "read_vectors", "verilog", "write_design"]
 
 TOPLEVEL = "hwgen_top"
 MANIFEST_FILE = "manifest.json"
@@ -100,8 +100,9 @@ def write_design(design, out_dir, vectors=None, force=False):
     in the folder is kept. A folder that holds other files but no design is refused unless
     ``force``.
 
-    ``vectors`` is ``(inputs, expected, labels)``: integer inputs ``(N, n_in)``, golden
-    outputs ``(N, n_out)`` and labels ``(N,)``.
+    ``vectors`` is ``(inputs, expected, labels[, overflow])``: integer inputs ``(N,
+    n_in)``, golden outputs ``(N, n_out)``, labels ``(N,)`` and, optionally, per
+    requantizing layer the values it saturated and wrapped per input (``{layer: (N, 2)}``).
     """
     out = check_design_dir(out_dir, force)
     files = _design_files(design, vectors)      # the long part, before touching the disk
@@ -112,10 +113,14 @@ def write_design(design, out_dir, vectors=None, force=False):
         for name, data in files.items():
             (stage / name).write_bytes(data)
         if vectors is not None:
-            inputs, expected, labels = vectors
+            inputs, expected, labels, *overflow = vectors
+            overflow = overflow[0] if overflow else {}
             np.savez(stage / VECTORS_FILE, inputs=np.asarray(inputs, dtype=np.int64),
                      expected=np.asarray(expected, dtype=np.int64),
-                     labels=np.asarray(labels, dtype=np.int64))
+                     labels=np.asarray(labels, dtype=np.int64),
+                     overflow_layers=np.array(list(overflow), dtype=str),
+                     overflow=np.array([overflow[name] for name in overflow],
+                                       dtype=np.int64).reshape(len(overflow), len(inputs), 2))
         if new_folder:
             os.rename(stage, out)
             return out
@@ -158,6 +163,21 @@ def read_design(design_dir):
         return CompiledDesign.from_json(obj)
     except (KeyError, TypeError, ValueError) as e:
         raise HwgenError(f"Manifest {str(path)!r} is incomplete: {e!r}") from None
+
+
+def read_overflow(design_dir):
+    """``{layer: (N, 2) array}``: per test vector, the values each requantizing layer
+    saturated and wrapped in the golden model (empty when the vectors do not say)."""
+    path = Path(design_dir) / VECTORS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "overflow" not in f:
+                return {}
+            return dict(zip(f["overflow_layers"].tolist(), f["overflow"]))
+    except FileNotFoundError:
+        raise HwgenError(f"Design folder {str(design_dir)!r} has no testvectors.npz") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise HwgenError(f"Test vectors {str(path)!r} cannot be read: {e}") from None
 
 
 def read_vectors(design_dir):

@@ -130,8 +130,10 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
 
 
 def test_vectors(qmodel, count=DEFAULT_VECTORS):
-    """``(inputs, expected, labels)``: the first ``count`` test images of ``qmodel``'s data
-    set as the integers the hardware receives, the golden model's outputs, the labels."""
+    """``(inputs, expected, labels, overflow)``: the first ``count`` test images of
+    ``qmodel``'s data set as the integers the hardware receives, the golden model's
+    outputs, the labels, and per image the values each requantizing layer saturated or
+    wrapped (``{layer: (N, 2) array}``, :func:`hwgen.golden.overflow_counts`)."""
     from . import golden
     data = qmodel.dataset
     if data is None:  # calibration inputs only: unlabelled vectors
@@ -142,7 +144,10 @@ def test_vectors(qmodel, count=DEFAULT_VECTORS):
     count = len(x_float)
     x = qmodel.quantize_input(x_float)
     expected = golden.run(qmodel.graph, x)
-    return x.reshape(count, -1), expected.reshape(count, -1), labels
+    per_image = [golden.overflow_counts(qmodel.graph, x[i:i + 1]) for i in range(count)]
+    overflow = {name: np.array([counts[name] for counts in per_image], dtype=np.int64)
+                for name in (per_image[0] if per_image else {})}
+    return x.reshape(count, -1), expected.reshape(count, -1), labels, overflow
 
 
 def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS,

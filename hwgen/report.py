@@ -4,7 +4,7 @@ compare them, benchmarks and plots read them."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 __all__ = ["LayerUtilization", "SimReport", "format_table", "overhead_note", "utilization_rows"]
 
@@ -126,6 +126,9 @@ class SimReport:
     build_seconds: float
     verilog: str
     waves: str | None = None
+    #: ``{layer: {"saturated": n, "wrapped": n}}`` over the simulated samples (golden model,
+    #: which the hardware matches word for word when ``bit_exact``).
+    overflow: dict = field(default_factory=dict)
 
     def to_json(self):
         return {
@@ -138,11 +141,19 @@ class SimReport:
             "golden_accuracy": self.golden_accuracy,
             "sim_cycles_per_second": self.sim_cycles_per_second,
             "sim_seconds": self.sim_seconds, "build_seconds": self.build_seconds,
-            "verilog": self.verilog, "waves": self.waves,
+            "verilog": self.verilog, "waves": self.waves, "overflow": self.overflow,
         }
 
     def dumps(self):
         return json.dumps(self.to_json(), indent=1)
+
+    def overflow_text(self):
+        """The layers whose outputs saturated or wrapped on the simulated samples."""
+        hits = [f"{name} {n[kind]} {kind}" for name, n in self.overflow.items()
+                for kind in ("saturated", "wrapped") if n[kind]]
+        if hits:
+            return f"{', '.join(hits)} values in {self.samples} samples"
+        return "none" if self.overflow else "not recorded with the test vectors"
 
     def summary(self):
         """Human-readable lines for the CLI."""
@@ -163,6 +174,7 @@ class SimReport:
             f"({'equal' if self.cycles_match else 'DIFFERENT'})"),
             table,
             f"accuracy: {100 * self.accuracy:.1f} % (golden model {100 * self.golden_accuracy:.1f} %)",
+            f"overflow: {self.overflow_text()}",
             (f"simulation: {self.sim_cycles_per_second:,.0f} cycles/s, {self.sim_seconds:.1f} s "
             f"(build {self.build_seconds:.1f} s)"),
             f"verilog: {self.verilog}",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..emit import OUTPUTS_FILE, REPORT_FILE, TOPLEVEL, read_design, read_vectors
+from ..emit import OUTPUTS_FILE, REPORT_FILE, TOPLEVEL, read_design, read_overflow, read_vectors
 from ..errors import HwgenError, check_int
 from ..files import atomic_write
 from ..report import SimReport
@@ -75,8 +75,9 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
     # Cycles do not depend on the data; report the sample that differs most if any does.
     worst = int(np.argmax(np.abs(result.layer_cycles - predicted).sum(axis=1)))
     measured_layers = result.layer_cycles[worst]
-    pes = design.config.pes
-    ideal = {layer.name: layer.macs / pes for layer in design.layers}
+    ideal = {layer.name: design.layer_ideal(layer) for layer in design.layers}
+    overflow = {name: dict(zip(("saturated", "wrapped"), map(int, counts[:samples].sum(axis=0))))
+                for name, counts in read_overflow(design_dir).items()}
     measured_total = int(result.cycles[worst])
     n_classes = design.n_out
     scores_hw = result.outputs.reshape(samples, n_classes)
@@ -101,6 +102,7 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
         sim_cycles_per_second=result.cycles_per_second, sim_seconds=result.sim_seconds,
         build_seconds=result.build_seconds, verilog=str(verilog),
         waves=None if result.waves is None else str(result.waves),
+        overflow=overflow,
     )
     atomic_write(design_dir / OUTPUTS_FILE, lambda f: np.savez(
         f, outputs=result.outputs, cycles=result.cycles, layer_cycles=result.layer_cycles,

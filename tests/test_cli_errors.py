@@ -109,12 +109,12 @@ CASES = [
     (COMPILE + ["--xnor-width", "0", "--out", "D"],
      r"XNOR width must be a positive integer, not 0"),
     (COMPILE + ["--xnor-width", "65", "--out", "D"],
-     r"An XNOR width of 65 binary positions is more than hwgen builds \(at most 64\); pass "
-     r"--allow-large \(allow_large=True\) to build it anyway"),
+     (r"An XNOR width of 65 binary positions is more than hwgen builds \(at most 64\); pass "
+      r"--allow-large \(allow_large=True\) to build it anyway")),
     (COMPILE + ["--pe-kind", "xnor", "--out", "D"],
-     r"PE kind 'xnor' runs binary weights on binary activations only, and layers 'conv1', "
-     r"'conv2', 'fc' are not binary on both sides; use --pe-kind auto \(pe_kind=None\), one "
-     r"engine per kind"),
+     (r"PE kind 'xnor' runs binary weights on binary activations only, and layers 'conv1', "
+      r"'conv2', 'fc' are not binary on both sides; use --pe-kind auto \(pe_kind=None\), "
+      r"one engine per kind")),
     # compile: test vectors
     (COMPILE + ["--vectors", "0", "--out", "D"],
      r"Test vectors must be an integer of at least 1, not 0"),

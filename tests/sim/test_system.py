@@ -18,9 +18,15 @@ def build_dir(tmp_path_factory):
 
 
 def run_model(check, tmp_path, build_dir, model, scheme, array, samples):
-    design, _ = compile_model(model, scheme, array, tmp_path / "design", vectors=samples)
+    design, qmodel = compile_model(model, scheme, array, tmp_path / "design", vectors=samples)
     report = simulate_design(tmp_path / "design", samples=samples, build_dir=build_dir)
     check(report, design)
+    # the overflow the report prints: the golden model's on the same images, as one batch
+    from hwgen.emit import read_vectors
+    inputs = read_vectors(tmp_path / "design")[0].reshape((-1,) + qmodel.graph.input_shape)
+    want = golden.overflow_counts(qmodel.graph, inputs[:samples])
+    assert report.overflow == {name: {"saturated": int(s), "wrapped": int(w)}
+                               for name, (s, w) in want.items()}
     return design, report
 
 
