@@ -53,8 +53,8 @@ def add_train(sub):
                    help="checkpoint to write (written atomically)")
     p.add_argument("--epochs", type=int, metavar="N", help="float training epochs")
     p.add_argument("--qat", metavar="SCHEME",
-                   help="fine-tune for SCHEME (fixed16, fixed8, fixed4, pow2-4, bwn, binary "
-                        "or a JSON spec)")
+                   help="fine-tune for SCHEME (fixed16, fixed8, fixed4, pow2-4, bwn, ternary, "
+                        "binary or a JSON spec)")
     p.add_argument("--qat-epochs", type=int, metavar="N", help="QAT fine-tuning epochs")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
     p.add_argument("--dataset", metavar="NAME",
@@ -81,8 +81,8 @@ def _add_model_options(p):
     p.add_argument("model", metavar="MODEL",
                    help="builtin:NAME, an hwgen checkpoint (.pt) or an ONNX file (.onnx)")
     p.add_argument("--scheme", "-s", default="fixed8",
-                   help="fixed16, fixed8 (default), fixed4, pow2-4, bwn, binary or a JSON "
-                        "spec path")
+                   help="fixed16, fixed8 (default), fixed4, pow2-4, bwn, ternary, binary or a "
+                        "JSON spec path")
     p.add_argument("--data", metavar="FILE.npz",
                    help="calibration and test data: arrays x_train (or x_calib), x_test, "
                         "y_test (default: the checkpoint's data set, the digits for the "

@@ -70,10 +70,11 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
         (of a built-in architecture or a user's, see :func:`hwgen.models.save_model`) or an
         ONNX file (``.onnx``). ``.pt2`` archives are refused (see the README).
     scheme : str or hwgen.quant.Scheme
-        ``fixed16``, ``fixed8``, ``fixed4``, ``pow2-4``, ``bwn``, ``binary`` or a JSON spec
-        path (see :mod:`hwgen.quant`). When the checkpoint was QAT fine-tuned for a scheme
-        of the same name, its trained weights and formats are used instead of calibrating;
-        ``builtin:NAME`` with ``pow2-4``, ``bwn`` or ``binary`` loads the shipped QAT
+        ``fixed16``, ``fixed8``, ``fixed4``, ``pow2-4``, ``bwn``, ``ternary``, ``binary`` or
+        a JSON spec path (see :mod:`hwgen.quant`). When the checkpoint was QAT fine-tuned for
+        a scheme of the same name, its trained weights and formats are used instead of
+        calibrating; ``builtin:NAME`` with ``pow2-4``, ``bwn``, ``ternary`` or ``binary``
+        loads the shipped QAT
         checkpoint for that scheme (:data:`hwgen.models.checkpoint.BUILTIN_QAT`).
     progress : bool
         Print what is happening to stderr.

@@ -10,7 +10,7 @@ The shipped ``builtin:`` checkpoints were made with::
     hwgen train mlp --out hwgen/models/mlp.pt
 
 and the QAT checkpoints that ``builtin:NAME --scheme SCHEME`` uses
-(:data:`hwgen.models.checkpoint.BUILTIN_QAT`) with, for each SCHEME of pow2-4, bwn and
+(:data:`hwgen.models.checkpoint.BUILTIN_QAT`) with, for each SCHEME of pow2-4, bwn, ternary and
 binary::
 
     hwgen train digits-cnn --qat SCHEME --out hwgen/models/digits_cnn_SCHEME.pt
@@ -60,6 +60,7 @@ DEFAULTS = {
 SCHEME_QAT = {
     "pow2-4": (20, 2e-3),
     "bwn": (30, 1e-2),
+    "ternary": (30, 1e-2),
     "binary": (60, 1e-2),
 }
 

@@ -60,7 +60,7 @@ BUILTINS = {"digits-cnn": "digits_cnn.pt", "mlp": "mlp.pt"}
 #: when quantized with that built-in scheme (made by ``hwgen train NAME --qat SCHEME``).
 BUILTIN_QAT = {(name, scheme): f"{stem}_{scheme}.pt"
                for name, stem in (("digits-cnn", "digits_cnn"), ("mlp", "mlp"))
-               for scheme in ("pow2-4", "bwn", "binary")}
+               for scheme in ("pow2-4", "bwn", "ternary", "binary")}
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,6 +5,7 @@
 :mod:`hwgen.quant.fixed`      the fixed-point kind: spec keys, calibration, fake-quant
 :mod:`hwgen.quant.pow2`       the power-of-two kind (shift PEs)
 :mod:`hwgen.quant.binary`     the binary kind (±1 weights, per-channel α; XNOR PEs)
+:mod:`hwgen.quant.ternary`    the ternary kind ({−α, 0, +α} weights, TWN; shift PEs)
 :mod:`hwgen.quant.outputs`    output keys every kind shares; binary activations, thresholds
 :mod:`hwgen.quant.scheme`     schemes: built-in names and per-layer JSON specs
 :mod:`hwgen.quant.modules`    the fake-quant torch modules, one per IR node
@@ -40,6 +41,7 @@ from .network import build_network
 from .outputs import binary_activation, fold_thresholds
 from .pow2 import Pow2Kind, Pow2Spec
 from .scheme import SCHEMES, Scheme, layer_spec_from_json, load_scheme, scheme_from_json
+from .ternary import TernaryKind, TernarySpec
 
 #: The fixed-point layer spec (the name it had before quantizer kinds).
 LayerSpec = FixedSpec
@@ -67,6 +69,8 @@ __all__ = [
     "QuantReport",
     "QuantizedModel",
     "Scheme",
+    "TernaryKind",
+    "TernarySpec",
     "binary_activation",
     "build_network",
     "calibrate_frac",

@@ -37,6 +37,9 @@ A path to a JSON file
 ``bwn``
     Binary weights with a per-channel scale α = mean|W| (:mod:`hwgen.quant.binary`), fixed8
     activations.
+``ternary``
+    Ternary weights {−α, 0, +α} with a per-channel α (:mod:`hwgen.quant.ternary`, TWN), fixed8
+    activations; they run on shift PEs with 2-bit weight fields.
 ``binary``
     The first and the last Conv2d/Linear layer with fixed8 weights, the middle layers with
     binary weights; every layer but the last has binary outputs (so every layer but the
@@ -140,9 +143,11 @@ def _fixed(width):
 def _builtin():
     from .binary import BinarySpec
     from .pow2 import Pow2Spec
+    from .ternary import TernarySpec
     return (_fixed(16), _fixed(8), _fixed(4),
             Scheme("pow2-4", 8, "auto", Pow2Spec(bits=4)),
             Scheme("bwn", 8, "auto", BinarySpec()),
+            Scheme("ternary", 8, "auto", TernarySpec()),
             Scheme("binary", 8, "auto", BinarySpec(binary_out=True),
                    first=FixedSpec(binary_out=True), last=FixedSpec()))
 

@@ -60,7 +60,7 @@ def test_changed_expected_word_is_caught(tmp_path, build_dir):
 
 #: The engines (PE kinds) each scheme's digits CNN runs on: conv1, conv2 and fc.
 ENGINES = {"fixed8": ("fixed",), "fixed4": ("fixed",), "pow2-4": ("shift",),
-           "bwn": ("shift",), "binary": ("fixed", "xnor")}
+           "bwn": ("shift",), "ternary": ("shift",), "binary": ("fixed", "xnor")}
 
 
 @pytest.mark.slow
@@ -69,6 +69,7 @@ ENGINES = {"fixed8": ("fixed",), "fixed4": ("fixed",), "pow2-4": ("shift",),
     ("builtin:digits-cnn", "fixed8", "1x1"), ("builtin:digits-cnn", "fixed4", "3x5"),
     ("builtin:digits-cnn", "pow2-4", "4x4"), ("builtin:digits-cnn", "pow2-4", "3x5"),
     ("builtin:digits-cnn", "bwn", "4x4"), ("builtin:digits-cnn", "bwn", "3x5"),
+    ("builtin:digits-cnn", "ternary", "3x5"),
     ("builtin:digits-cnn", "binary", "4x4"), ("builtin:digits-cnn", "binary", "3x5"),
     ("builtin:mlp", "fixed8", "3x5"), ("builtin:mlp", "fixed4", "1x1"),
     ("builtin:mlp", "binary", "4x4"),
