@@ -270,8 +270,12 @@ def test_an_unchanged_design_reuses_its_build(toy, build_root):
 
 def test_build_folder_is_keyed_on_the_verilog(toy, build_root):
     result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root)
-    key = runner._build_key(toy.read_bytes(), "hwgen_top", "verilator", None)
+    driver = (result.build_dir / "hwgen_batch.v").read_text()
+    key = runner._build_key(toy.read_bytes(), "hwgen_top", "verilator", None, driver)
     assert result.build_dir == build_root.resolve() / f"hwgen_top-verilator-{key}"
+    # the batch driver is made for the design's sizes: other sizes, another build
+    other = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS - 1, build_dir=build_root)
+    assert other.build_dir != result.build_dir
     changed = runner._build_key(toy.read_bytes() + b"// changed\n", "hwgen_top", "verilator",
                                 False)
     assert changed != key
@@ -354,7 +358,8 @@ def _vcd_signals(path):
 def test_icarus_waves(toy, build_root, waves):
     result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root,
                         simulator="icarus", waves=waves)
-    assert result.waves == result.build_dir / f"hwgen_top.{waves}"
+    # Icarus names the dump after the simulation's top level, the batch driver
+    assert result.waves == result.build_dir / f"hwgen_batch.{waves}"
     if waves == "vcd":
         assert {"clk", "i__payload", "o__valid"} <= _vcd_signals(result.waves)
     else:
