@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from . import __version__
 from .errors import HwgenError
@@ -402,12 +403,20 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         return args.func(args)
     except HwgenError as e:
+        _quiet_abandoned_gateware()
         message = " ".join(str(e).split())
         print(f"hwgen: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _quiet_abandoned_gateware()
         print("hwgen: error: interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_abandoned_gateware():
+    """An elaboration cut short leaves Amaranth objects that warn "created but never used"
+    when they are collected at exit; after an error that line is noise, not news."""
+    warnings.filterwarnings("ignore", message=r".* created but never used$")
 
 
 if __name__ == "__main__":
