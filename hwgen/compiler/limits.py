@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contract import SHIFT_BITS
 from ..errors import DoesNotFitError
 
 __all__ = ["SIZE_LIMITS", "SizeLimits", "check_size", "memory_bits"]
@@ -66,8 +65,8 @@ def memory_bits(config, word_width, buffer_depth, weights, param_words, param_wi
     """Bits of on-chip memory of a design: the activation buffer (one copy of
     ``buffer_depth`` words of ``word_width`` bits per array row), the weight memories
     (``weights``: ``(weight field bits, words)`` per engine, ``cols`` fields a word) and
-    the parameter memory (``param_words`` words of about ``param_width + SHIFT_BITS``
-    bits)."""
+    the parameter memory (``param_words`` words of ``param_width`` bits,
+    :func:`hwgen.contract.param_word_fields`)."""
     return (config.rows * buffer_depth * word_width
             + sum(words * config.cols * width for width, words in weights)
-            + param_words * (param_width + SHIFT_BITS))
+            + param_words * param_width)

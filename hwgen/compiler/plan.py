@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ir, timing
-from ..contract import SHIFT_BITS, LayerDescriptor
+from ..contract import SHIFT_BITS, LayerDescriptor, param_word_fields
 from ..errors import (
     ArgumentError,
     DoesNotFitError,
@@ -374,7 +374,10 @@ def compile_graph(graph, config, *, allow_large=False):
         config, word_width, buffer_depth,
         [(weight_widths[kind], sum(n * k for n, k, lk in zip(n_ct_all, steps_all, kinds)
                                    if lk == kind)) for kind in engines],
-        sum(n * cols for n in n_ct_all), acc_width + scale_width), allow_large=allow_large)
+        sum(n * cols for n in n_ct_all),
+        sum(width for _, width, _ in param_word_fields(
+            acc_width, scale_width, max(1, (buffer_depth - 1).bit_length()),
+            max(1, (p - 1).bit_length())))), allow_large=allow_large)
 
     images = {kind: [] for kind in engines}
     param_image, programs = [], []
