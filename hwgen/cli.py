@@ -270,6 +270,10 @@ def add_estimate(sub):
     p.add_argument("--synth-only", action="store_true",
                    help="skip place-and-route (no Fmax; much faster)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.add_argument("--blocks", action="store_true",
+                   help="also synthesize block by block (hierarchy kept) and print where the "
+                        "logic goes: engines, buffer, sequencer, drain, post-processing; "
+                        "written to DIR/blocks_<target>.json")
     p.set_defaults(func=cmd_estimate)
 
 
@@ -279,7 +283,18 @@ def cmd_estimate(args):
     read_design(args.design)
     result = estimate(args.design, args.target, place_and_route=not args.synth_only,
                       progress=_progress)
-    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    blocks = None
+    if args.blocks:
+        from .estimate import block_breakdown, format_blocks
+        blocks = block_breakdown(args.design, args.target, progress=_progress)
+    if args.json:
+        print(json.dumps({**result.to_json(), **({"blocks": blocks} if blocks else {})},
+                         indent=2))
+    else:
+        print(result.summary())
+        if blocks:
+            print(f"by block (synthesized with the hierarchy kept, no harness):\n"
+                  f"{format_blocks(blocks)}")
     return 0
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from ..errors import HwgenError
 from .devices import DEVICES, Device, device
-from .tools import cell_counts, component_cells, place, synthesize, tool_versions
+from .tools import block_cells, cell_counts, component_cells, place, synthesize, tool_versions
 
-__all__ = ["DEVICES", "Device", "Estimate", "cell_counts", "component_cells", "device", "estimate",
-           "estimate_verilog", "map_cells"]
+__all__ = ["DEVICES", "Device", "Estimate", "block_breakdown", "cell_counts", "component_cells",
+           "device", "estimate", "estimate_verilog", "format_blocks", "map_cells"]
 
 _SCHEMA = "hwgen-estimate-2"
 
@@ -229,3 +229,50 @@ def estimate(design_dir, target, *, place_and_route=True, progress=None):
     atomic_write(Path(design_dir) / f"estimate_{dev.name}.json",
                  lambda f: f.write(json.dumps(result.to_json(), indent=1).encode()))
     return result
+
+
+def block_breakdown(design_dir, target, *, progress=None):
+    """Where the logic of the design folder ``design_dir`` goes on ``target``:
+    ``{block: resources}`` (:func:`map_cells`) for each block of the accelerator top
+    (engines, activation buffer, sequencer, drain, post-processing, parameter memory) and
+    its own glue, from one Yosys run that keeps the hierarchy (:func:`tools.block_cells`;
+    no harness, no place-and-route). Cached like :func:`estimate`; also written to
+    ``design_dir/blocks_<target>.json``."""
+    from ..emit import TOPLEVEL, read_design
+    from ..files import atomic_write
+    dev = device(target)
+    design = read_design(design_dir)
+    verilog = Path(design_dir) / f"{TOPLEVEL}.v"
+    if not verilog.is_file():
+        raise HwgenError(f"Design folder {str(design_dir)!r} has no {verilog.name}; run "
+                         f"`hwgen compile` again")
+    text = verilog.read_text()
+    key = hashlib.sha256("\0".join(
+        [_SCHEMA, "blocks", dev.name, json.dumps(tool_versions(), sort_keys=True),
+         text]).encode()).hexdigest()[:20]
+    cached = _cache_dir() / f"{key}.json"
+    if cached.is_file():
+        blocks = json.loads(cached.read_text())
+    else:
+        if progress is not None:
+            progress(f"synthesizing {design.name} block by block for {dev.name} with Yosys")
+        with tempfile.TemporaryDirectory(prefix="hwgen-blocks-") as tmp:
+            Path(tmp, "core.v").write_text(text)
+            cells = block_cells(tmp, ["core.v"], TOPLEVEL, dev.synth)
+        blocks = {name: map_cells(dev.family, c) for name, c in cells.items()}
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cached, lambda f: f.write(json.dumps(blocks).encode()))
+    atomic_write(Path(design_dir) / f"blocks_{dev.name}.json",
+                 lambda f: f.write(json.dumps(blocks, indent=1).encode()))
+    return blocks
+
+
+def format_blocks(blocks):
+    """A table of :func:`block_breakdown`: one row per block, the largest first, and the
+    total."""
+    from ..report import format_table
+    names = ("luts", "ffs", "carry", "dsps", "brams", "lutram")
+    order = sorted(blocks, key=lambda b: -blocks[b]["luts"])
+    rows = [(b, *(blocks[b][n] for n in names)) for b in order]
+    rows.append(("total", *(sum(blocks[b][n] for b in blocks) for n in names)))
+    return format_table(("block",) + names, rows)

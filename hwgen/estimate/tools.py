@@ -15,7 +15,8 @@ from pathlib import Path
 from .._toolchain import find_tool
 from ..errors import ArgumentError, ToolError
 
-__all__ = ["cell_counts", "component_cells", "place", "synthesize", "tool_versions"]
+__all__ = ["block_cells", "cell_counts", "component_cells", "place", "synthesize",
+           "tool_versions"]
 
 
 def _run(command, workdir, log_name, what):
@@ -45,6 +46,37 @@ def synthesize(workdir, sources, top, script):
     _run([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys.log",
          f"Yosys ({script}) on {top!r}")
     return tuple(_cells(Path(workdir) / name) for name in ("pre_stat.json", "stat.json"))
+
+
+def block_cells(workdir, sources, top, script):
+    """Synthesize ``sources`` with every submodule of ``top`` kept as a block of its own
+    (Yosys' ``keep_hierarchy`` on ``top``'s children; each child is flattened inside) and
+    return ``{block: {cell type: count}}``, with ``"(top)"`` for ``top``'s own cells
+    (its memories and glue). Logic is not optimized across the blocks' boundaries."""
+    import re
+
+    text = "".join(Path(workdir, name).read_text() for name in sources)
+    children = sorted(set(re.findall(rf"^module \\({re.escape(top)}\.[^.\s(]+)\s*\(",
+                                     text, re.MULTILINE)))
+    commands = [f"read_verilog -sv {name}" for name in sources] + [f"hierarchy -top {top}"]
+    if children:
+        commands.append("setattr -mod -set keep_hierarchy 1 "
+                        + " ".join(f"\\{name}" for name in children))
+    commands += [f"{script} -top {top}", "tee -q -o blocks.json stat -json"]
+    _run([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys_blocks.log",
+         f"Yosys ({script}, by block) on {top!r}")
+    modules = {name.lstrip("\\"): {kind.lstrip("\\"): int(n) for kind, n in
+                                    info.get("num_cells_by_type", {}).items()}
+               for name, info in json.loads(
+                   (Path(workdir) / "blocks.json").read_text()).get("modules", {}).items()}
+    blocks, own = {}, {}
+    for kind, n in modules.get(top, {}).items():
+        if kind in modules:
+            blocks[kind.removeprefix(f"{top}.")] = modules[kind]
+        else:
+            own[kind] = n
+    blocks["(top)"] = own
+    return blocks
 
 
 def cell_counts(verilog_text, top, script="synth"):
