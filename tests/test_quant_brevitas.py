@@ -14,14 +14,14 @@ from hwgen.data import digits
 from hwgen.errors import ArgumentError, UnsupportedLayerError
 
 qnn = pytest.importorskip("brevitas.nn", reason="needs Brevitas (pip install hwgen[brevitas])")
-from brevitas.quant import (  # noqa: E402
+from brevitas.quant import (
     Int8ActPerTensorFixedPoint,
     Int8WeightPerTensorFixedPoint,
     Int8WeightPerTensorFloat,
     Int32Bias,
     Uint8ActPerTensorFixedPoint,
 )
-from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint  # noqa: E402
+from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint
 
 
 def brevitas_cnn(fc_weight_quant=Int8WeightPerTensorFixedPoint, bn=False):
@@ -92,6 +92,9 @@ def test_golden_model_equals_the_brevitas_forward(trained):
     assert (conv1.out_fmt.width, conv1.out_fmt.frac) == \
         (9, frac(model.relu1.act_quant.scale())[0])
     assert conv2.in_fmt == conv1.out_fmt
+    # No quantizer after the classifier: its exact sums, at F_in + F_w.
+    assert fc.out_fmt.frac == frac(model.relu2.act_quant.scale())[0] + \
+        frac(model.fc.quant_weight().scale)[0]
     assert hwgen.compile(q, array="2x2").cycles.total > 0
 
 
