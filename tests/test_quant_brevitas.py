@@ -131,3 +131,9 @@ def test_float_scales_and_batchnorm_are_refused():
     with pytest.raises(UnsupportedLayerError, match=r"^Node 'bn' \(BatchNorm2d\) is in a "
                                                     r"Brevitas model; hwgen would fold it"):
         hwgen.quantize(brevitas_cnn(bn=True), (1, 8, 8))
+    model = brevitas_cnn()
+    model.fc = torch.nn.Linear(6, 10)
+    with pytest.raises(UnsupportedLayerError, match=r"^Layer 'fc' has float weights; hwgen "
+                                                    r"reads models whose every layer's weights "
+                                                    r"are quantized$"):
+        hwgen.quantize(model, (1, 8, 8))

@@ -235,6 +235,10 @@ def scheme_for(stages, events, name="imported"):
     inputs, layers, order = _segments(events)
     dense = [s for s in stages if isinstance(s, (frontend.ConvStage, frontend.LinearStage))]
     names = [s.sources[0] if s.sources else s.name for s in dense]
+    for n in names:
+        if n not in layers:
+            raise UnsupportedLayerError(f"Layer {n!r} has float weights; hwgen reads models "
+                                        f"whose every layer's weights are quantized")
     if names != order:
         raise UnsupportedLayerError(f"The quantized layers {order!r} do not match the model's "
                                     f"layers {names!r}")
