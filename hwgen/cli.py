@@ -81,9 +81,9 @@ def cmd_train(args):
 def _add_model_options(p):
     p.add_argument("model", metavar="MODEL",
                    help="builtin:NAME, an hwgen checkpoint (.pt) or an ONNX file (.onnx)")
-    p.add_argument("--scheme", "-s", default="fixed8",
+    p.add_argument("--scheme", "-s", default=None,
                    help="fixed16, fixed8 (default), fixed4, pow2-4, bwn, ternary, binary or a "
-                        "JSON spec path")
+                        "JSON spec path; a QONNX file's own quantizers fix its formats")
     p.add_argument("--data", metavar="FILE.npz",
                    help="calibration and test data: arrays x_train (or x_calib), x_test, "
                         "y_test (default: the checkpoint's data set, the digits for the "

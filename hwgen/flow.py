@@ -38,7 +38,13 @@ def load_float_model(model_spec):
     """``(module, input_shape, checkpoint or None, name)`` of a model file, without running
     code from it: an hwgen checkpoint (``.pt``, ``builtin:NAME``) read with
     ``torch.load(weights_only=True)``, or an ONNX file (``.onnx``, read by
-    :mod:`hwgen.onnx_reader`); ``.pt2`` archives are refused."""
+    :mod:`hwgen.onnx_reader`; a QONNX file's layers hold its quantized weights);
+    ``.pt2`` archives are refused."""
+    return _load_model(model_spec)[:4]
+
+
+def _load_model(model_spec):
+    """:func:`load_float_model` and a QONNX file's quantizers (None for other files)."""
     from .models import load_checkpoint
     from .models.checkpoint import load_state
     spec = os.fspath(model_spec) if isinstance(model_spec, os.PathLike) else model_spec
@@ -47,16 +53,16 @@ def load_float_model(model_spec):
         _refuse_pt2(spec)
     if ext == ".onnx":
         from .models import userarch
-        from .onnx_reader import read_onnx
-        arch, state = read_onnx(spec)
-        module, shape = userarch.build(arch, f"ONNX model {spec!r}")
-        load_state(module, state, f"ONNX model {spec!r} weights do not fit its graph")
-        return module.eval(), shape, None, _model_name(spec)
+        from .onnx_reader import read_onnx_model
+        m = read_onnx_model(spec)
+        module, shape = userarch.build(m.arch, f"ONNX model {spec!r}")
+        load_state(module, m.state, f"ONNX model {spec!r} weights do not fit its graph")
+        return module.eval(), shape, None, _model_name(spec), m.quantizers
     ckpt = load_checkpoint(spec)
-    return ckpt.build_model(), ckpt.input_shape, ckpt, _model_name(spec)
+    return ckpt.build_model(), ckpt.input_shape, ckpt, _model_name(spec), None
 
 
-def load_quantized(model_spec, scheme, progress=False, data=None):
+def load_quantized(model_spec, scheme=None, progress=False, data=None):
     """Load a model file and its data and quantize it: the entry point the CLI uses.
 
     Everything that can be checked cheaply is checked before calibrating: the model file
@@ -69,12 +75,13 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
         ``builtin:NAME`` (``builtin:digits-cnn``, ``builtin:mlp``), an hwgen checkpoint
         (of a built-in architecture or a user's, see :func:`hwgen.models.save_model`) or an
         ONNX file (``.onnx``). ``.pt2`` archives are refused (see the README).
-    scheme : str or hwgen.quant.Scheme
+    scheme : str or hwgen.quant.Scheme or None
         ``fixed16``, ``fixed8``, ``fixed4``, ``pow2-4``, ``bwn``, ``ternary``, ``binary`` or
-        a JSON spec path (see :mod:`hwgen.quant`). When the checkpoint was QAT fine-tuned for
-        a scheme of the same name, its trained weights and formats are used instead of
-        calibrating; ``builtin:NAME`` with ``pow2-4``, ``bwn``, ``ternary`` or ``binary``
-        loads the shipped QAT
+        a JSON spec path (see :mod:`hwgen.quant`); None (the default) is ``fixed8``, and for
+        a QONNX file its own quantizers (which a scheme may not override). When the
+        checkpoint was QAT fine-tuned for a scheme of the same name, its trained weights and
+        formats are used instead of calibrating; ``builtin:NAME`` with ``pow2-4``, ``bwn``,
+        ``ternary`` or ``binary`` loads the shipped QAT
         checkpoint for that scheme (:data:`hwgen.models.checkpoint.BUILTIN_QAT`).
     progress : bool
         Print what is happening to stderr.
@@ -98,18 +105,30 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
 
     from .models.checkpoint import resolve_for_scheme
 
-    scheme_name = scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
-    float_module, shape, ckpt, _ = load_float_model(resolve_for_scheme(model_spec, scheme_name))
+    scheme_name = "fixed8" if scheme is None else \
+        scheme.name if isinstance(scheme, Scheme) else os.fspath(scheme)
+    float_module, shape, ckpt, _, quantizers = _load_model(
+        resolve_for_scheme(model_spec, scheme_name))
     shape = tuple(shape)
     name = _model_name(model_spec)
     qat_state = None
-    if ckpt is not None and ckpt.scheme is not None and ckpt.formats is not None \
+    if quantizers is not None:
+        if scheme is not None:
+            from .errors import ArgumentError
+            raise ArgumentError(f"Model {os.fspath(model_spec)!r} is a QONNX file whose "
+                                f"quantizers fix every format; leave out the scheme "
+                                f"{scheme_name!r}")
+        from . import frontend
+        from .quant.imported import scheme_for
+        say("using the formats of the file's QONNX quantizers")
+        scheme = scheme_for(frontend.trace(float_module, shape), quantizers, "qonnx")
+    elif ckpt is not None and ckpt.scheme is not None and ckpt.formats is not None \
             and ckpt.scheme == scheme_name:
         say(f"using the QAT formats and weights the checkpoint holds for {scheme_name!r}")
         scheme = scheme_from_json(ckpt.formats, f"Checkpoint {ckpt.path!r} formats")
         qat_state = ckpt.qat_state_dict
     else:
-        scheme = load_scheme(scheme)
+        scheme = load_scheme(scheme_name if scheme is None else scheme)
     if data is not None:
         x_calib, dataset = load_npz(data, shape)
     elif ckpt is not None and ckpt.dataset is not None:
@@ -124,7 +143,7 @@ def load_quantized(model_spec, scheme, progress=False, data=None):
         raise DataError(f"Model {os.fspath(model_spec)!r} names no data set; give its "
                         f"calibration and test data with --data FILE.npz (arrays x_train or "
                         f"x_calib, x_test, y_test)")
-    if qat_state is None:
+    if qat_state is None and quantizers is None:
         say(f"calibrating {scheme.name} on {len(x_calib)} inputs")
     return quantize(float_module, shape, x_calib, scheme, name, dataset=dataset,
                     qat_state=qat_state, arch=None if ckpt is None else ckpt.arch_name)
@@ -167,11 +186,12 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     cfg = AcceleratorConfig.parse_array(array, **config)
     check_size(cfg, allow_large=allow_large)
     from .quant import load_scheme  # torch: imported once the cheap checks passed
-    load_scheme(scheme)
+    if scheme is not None:
+        load_scheme(scheme)
     qmodel = load_quantized(model_spec, scheme, data=data)
     design = compile_graph(qmodel.graph, cfg, allow_large=allow_large)
     if progress is not None:
         progress(f"generating the {cfg.rows}x{cfg.cols} accelerator for {model_spec} "
-                 f"({scheme}) into {out}/")
+                 f"({qmodel.scheme.name}) into {out}/")
     write_design(design, out, vectors=test_vectors(qmodel, vectors), force=force)
     return design, qmodel

@@ -144,7 +144,7 @@ def test_onnx_custom_domain_is_refused(tmp_path, capsys):
                                           name="bad"), opset_domain="com.evil"), str(path))
     one_error(capsys, ["quantize", str(path), "--data", "unused.npz"],
               rf"ONNX model '{path}' imports op domain 'com.evil'; hwgen reads only the "
-              r"default domain")
+              r"default domain and QONNX's \(qonnx\.custom_op\.general, onnx\.brevitas\)")
 
 
 def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, capsys):

@@ -11,6 +11,8 @@
 :mod:`hwgen.quant.modules`    the fake-quant torch modules, one per IR node
 :mod:`hwgen.quant.network`    :func:`build_network`: float stages + scheme -> modules
 :mod:`hwgen.quant.model`      :class:`QuantizedModel`, its report, :func:`quantize`
+:mod:`hwgen.quant.imported`   other tools' quantizers (QONNX, Brevitas) as fixed formats
+:mod:`hwgen.quant.brevitas`   Brevitas modules: float twins with quantized weights
 ============================  ==========================================================
 
 :func:`quantize` quantizes any traceable ``nn.Module``::

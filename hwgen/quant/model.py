@@ -380,7 +380,7 @@ def _clamp_overrides(stages, net, scheme):
     return tuple(overrides)
 
 
-def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, *,
+def quantize(module, input_shape, calibration=None, scheme=None, name=None, *,
              dataset=None, qat_state=None, arch=None, hardware=True):
     """Quantize any float ``module`` that :func:`hwgen.frontend.trace` takes.
 
@@ -388,15 +388,16 @@ def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, 
     ----------
     module : torch.nn.Module
         A chain of Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten, BatchNorm and
-        Dropout (see :mod:`hwgen.frontend`); any mode (it is put into eval mode).
+        Dropout (see :mod:`hwgen.frontend`); any mode (it is put into eval mode). Or a
+        Brevitas model (:mod:`hwgen.quant.brevitas`): its own quantizers give the formats.
     input_shape : tuple of int
         The shape of one input, ``(C, H, W)`` or ``(N,)``, without the batch dimension.
     calibration : array or torch.Tensor, optional
         Float inputs ``(N, *input_shape)`` to calibrate ``"auto"`` formats on; needed
         unless the scheme fixes every activation format.
-    scheme : str or Scheme
-        ``fixed16``, ``fixed8``, ``fixed4``, a JSON spec path or a
-        :class:`~hwgen.quant.Scheme`.
+    scheme : str or Scheme, optional
+        ``fixed16``, ``fixed8`` (the default), ``fixed4``, a JSON spec path or a
+        :class:`~hwgen.quant.Scheme`; none for a Brevitas model.
     name : str, optional
         The model's name (default: the module's class name).
     dataset : hwgen.data.Dataset, optional
@@ -432,13 +433,24 @@ def quantize(module, input_shape, calibration=None, scheme="fixed8", name=None, 
         name = type(module).__name__
     if not isinstance(name, str) or not name:
         raise ArgumentError(f"Model name must be a non-empty string, not {name!r}")
-    scheme = load_scheme(scheme)
+    from .brevitas import is_brevitas
+    brevitas = is_brevitas(module)
+    if brevitas and scheme is not None:
+        raise ArgumentError(f"Model {name!r} is a Brevitas model whose quantizers fix every "
+                            f"format; leave out the scheme {getattr(scheme, 'name', scheme)!r}")
+    scheme = load_scheme("fixed8" if scheme is None else scheme) if not brevitas else None
     x_calib = _check_calibration(calibration, shape)
     check_finite(module.state_dict(), f"Model {name!r}", ArgumentError)
     float_module = module.eval()
+    if brevitas:
+        from .brevitas import convert
+        from .imported import scheme_for
+        float_module, events = convert(module, shape, x_calib)
     stages = frontend.trace(float_module, shape)
     if hardware:
         check_hardware_stages(stages)
+    if brevitas:
+        scheme = scheme_for(stages, events, "brevitas")
     net = build_network(stages, shape, scheme, x_calib, name=_identifier(name))
     overrides = _clamp_overrides(stages, net, scheme)
     if overrides:
