@@ -78,7 +78,7 @@ def test_train_into_missing_folder(tmp_path, capsys):
 def test_parser_has_one_function_per_subcommand():
     parser = build_parser()
     args = parser.parse_args(["quantize", "builtin:mlp"])
-    assert args.func.__name__ == "cmd_quantize" and args.scheme == "fixed8"
+    assert args.func.__name__ == "cmd_quantize" and args.scheme is None     # fixed8
     args = parser.parse_args(["train", "mlp", "--out", "x.pt"])
     assert args.func.__name__ == "cmd_train" and args.seed == 0
 
