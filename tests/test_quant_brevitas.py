@@ -24,23 +24,42 @@ from brevitas.quant import (
 from brevitas.quant.fixed_point import Int8WeightPerChannelFixedPoint
 
 
-def brevitas_cnn(fc_weight_quant=Int8WeightPerTensorFixedPoint, bn=False):
+class Int4WeightPerTensorFixedPoint(Int8WeightPerTensorFixedPoint):
+    bit_width = 4
+
+
+class Int4WeightPerChannelFixedPoint(Int8WeightPerChannelFixedPoint):
+    bit_width = 4
+
+
+class Int4ActPerTensorFixedPoint(Int8ActPerTensorFixedPoint):
+    bit_width = 4
+
+
+class Uint4ActPerTensorFixedPoint(Uint8ActPerTensorFixedPoint):
+    bit_width = 4
+
+
+def brevitas_cnn(fc_weight_quant=Int8WeightPerTensorFixedPoint, bn=False, bits=8):
     """Input quantizer, a strided conv with per-tensor weights and an unsigned ReLU, a conv
     with per-channel weights, a signed ReLU, max-pool, a classifier without output
-    quantizer (its output is Brevitas' exact float sum)."""
+    quantizer (its output is Brevitas' exact float sum); 8-bit or (``bits=4``) 4-bit
+    weights and activations after the input."""
     torch.manual_seed(0)
+    four = bits == 4
+    w_tensor = Int4WeightPerTensorFixedPoint if four else Int8WeightPerTensorFixedPoint
+    w_channel = Int4WeightPerChannelFixedPoint if four else Int8WeightPerChannelFixedPoint
+    unsigned = Uint4ActPerTensorFixedPoint if four else Uint8ActPerTensorFixedPoint
+    signed_act = Int4ActPerTensorFixedPoint if four else Int8ActPerTensorFixedPoint
     act = {"act_quant": Int8ActPerTensorFixedPoint, "return_quant_tensor": True}
     layers = [
         ("inp", qnn.QuantIdentity(**act)),
         ("conv1", qnn.QuantConv2d(1, 4, 3, stride=2, padding=1, bias_quant=Int32Bias,
-                                  weight_quant=Int8WeightPerTensorFixedPoint,
+                                  weight_quant=w_tensor, return_quant_tensor=True)),
+        ("relu1", qnn.QuantReLU(act_quant=unsigned, return_quant_tensor=True)),
+        ("conv2", qnn.QuantConv2d(4, 6, 3, bias_quant=Int32Bias, weight_quant=w_channel,
                                   return_quant_tensor=True)),
-        ("relu1", qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint,
-                                return_quant_tensor=True)),
-        ("conv2", qnn.QuantConv2d(4, 6, 3, bias_quant=Int32Bias,
-                                  weight_quant=Int8WeightPerChannelFixedPoint,
-                                  return_quant_tensor=True)),
-        ("relu2", qnn.QuantReLU(**act)),
+        ("relu2", qnn.QuantReLU(act_quant=signed_act, return_quant_tensor=True)),
         ("pool", torch.nn.MaxPool2d(2)),
         ("flat", torch.nn.Flatten()),
         ("fc", qnn.QuantLinear(6, 10, bias_quant=Int32Bias, weight_quant=fc_weight_quant)),
@@ -114,6 +133,36 @@ def test_qonnx_export_gives_the_same_answers(trained, tmp_path):
     q = load_quantized(path, data=data)
     assert q.scheme.name == "qonnx"
     np.testing.assert_array_equal(q.predict(x), out)
+    # the file through the CLI: compiled and simulated on Verilator, bit-exact
+    from hwgen.cli import main
+    assert main(["compile", str(path), "--data", str(data), "--array", "3x2", "--vectors",
+                 "4", "--out", str(tmp_path / "design")]) == 0
+    assert main(["simulate", str(tmp_path / "design"), "--samples", "4"]) == 0
+    import json
+    report = json.loads((tmp_path / "design" / "sim_report.json").read_text())
+    assert report["bit_exact"] and report["cycles_match"]
+
+
+def test_4_bit_quantizers_equal_the_brevitas_forward():
+    model = train(brevitas_cnn(bits=4))
+    x = digits().x_test
+    with torch.no_grad():
+        out = model(torch.tensor(x)).double().numpy()
+    q = hwgen.quantize(model, (1, 8, 8), calibration=digits().x_train[:64])
+    np.testing.assert_array_equal(q.predict(x), out)
+    conv1, conv2, _, _ = q.graph.layers
+    assert {f.width for f in conv1.w_fmts + conv2.w_fmts} == {4}
+    assert (conv1.out_fmt.width, conv2.out_fmt.width) == (5, 4)    # Uint4 after a ReLU: 5
+
+
+def test_brevitas_model_simulates_bit_exact(trained):
+    model, x, _ = trained
+    q = hwgen.quantize(model, (1, 8, 8), calibration=digits().x_train[:64])
+    design = hwgen.compile(q, array="2x3")
+    run = design.simulate(x[:5], digits().y_test[:5])
+    np.testing.assert_array_equal(run.outputs, q.predict_int(x[:5]))
+    assert run.report.bit_exact and run.report.cycles_match
+    assert run.cycles == design.cycles
 
 
 def test_a_scheme_cannot_override_brevitas():
