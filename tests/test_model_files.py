@@ -68,6 +68,15 @@ def test_user_checkpoint_needs_no_class(tmp_path, data, capsys):
     assert q.dataset.name == f"npz:{data}" and len(q.dataset.x_test) == 50
     assert main(["quantize", str(tmp_path / "mine.pt"), "--data", str(data)]) == 0
     assert "test accuracy on npz:" in capsys.readouterr().out
+    # the model from a file and an .npz through the CLI, simulated on Verilator
+    design = tmp_path / "design"
+    assert main(["compile", str(tmp_path / "mine.pt"), "--data", str(data), "--array", "2x3",
+                 "--vectors", "3", "--out", str(design)]) == 0
+    assert main(["simulate", str(design), "--samples", "3"]) == 0
+    import json
+    report = json.loads((design / "sim_report.json").read_text())
+    assert report["bit_exact"] and report["cycles_match"] and report["samples"] == 3
+    capsys.readouterr()
     one_error(capsys, ["quantize", str(tmp_path / "mine.pt")],
               r"Model '.*mine.pt' names no data set; give its calibration and test data with "
               r"--data FILE.npz \(arrays x_train or x_calib, x_test, y_test\)")
