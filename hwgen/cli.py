@@ -84,10 +84,10 @@ def _add_model_options(p):
     p.add_argument("--scheme", "-s", default=None,
                    help="fixed16, fixed8 (default), fixed4, pow2-4, bwn, ternary, binary or a "
                         "JSON spec path; a QONNX file's own quantizers fix its formats")
-    p.add_argument("--data", metavar="FILE.npz",
-                   help="calibration and test data: arrays x_train (or x_calib), x_test, "
-                        "y_test (default: the checkpoint's data set, the digits for the "
-                        "built-in models)")
+    p.add_argument("--data", metavar="FILE.npz|FOLDER",
+                   help="calibration and test data: a .npz of arrays x_train (or x_calib), "
+                        "x_test, y_test, or a folder of the four MNIST IDX files (default: "
+                        "the checkpoint's data set, the digits for the built-in models)")
 
 
 def add_quantize(sub):

@@ -86,7 +86,8 @@ def load_quantized(model_spec, scheme=None, progress=False, data=None):
     progress : bool
         Print what is happening to stderr.
     data : str, optional
-        A ``.npz`` file (:func:`hwgen.data.load_npz`): calibration inputs and a test set.
+        A ``.npz`` file (:func:`hwgen.data.load_npz`): calibration inputs and a test set;
+        or a folder of the four MNIST IDX files (:func:`hwgen.data.mnist`).
         Default: the data set the checkpoint names (the digits for the built-in models).
 
     Returns
@@ -129,7 +130,14 @@ def load_quantized(model_spec, scheme=None, progress=False, data=None):
         qat_state = ckpt.qat_state_dict
     else:
         scheme = load_scheme(scheme_name if scheme is None else scheme)
-    if data is not None:
+    if data is not None and os.path.isdir(data):
+        dataset = load_dataset(f"mnist:{os.fspath(data)}")
+        if tuple(dataset.input_shape) != shape:
+            raise DataError(f"MNIST folder {os.fspath(data)!r} holds images of shape "
+                            f"{tuple(dataset.input_shape)!r}, but model {name!r} takes "
+                            f"{shape!r}")
+        x_calib = dataset.x_train
+    elif data is not None:
         x_calib, dataset = load_npz(data, shape)
     elif ckpt is not None and ckpt.dataset is not None:
         dataset = load_dataset(ckpt.dataset)

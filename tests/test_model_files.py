@@ -82,6 +82,37 @@ def test_user_checkpoint_needs_no_class(tmp_path, data, capsys):
               r"--data FILE.npz \(arrays x_train or x_calib, x_test, y_test\)")
 
 
+def mnist_folder(path, n_train=40, n_test=12):
+    """The four MNIST IDX files (random 28x28 images) in ``path``."""
+    import struct
+
+    def idx(array):
+        array = np.asarray(array, dtype=np.uint8)
+        return bytes([0, 0, 0x08, array.ndim]) + b"".join(
+            struct.pack(">I", d) for d in array.shape) + array.tobytes()
+
+    rng = np.random.default_rng(2)
+    path.mkdir()
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (path / f"{prefix}-images-idx3-ubyte").write_bytes(idx(rng.integers(0, 256, (n, 28, 28))))
+        (path / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(rng.integers(0, 10, n)))
+    return path
+
+
+def test_mnist_folder_as_data(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    models.save_model(tmp_path / "m.pt", model, (1, 28, 28))
+    folder = mnist_folder(tmp_path / "mnist")
+    q = load_quantized(tmp_path / "m.pt", "fixed8", data=folder)
+    assert q.dataset.name == f"mnist:{folder}" and len(q.dataset.x_test) == 12
+    assert main(["quantize", str(tmp_path / "m.pt"), "--data", str(folder)]) == 0
+    assert f"test accuracy on mnist:{folder}" in capsys.readouterr().out
+    one_error(capsys, ["quantize", "builtin:mlp", "--data", str(folder)],
+              rf"MNIST folder '{folder}' holds images of shape \(1, 28, 28\), but model "
+              rf"'mlp' takes \(1, 8, 8\)")
+
+
 def test_onnx_file(tmp_path, data):
     model = user_cnn()
     path = tmp_path / "m.onnx"
