@@ -353,6 +353,8 @@ def _add_explore_options(p, out_help):
                    help="calibration and test data: arrays x_train (or x_calib), x_test, "
                         "y_test (default: the checkpoint's data set)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help=out_help)
+    p.add_argument("--force", action="store_true",
+                   help="also write into a folder that holds other files (they are kept)")
     p.add_argument("--widths", "-w", default="4..16", metavar="WIDTHS",
                    help="candidate widths in bits, 2 to 32: a range '4..16' (default) or a "
                         "list '4,8,16'")
@@ -361,14 +363,15 @@ def _add_explore_options(p, out_help):
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _check_explore_args(args, is_ours):
+def _check_explore_args(args, is_ours, kind):
     """The cheap checks, before the model is loaded."""
     from .errors import check_int
     from .explore.layers import parse_widths
     from .files import check_output_dir
     widths = parse_widths(args.widths)
     check_int(args.calib, "Calibration images", minimum=1)
-    check_output_dir(args.out, is_ours)
+    check_output_dir(args.out, is_ours, force=args.force, kind=f"an hwgen {kind}",
+                     files=f"the {kind}'s files")
     return widths
 
 
@@ -389,7 +392,7 @@ def add_analyze(sub):
 def cmd_analyze(args):
     from .explore.analyze import analyze, is_analysis_dir, write_analysis
     from .flow import load_float
-    widths = _check_explore_args(args, is_analysis_dir)
+    widths = _check_explore_args(args, is_analysis_dir, "analysis")
     fmodel = load_float(args.model, data=args.data)
     result = analyze(fmodel, widths, args.calib)
     paths = write_analysis(result, args.out)
@@ -421,7 +424,7 @@ def add_sensitivity(sub):
 def cmd_sensitivity(args):
     from .explore.sensitivity import is_sensitivity_dir, sensitivity, write_sensitivity
     from .flow import load_float
-    widths = _check_explore_args(args, is_sensitivity_dir)
+    widths = _check_explore_args(args, is_sensitivity_dir, "sensitivity analysis")
     fmodel = load_float(args.model, data=args.data)
     result = sensitivity(fmodel, widths, args.what, args.calib, progress=not args.quiet)
     paths = write_sensitivity(result, args.out)

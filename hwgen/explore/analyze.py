@@ -9,7 +9,8 @@ input, see :mod:`hwgen.explore.layers`) separately, on a calibration batch:
   (:func:`hwgen.quant.fixed.calibrate_frac`, the choice hwgen's schemes make), and the
   ``F`` that minimises the L2 distance of the *layer's output* (ReLU and pooling included)
   to the float output when only that tensor is quantized to ``Q(W, F)``, searched over
-  ``F0 - 2 … F0 + 4`` with ``F0 = W - 1 - IL`` (the smallest ``F`` on ties).
+  ``F0 - 2 … F0 + W + 2`` with ``F0 = W - 1 - IL`` (the smallest ``F`` on ties): up to
+  saturating every value but the smallest, since saturating a few large values can pay.
 
 The two choices differ where a few large values matter less to the output than the many
 small ones (or more).
@@ -46,8 +47,6 @@ __all__ = ["HIST_BINS", "Analysis", "FracChoice", "LayerAnalysis", "TensorStats"
 
 #: Bins of each histogram.
 HIST_BINS = 64
-#: The L2 search: F0 + these offsets.
-_L2_OFFSETS = range(-2, 5)
 
 
 def _num(v):
@@ -169,7 +168,7 @@ def _choices(x, widths, output_of, ref):
         frac_s, sqnr = best_frac(x, w)
         f0 = w - 1 - (il or 0)
         best = None
-        for f in (f0 + d for d in _L2_OFFSETS):
+        for f in range(f0 - 2, f0 + w + 3):
             dist = relative_l2(output_of(quantized(x, w, f)), ref)
             if best is None or dist < best[1]:
                 best = (f, dist)
