@@ -22,21 +22,25 @@ from .errors import HwgenError
 
 __all__ = [
     "COMMANDS",
+    "add_analyze",
     "add_cache",
     "add_compare",
     "add_compile",
     "add_demo",
     "add_estimate",
     "add_quantize",
+    "add_sensitivity",
     "add_simulate",
     "add_train",
     "build_parser",
+    "cmd_analyze",
     "cmd_cache",
     "cmd_compare",
     "cmd_compile",
     "cmd_demo",
     "cmd_estimate",
     "cmd_quantize",
+    "cmd_sensitivity",
     "cmd_simulate",
     "cmd_train",
     "main",
@@ -370,9 +374,97 @@ def cmd_cache(args):
     return 0
 
 
+def _add_explore_options(p, out_help):
+    p.add_argument("model", metavar="MODEL",
+                   help="builtin:NAME, an hwgen checkpoint (.pt) or an ONNX file (.onnx)")
+    p.add_argument("--data", metavar="FILE.npz",
+                   help="calibration and test data: arrays x_train (or x_calib), x_test, "
+                        "y_test (default: the checkpoint's data set)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help=out_help)
+    p.add_argument("--force", action="store_true",
+                   help="also write into a folder that holds other files (they are kept)")
+    p.add_argument("--widths", "-w", default="4..16", metavar="WIDTHS",
+                   help="candidate widths in bits, 2 to 32: a range '4..16' (default) or a "
+                        "list '4,8,16'")
+    p.add_argument("--calib", type=int, default=50, metavar="N",
+                   help="calibration images, N >= 1 (50)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _check_explore_args(args, is_ours, kind):
+    """The cheap checks, before the model is loaded."""
+    from .errors import check_int
+    from .explore.layers import parse_widths
+    from .files import check_output_dir
+    widths = parse_widths(args.widths)
+    check_int(args.calib, "Calibration images", minimum=1)
+    check_output_dir(args.out, is_ours, force=args.force, kind=f"an hwgen {kind}",
+                     files=f"the {kind}'s files")
+    return widths
+
+
+def add_analyze(sub):
+    p = sub.add_parser("analyze", help="per-layer statistics and fractional lengths by width",
+                       description="For every Conv2d/Linear layer of MODEL, its weights and "
+                                   "its activations (its input) on a calibration batch: min, "
+                                   "max, mean, std, IL = ceil(log2 max|x|), a histogram, and "
+                                   "per candidate width the fractional length with the best "
+                                   "SQNR and the one with the least L2 distance of the "
+                                   "layer's output to float. Prints a table; writes "
+                                   "DIR/analysis.json and DIR/hist_<layer>.png.")
+    _add_explore_options(p, "folder for analysis.json and the histograms (new, empty or an "
+                            "earlier analysis)")
+    p.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args):
+    from .explore.analyze import analyze, is_analysis_dir, write_analysis
+    from .flow import load_float
+    widths = _check_explore_args(args, is_analysis_dir, "analysis")
+    fmodel = load_float(args.model, data=args.data)
+    result = analyze(fmodel, widths, args.calib)
+    paths = write_analysis(result, args.out)
+    print(json.dumps(result.to_json(), indent=1) if args.json else result.format_table())
+    if not args.json:
+        print(f"wrote {args.out}/ ({', '.join(p.name for p in paths)})")
+    return 0
+
+
+def add_sensitivity(sub):
+    from .explore.sensitivity import WHAT
+    p = sub.add_parser("sensitivity", help="quantize one layer at a time: accuracy and "
+                                           "output error by layer and width",
+                       description="Quantize one Conv2d/Linear layer of MODEL at a time "
+                                   "(its weights, its activations or both; every other "
+                                   "layer float) at each width, and report the test accuracy "
+                                   "and the L2 distance of the output to float (relative to "
+                                   "its norm) per layer and width. Prints tables; writes "
+                                   "DIR/sensitivity.json and the heat map "
+                                   "DIR/sensitivity.png.")
+    _add_explore_options(p, "folder for sensitivity.json and sensitivity.png (new, empty or "
+                            "an earlier result)")
+    p.add_argument("--what", choices=WHAT, default="both",
+                   help="what to quantize: weights, activations or both (both)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sensitivity)
+
+
+def cmd_sensitivity(args):
+    from .explore.sensitivity import is_sensitivity_dir, sensitivity, write_sensitivity
+    from .flow import load_float
+    widths = _check_explore_args(args, is_sensitivity_dir, "sensitivity analysis")
+    fmodel = load_float(args.model, data=args.data)
+    result = sensitivity(fmodel, widths, args.what, args.calib, progress=not args.quiet)
+    paths = write_sensitivity(result, args.out)
+    print(json.dumps(result.to_json(), indent=1) if args.json else result.format_table())
+    if not args.json:
+        print(f"wrote {args.out}/ ({', '.join(p.name for p in paths)})")
+    return 0
+
+
 #: The ``add_<name>`` functions of the subcommands, in help order.
 COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_estimate,
-            add_compare, add_cache]
+            add_compare, add_analyze, add_sensitivity, add_cache]
 
 
 def build_parser():

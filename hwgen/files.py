@@ -70,11 +70,13 @@ def check_output_file(path, error=ArgumentError):
     return folder
 
 
-def check_output_dir(path, is_ours, force=False, what="Output folder"):
+def check_output_dir(path, is_ours, force=False, what="Output folder", kind="an hwgen design",
+                     files="the design's files"):
     """Raise :class:`~hwgen.errors.ArgumentError` unless hwgen may write its files into the
     folder ``path``: a missing folder that can be created, an empty one, one that
-    ``is_ours(path)`` recognises (an earlier design), or any folder with ``force``. Files
-    already there that are not hwgen's are never touched either way. Returns a ``Path``."""
+    ``is_ours(path)`` recognises (an earlier output: ``kind``, "an hwgen design"), or any
+    folder with ``force``. Files already there that are not hwgen's are never touched either
+    way. Returns a ``Path``."""
     if not os.fspath(path):
         raise ArgumentError(f"{what} must be a path, not ''")
     path = Path(path)
@@ -86,9 +88,9 @@ def check_output_dir(path, is_ours, force=False, what="Output folder"):
         entries = sorted(p.name for p in path.iterdir())
         if entries and not is_ours(path) and not force:
             raise ArgumentError(
-                f"{what} {str(path)!r} exists and is not an hwgen design (it holds "
-                f"{entries[0]!r}); choose another folder, or pass --force to add the design's "
-                f"files to it (other files are left alone)")
+                f"{what} {str(path)!r} exists and is not {kind} (it holds "
+                f"{entries[0]!r}); choose another folder, or pass --force to add {files} "
+                f"to it (other files are left alone)")
         return path
     _check_creatable(path, what)
     return path

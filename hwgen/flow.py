@@ -5,6 +5,7 @@ model)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,8 +13,8 @@ from .compiler import AcceleratorConfig, check_size, compile_graph
 from .emit import check_design_dir, write_design
 from .errors import check_int
 
-__all__ = ["DEFAULT_VECTORS", "compile_model", "load_float_model", "load_quantized",
-           "test_vectors"]
+__all__ = ["DEFAULT_VECTORS", "FloatModel", "compile_model", "load_float", "load_float_model",
+           "load_quantized", "test_vectors"]
 
 #: How many test images a design folder carries for `hwgen simulate`.
 DEFAULT_VECTORS = 100
@@ -96,8 +97,6 @@ def load_quantized(model_spec, scheme=None, progress=False, data=None):
     """
     import sys
 
-    from .data import DataError, load_dataset, load_npz
-    from .errors import CheckpointError
     from .quant import Scheme, load_scheme, quantize, scheme_from_json
 
     def say(msg):
@@ -130,31 +129,79 @@ def load_quantized(model_spec, scheme=None, progress=False, data=None):
         qat_state = ckpt.qat_state_dict
     else:
         scheme = load_scheme(scheme_name if scheme is None else scheme)
+    x_calib, dataset = _model_data(model_spec, ckpt, shape, data)
+    if qat_state is None and quantizers is None:
+        say(f"calibrating {scheme.name} on {len(x_calib)} inputs")
+    return quantize(float_module, shape, x_calib, scheme, name, dataset=dataset,
+                    qat_state=qat_state, arch=None if ckpt is None else ckpt.arch_name)
+
+
+def _model_data(model_spec, ckpt, shape, data):
+    """``(x_calib, dataset)`` of a model: from ``data`` (an ``.npz`` file or an MNIST
+    folder), else from the
+    data set the checkpoint ``ckpt`` names."""
+    from .data import DataError, load_dataset, load_npz
+    from .errors import CheckpointError
     if data is not None and os.path.isdir(data):
         dataset = load_dataset(f"mnist:{os.fspath(data)}")
         if tuple(dataset.input_shape) != shape:
             raise DataError(f"MNIST folder {os.fspath(data)!r} holds images of shape "
-                            f"{tuple(dataset.input_shape)!r}, but model {name!r} takes "
-                            f"{shape!r}")
-        x_calib = dataset.x_train
-    elif data is not None:
-        x_calib, dataset = load_npz(data, shape)
-    elif ckpt is not None and ckpt.dataset is not None:
+                            f"{tuple(dataset.input_shape)!r}, but model "
+                            f"{_model_name(model_spec)!r} takes {shape!r}")
+        return dataset.x_train, dataset
+    if data is not None:
+        return load_npz(data, shape)
+    if ckpt is not None and ckpt.dataset is not None:
         dataset = load_dataset(ckpt.dataset)
         if tuple(dataset.input_shape) != shape:
             raise CheckpointError(f"Checkpoint {ckpt.path!r} names data set "
                                   f"{dataset.name!r} of input shape "
                                   f"{tuple(dataset.input_shape)!r}, but architecture "
                                   f"{ckpt.arch_name!r} takes {shape!r}")
-        x_calib = dataset.x_train
-    else:
-        raise DataError(f"Model {os.fspath(model_spec)!r} names no data set; give its "
-                        f"calibration and test data with --data FILE.npz (arrays x_train or "
-                        f"x_calib, x_test, y_test)")
-    if qat_state is None and quantizers is None:
-        say(f"calibrating {scheme.name} on {len(x_calib)} inputs")
-    return quantize(float_module, shape, x_calib, scheme, name, dataset=dataset,
-                    qat_state=qat_state, arch=None if ckpt is None else ckpt.arch_name)
+        return dataset.x_train, dataset
+    raise DataError(f"Model {os.fspath(model_spec)!r} names no data set; give its "
+                    f"calibration and test data with --data FILE.npz (arrays x_train or "
+                    f"x_calib, x_test, y_test)")
+
+
+@dataclass(frozen=True, eq=False)
+class FloatModel:
+    """A float model file with its data, before quantization.
+
+    Members
+    -------
+    name : str
+    module : torch.nn.Module
+        In eval mode.
+    input_shape : tuple
+    stages : tuple
+        The front end's float stages (:func:`hwgen.frontend.trace`; BatchNorm folded).
+    x_calib : numpy.ndarray
+        Calibration inputs (the data set's training images, or the ``.npz`` file's).
+    dataset : hwgen.data.Dataset or None
+        The test set, if any.
+    """
+
+    name: str
+    module: object
+    input_shape: tuple
+    stages: tuple
+    x_calib: np.ndarray
+    dataset: object = None
+
+
+def load_float(model_spec, data=None):
+    """Load a model file (as :func:`load_quantized` takes it) and its data, and trace it,
+    without quantizing: a :class:`FloatModel`."""
+    from .errors import ArgumentError
+    from .frontend import trace
+    from .models.checkpoint import check_finite
+    module, shape, ckpt, name = load_float_model(model_spec)
+    shape = tuple(shape)
+    x_calib, dataset = _model_data(model_spec, ckpt, shape, data)
+    check_finite(module.state_dict(), f"Model {name!r}", ArgumentError)
+    module = module.eval()
+    return FloatModel(name, module, shape, trace(module, shape), np.asarray(x_calib), dataset)
 
 
 def test_vectors(qmodel, count=DEFAULT_VECTORS):

@@ -190,6 +190,37 @@ CASES = [
     (["train", "mlp", "--out", "FILE/m.pt", "-q"],
      r"Output 'FILE/m.pt' is under '.*FILE', which is a file, not a folder"),
     (["train", "mlp", "--out", "", "-q"], r"Output file must be a path, not ''"),
+    # analyze and sensitivity: checked before the model is loaded (but the calibration
+    # count against the model's inputs)
+    (["analyze", "builtin:mlp", "--out", "D", "--widths", "1..4"],
+     r"Width must be an integer from 2 to 32, not 1"),
+    (["analyze", "builtin:mlp", "--out", "D", "--widths", "four"],
+     r"Widths must be written like '4\.\.16' or '4,8,16', not 'four'"),
+    (["analyze", "builtin:mlp", "--out", "D", "--widths", "8..4"],
+     r"Width range '8\.\.4' is empty: 4 is below 8"),
+    (["analyze", "builtin:mlp", "--out", "D", "--calib", "0"],
+     r"Calibration images must be an integer of at least 1, not 0"),
+    (["analyze", "builtin:mlp", "--out", "D", "--calib", "100000"],
+     r"Calibration images must be at most 1347 \(the model's calibration inputs\), not 100000"),
+    (["analyze", "builtin:mlp", "--out", "mywork"],
+     (r"Output folder 'mywork' exists and is not an hwgen analysis \(it holds 'a.txt'\); "
+      r"choose another folder, or pass --force to add the analysis's files to it \(other "
+      r"files are left alone\)")),
+    (["analyze", "builtin:mlp", "--out", "FILE"], r"Output folder 'FILE' is a file, not a folder"),
+    (["analyze", "missing.pt", "--out", "D"], r"Checkpoint 'missing.pt' does not exist"),
+    (["analyze", "nan.pt", "--out", "D"],
+     r"Checkpoint 'nan.pt' tensor '\S+' holds 2 non-finite values"),
+    (["sensitivity", "builtin:mlp", "--out", "D", "--widths", "4,40", "-q"],
+     r"Width must be an integer from 2 to 32, not 40"),
+    (["sensitivity", "builtin:mlp", "--out", "D", "--calib", "-1", "-q"],
+     r"Calibration images must be an integer of at least 1, not -1"),
+    (["sensitivity", "builtin:mlp", "--out", "FILE/sub", "-q"],
+     r"Output folder 'FILE/sub' cannot be created: 'FILE' is a file, not a folder"),
+    (["sensitivity", "builtin:mlp", "--out", "design", "-q"],
+     (r"Output folder 'design' exists and is not an hwgen sensitivity analysis \(it holds "
+      r"'hwgen_axis.v'\); .*")),
+    (["sensitivity", "good.pt", "--data", "missing.npz", "--out", "D", "-q"],
+     r"Data file 'missing.npz' does not exist"),
 ]
 if not has_optional_tool("iverilog"):
     CASES.append((["simulate", "design", "--sim", "icarus"],
@@ -221,6 +252,9 @@ USAGE = [
     ["simulate", "design", "--samples", "many"],
     ["train", "resnet", "--out", "x.pt"],
     ["estimate", "design", "--target", "virtex"],
+    ["analyze", "builtin:mlp"],                          # --out missing
+    ["analyze", "builtin:mlp", "--out", "D", "--calib", "many"],
+    ["sensitivity", "builtin:mlp", "--out", "D", "--what", "gradients"],
     ["frobnicate"],
 ]
 

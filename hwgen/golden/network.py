@@ -1,4 +1,4 @@
-"""The golden model of a whole network: an exact int64 numpy executor of the IR.
+"""The golden model of a whole network: an exact integer executor of the IR.
 
 This is the specification of every bit the accelerator produces. Each IR node is run with
 the arithmetic of :mod:`hwgen.ir`'s docstring::
@@ -7,10 +7,41 @@ the arithmetic of :mod:`hwgen.ir`'s docstring::
     out = requantize(acc, acc_frac, out_fmt, rounding, overflow)   # or thresholds
     out = relu(out); out = maxpool(out, pool)   # floor mode
 
-Convolutions are im2col followed by one matrix product. The product is computed in int64
-(exact), or in float64 through BLAS when every partial sum is provably below 2**53 in
-magnitude, where float64 is exact too (each product and each running sum is an integer
-that float64 represents, so no rounding ever happens, in any summation order).
+Two executors compute the same integers:
+
+The reference (:func:`run_layer`, and :func:`run_layers` with ``fast=False``)
+    int64 numpy: im2col, one matrix product, :func:`hwgen.numerics.requantize`. The product
+    is computed in int64, or in float64 through BLAS when every partial sum is provably
+    below 2**53 in magnitude.
+The fast path (the default of :func:`run_layers` and :func:`run`)
+    torch on the CPU, on floating-point tensors that hold integers (times powers of two).
+    A convolution or matrix product is exact in floating point when every product and every
+    partial sum is a number the format represents: then no addition ever rounds, in any
+    summation order, with or without fused multiply-adds.
+
+    *Fused* (saturating layers with ``nearest_even``, ``nearest_up`` or ``floor``): the
+    scale's multiplier ``m`` and the shift ``s = acc_frac - out_frac`` are folded into the
+    weights, ``w·m·2**-s``, and the bias into the convolution's bias, ``(bias + h)·2**-s``,
+    where ``h = 2**(s-1)`` for ``nearest_up`` (the half step; 0 otherwise and where
+    ``s <= 0``). Every partial sum is then an integer of magnitude at most
+    ``B = K · max|a| · max|w·m| + max|bias + h|`` times ``2**-s`` (``max|a|`` from the
+    format of the tensor that produced the inputs), which float32 holds exactly when
+    ``B < 2**24`` and float64 when ``B < 2**53`` (scaling by a power of two is exact).
+    The sum is ``acc·2**-s`` (+ 1/2); ``floor``, ``round`` (ties to even) and the clamp to
+    the output format (and 0 for the ReLU) are exact on it, and the clamp bounds are exact
+    when the width is at most 24 (53) bits. Those steps are non-decreasing, so max-pooling
+    comes first, on the sums.
+
+    *Thresholds* (binary outputs) compare the sums ``K · max|a| · max|w| < 2**24`` (2**53)
+    with the integer thresholds; *wrap-around* layers (and every layer when overflow
+    counts are asked for) take the reference's requantization on the exact sums, converted
+    to int64. Anything larger runs on the reference path.
+
+    float32 is used only when torch computes float32 convolutions and matrix products in
+    IEEE arithmetic (no TF32 or bfloat16; checked on every call). Convolutions are direct or
+    im2col + GEMM (oneDNN's ``convolution_direct``, torch's own im2col for float64): sums of
+    products, never Winograd or FFT (NNPACK, which has those, is switched off while the fast
+    path runs). :func:`fast_path` says which path a layer takes.
 """
 
 from __future__ import annotations
@@ -160,7 +191,7 @@ def _check_input(graph, x_int):
     return x
 
 
-def run_layers(graph, x_int, counts=None):
+def run_layers(graph, x_int, counts=None, *, fast=True):
     """Every layer's integer output for a batch of integer inputs.
 
     Parameters
@@ -171,6 +202,9 @@ def run_layers(graph, x_int, counts=None):
     counts : dict, optional
         Filled with ``{layer name: (saturated, wrapped)}`` for every layer that requantizes
         (see :func:`overflow_counts`); None (the default) costs nothing.
+    fast : bool
+        Use the fast path (see the module docstring; the same integers, bit for bit);
+        ``False`` runs the int64 reference, :func:`run_layer` after :func:`run_layer`.
 
     Returns
     -------
@@ -178,6 +212,8 @@ def run_layers(graph, x_int, counts=None):
         One int64 array ``(N, *layer.out_shape)`` per layer of ``graph.layers``.
     """
     x = _check_input(graph, x_int)
+    if fast:
+        return _run_fast(graph, x, counts, keep=True)
     outs = []
     for layer in graph.layers:
         x = run_layer(layer, x, counts)
@@ -200,8 +236,267 @@ def overflow_counts(graph, x_int):
     return counts
 
 
-def run(graph, x_int):
+def run(graph, x_int, *, fast=True):
     """The network's integer output ``(N, *graph.output_shape)`` (int64) for integer inputs
     ``(N, *graph.input_shape)``; see :func:`run_layers`."""
-    outs = run_layers(graph, x_int)
-    return outs[-1] if outs else _check_input(graph, x_int)
+    if not graph.layers:
+        return _check_input(graph, x_int)
+    if not fast:
+        return run_layers(graph, x_int, fast=False)[-1]
+    return _run_fast(graph, _check_input(graph, x_int), None, keep=False)[-1]
+
+
+# --- the fast path (see the module docstring) ---------------------------------------------
+
+#: Integers up to this magnitude are exact in float32 / float64 (significand bits).
+_EXACT_BITS = {"float32": 24, "float64": 53}
+#: Largest |shift| folded into float32 / float64 weights (far from under- and overflow).
+_MAX_SHIFT = {"float32": 60, "float64": 900}
+
+
+def _fmt_bound(fmt):
+    """The largest magnitude of an integer of ``fmt``."""
+    return max(-int(fmt.min_int), int(fmt.max_int))
+
+
+def _float32_is_ieee():
+    """Whether torch computes float32 convolutions and matrix products in IEEE float32
+    (not TF32 or bfloat16), so that exact integer sums stay exact."""
+    import torch
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    mkldnn = torch.backends.mkldnn
+    settings = [getattr(torch.backends, "fp32_precision", "none"),
+                getattr(mkldnn, "fp32_precision", "none")]
+    for name in ("conv", "matmul"):
+        settings.append(getattr(getattr(mkldnn, name, None), "fp32_precision", "none"))
+    return all(s in ("none", "ieee") for s in settings)
+
+
+def _dtypes(ieee32=None):
+    if ieee32 is None:
+        ieee32 = _float32_is_ieee()
+    return ("float32", "float64") if ieee32 else ("float64",)
+
+
+def _shifts(layer):
+    return layer.acc_frac - layer.out_fmt.frac
+
+
+def _fused_terms(layer):
+    """Per output channel ``(w·m, bias + half)``: the integer weights times the scale's
+    multiplier, and the bias plus the half step that ``nearest_up`` adds (channels that
+    shift right only), both in units of ``2**-shift``; or None when the post-processing
+    cannot be folded into the sums (binary outputs, wrap-around, other roundings, formats
+    wider than float64 holds)."""
+    fmt = layer.out_fmt
+    if layer.binary_out or layer.overflow != "saturate" or not isinstance(fmt, QFormat) \
+            or layer.rounding not in ("nearest_even", "nearest_up", "floor"):
+        return None
+    w = layer.weight.reshape(layer.out_channels, -1).astype(object)
+    if layer.scale is not None:
+        w = w * layer.scale.astype(object)[:, None]
+    shift = _shifts(layer)
+    extra = np.zeros(layer.out_channels, dtype=object)
+    if layer.bias is not None:
+        extra += layer.bias.astype(object)
+    if layer.rounding == "nearest_up":
+        extra += np.array([1 << (int(s) - 1) if s > 0 else 0 for s in shift], dtype=object)
+    return w, extra
+
+
+def fast_path(layer, in_bound, ieee32=None):
+    """How the fast path runs the Conv2d or Linear ``layer`` on inputs of magnitude at most
+    ``in_bound``: ``(dtype, post)``.
+
+    ``dtype`` (``"float32"``, ``"float64"`` or ``"int64"``) is what the sums are computed
+    in; ``post`` is ``"fused"`` (scale, bias, shift and the ``nearest_up`` half step folded
+    into the weights and biases, then max-pool, rounding and saturation in ``dtype``),
+    ``"threshold"`` (binary outputs compared in ``dtype``) or ``"int64"`` (the reference's
+    requantization on the exact sums). ``("int64", "int64")`` is the reference path.
+
+    Every partial sum is an integer (in units of ``2**-shift`` when fused) of magnitude at
+    most ``K · in_bound · max|w·m| + max|bias + half|``, and ``dtype`` holds all of those
+    exactly; saturation bounds (``out_fmt``'s range) too. ``ieee32`` (default: asked
+    from torch) says whether float32 may be used.
+    """
+    k, in_bound = layer.reduction, int(in_bound)
+    terms = _fused_terms(layer)
+    dtypes = _dtypes(ieee32)
+    if terms is not None:
+        w, extra = terms
+        shift = _shifts(layer)
+        bound = max((k * in_bound * int(max(abs(v) for v in row)) if row.size else 0)
+                    + abs(int(e)) for row, e in zip(w, extra))
+        for dt in dtypes:
+            limit = 1 << _EXACT_BITS[dt]
+            if bound < limit and in_bound < limit and layer.out_fmt.width <= _EXACT_BITS[dt] \
+                    and int(np.abs(shift).max()) <= _MAX_SHIFT[dt]:
+                return dt, "fused"
+    bound = k * in_bound * int(np.abs(layer.weight).max(initial=0))
+    for dt in dtypes:
+        limit = 1 << _EXACT_BITS[dt]
+        if bound < limit and in_bound < limit:
+            return dt, "threshold" if layer.binary_out else "int64"
+    return "int64", "int64"
+
+
+class _Plan:
+    """A dense layer's constants as torch tensors, made once per layer and input bound."""
+
+    def __init__(self, layer, in_bound, ieee32):
+        import torch
+        self.layer = layer
+        self.dtype, self.post = fast_path(layer, in_bound, ieee32)
+        self._plain = None
+        if self.dtype == "int64":
+            return
+        self.torch_dtype = getattr(torch, self.dtype)
+        self.shape = (1, -1) + (1,) * (2 if isinstance(layer, ir.Conv2d) else 0)
+        if self.post == "threshold":
+            self.threshold = self._channel(layer.threshold)
+            self.flip = torch.from_numpy(layer.flip.astype(bool)).reshape(self.shape)
+        elif self.post == "fused":
+            w, extra = _fused_terms(layer)
+            step = np.ldexp(1.0, -_shifts(layer))
+            # Exact: integers below 2**53 (checked), scaled by powers of two.
+            w = np.array(w, dtype=np.float64) * step[:, None]
+            self.weight = torch.from_numpy(w.reshape(layer.weight.shape)).to(self.torch_dtype)
+            self.bias = None
+            if any(extra):
+                self.bias = torch.from_numpy(np.array(extra, dtype=np.float64) * step) \
+                    .to(self.torch_dtype)
+            lo = int(layer.out_fmt.min_int)
+            self.lo = max(lo, 0) if layer.relu else lo
+            self.hi = int(layer.out_fmt.max_int)
+
+    def _channel(self, v):
+        import torch
+        return torch.from_numpy(np.asarray(v, dtype=np.float64)).reshape(self.shape) \
+            .to(self.torch_dtype)
+
+    @property
+    def plain_weight(self):
+        """The integer weights in ``dtype``, for the sums alone."""
+        import torch
+        if self._plain is None:
+            self._plain = torch.from_numpy(self.layer.weight.astype(np.float64)) \
+                .to(self.torch_dtype)
+        return self._plain
+
+
+_PLANS = {}
+
+
+def _plan(layer, in_bound, ieee32):
+    key = (id(layer), int(in_bound), ieee32)
+    plan = _PLANS.get(key)
+    if plan is None or plan.layer is not layer:
+        if len(_PLANS) > 256:
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(layer, in_bound, ieee32)
+    return plan
+
+
+def _to_int(x):
+    """An int64 numpy array of the integers ``x`` (a float tensor or int64 array) holds."""
+    if isinstance(x, np.ndarray):
+        return x
+    import torch
+    return x.to(torch.int64).numpy()
+
+
+def _to_float(x, dtype):
+    """``x`` as a torch tensor of ``dtype``; its values fit exactly (the caller's bound)."""
+    import torch
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x).to(dtype)
+    return x.to(dtype)
+
+
+def _max_pool(x, pool):
+    """``pool × pool`` max-pool of stride ``pool`` (floor mode) of a tensor ``(N, C, H, W)``:
+    elementwise maxima of strided views, several times faster than ``F.max_pool2d`` on
+    the CPU for small windows."""
+    import torch
+    n, c, h, w = x.shape
+    ho, wo = h // pool, w // pool
+    y = x[:, :, :ho * pool, :wo * pool].reshape(n, c, ho, pool, wo, pool)
+    m = y[:, :, :, 0]
+    for i in range(1, pool):
+        m = torch.maximum(m, y[:, :, :, i])
+    out = m[..., 0]
+    for i in range(1, pool):
+        out = torch.maximum(out, m[..., i])
+    return out
+
+
+def _sums(layer, x, weight, bias=None):
+    import torch.nn.functional as F
+    if isinstance(layer, ir.Conv2d):
+        return F.conv2d(x, weight, bias, stride=ir.stride_pair(layer.stride),
+                        padding=layer.padding)
+    return F.linear(x, weight, bias)
+
+
+def _fast_dense(layer, x, in_bound, counts, ieee32):
+    import torch
+    plan = _plan(layer, in_bound, ieee32)
+    if plan.dtype == "int64":
+        return run_layer(layer, _to_int(x), counts)
+    xf = _to_float(x, plan.torch_dtype)
+    pool = layer.pool > 1
+    if plan.post == "fused" and counts is None:
+        y = _sums(layer, xf, plan.weight, plan.bias)
+        if pool:    # what follows is non-decreasing, so max-pooling may come first
+            y = _max_pool(y, layer.pool)
+        if layer.rounding == "floor":
+            y = y.floor_()
+        elif layer.rounding == "nearest_even":
+            y = y.round_()
+        else:   # nearest_up: the half step is in the bias
+            y = y.floor_()
+        return y.clamp_(plan.lo, plan.hi)
+    dot = _sums(layer, xf, plan.plain_weight)
+    if plan.post == "threshold":
+        hit = torch.where(plan.flip, dot <= plan.threshold, dot >= plan.threshold)
+        y = torch.where(hit, 1.0, -1.0).to(plan.torch_dtype)
+        return _max_pool(y, layer.pool) if pool else y
+    # The reference's requantization (and overflow counts) on the exact sums.
+    d = _to_int(dot)
+    if isinstance(layer, ir.Conv2d):
+        out = _post(layer, d.transpose(0, 2, 3, 1), counts).transpose(0, 3, 1, 2)
+        if pool:
+            out = _maxpool(out, layer.pool)
+        return np.ascontiguousarray(out)
+    return _post(layer, d, counts)
+
+
+def _run_fast(graph, x, counts, keep):
+    """The fast path of :func:`run_layers` on checked int64 inputs ``x``; ``keep`` returns
+    every layer's output (else only the last is converted to int64)."""
+    import torch
+    bound = _fmt_bound(graph.input_fmt)
+    ieee32 = _float32_is_ieee()
+    outs = []
+    h = x
+    # NNPACK (which torch may pick for float32 convolutions) uses Winograd and FFT
+    # algorithms, whose sums are not exact: switched off while the fast path runs.
+    with torch.no_grad(), torch.backends.nnpack.flags(enabled=False):
+        for layer in graph.layers:
+            if isinstance(layer, ir.Conv2d | ir.Linear):
+                h = _fast_dense(layer, h, bound, counts, ieee32)
+            elif isinstance(layer, ir.MaxPool2d) and not isinstance(h, np.ndarray):
+                h = _max_pool(h, layer.pool)
+            elif isinstance(layer, ir.Flatten):
+                h = h.reshape(len(h), -1)
+            else:
+                h = run_layer(layer, _to_int(h), counts)
+            # Every layer's outputs lie in its output format (binary: ±1); pools and
+            # flattens keep their inputs' values.
+            fmt = getattr(layer, "out_fmt", None)
+            bound = bound if fmt is None else _fmt_bound(fmt)
+            outs.append(h)
+    if keep:
+        return [_to_int(o) for o in outs]
+    return [_to_int(outs[-1])]
