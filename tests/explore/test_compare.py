@@ -49,7 +49,7 @@ def sweep():
 @pytest.fixture(scope="module")
 def serial_rows(sweep, cache):
     mp = pytest.MonkeyPatch()
-    mp.setenv("XDG_CACHE_HOME", str(cache))
+    mp.setenv("HWGEN_BUILD_DIR", str(cache / "sim"))   # estimates in cache/estimate
     try:
         yield run_sweep(sweep, progress=False)
     finally:
@@ -74,13 +74,13 @@ def test_serial_sweep(serial_rows, tmp_path):
 
 
 def test_local_processes_give_the_same_rows(serial_rows, sweep, cache, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("HWGEN_BUILD_DIR", str(cache / "sim"))
     assert run_sweep(sweep, jobs=2, progress=False) == serial_rows
 
 
 def test_a_local_dask_cluster_gives_the_same_rows(serial_rows, sweep, cache, monkeypatch):
     distributed = pytest.importorskip("dask.distributed")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("HWGEN_BUILD_DIR", str(cache / "sim"))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         rows = run_sweep(sweep, executor=cluster.scheduler_address, progress=False)
