@@ -148,7 +148,7 @@ CASES = [
     (["quantize", "missing.onnx"], r"ONNX model 'missing.onnx' does not exist"),
     (["quantize", "good.pt", "--data", "missing.npz"], r"Data file 'missing.npz' does not exist"),
     (["compile", "good.pt", "--data", "mywork", "--out", "D"],
-     r"Data file 'mywork' is a folder, not a \.npz file"),
+     r"IDX file 'mywork/train-images-idx3-ubyte' does not exist"),     # a folder: MNIST
     (["quantize", "good.pt", "--data", "FILE"], r"Data file 'FILE' is not a NumPy \.npz file .*"),
     # simulate
     (["simulate", "nothere"], (r"Design folder 'nothere' does not exist; write one with "
