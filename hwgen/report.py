@@ -9,6 +9,17 @@ from dataclasses import asdict, dataclass, field
 __all__ = ["LayerUtilization", "SimReport", "format_table", "overhead_note", "utilization_rows"]
 
 
+def figure_png(fig, dpi=100):
+    """The matplotlib figure ``fig`` as PNG bytes; the figure is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def format_table(headers, rows, align=None):
     """A plain-text table: ``headers`` and ``rows`` of cells (numbers right-aligned)."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]

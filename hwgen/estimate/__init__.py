@@ -213,17 +213,25 @@ def estimate_verilog(verilog_text, top, target, *, design="design", place_and_ro
     return result
 
 
-def estimate(design_dir, target, *, place_and_route=True, progress=None):
-    """Estimate the design folder ``design_dir`` on ``target`` and write
-    ``design_dir/estimate_<target>.json``; returns the :class:`Estimate`."""
+def _design_verilog(design_dir):
+    """``(design, path of its Verilog)`` of a design folder, or an error that says what is
+    missing."""
     from ..emit import TOPLEVEL, read_design
-    from ..files import atomic_write
-    dev = device(target)
     design = read_design(design_dir)
     verilog = Path(design_dir) / f"{TOPLEVEL}.v"
     if not verilog.is_file():
         raise HwgenError(f"Design folder {str(design_dir)!r} has no {verilog.name}; run "
                          f"`hwgen compile` again")
+    return design, verilog
+
+
+def estimate(design_dir, target, *, place_and_route=True, progress=None):
+    """Estimate the design folder ``design_dir`` on ``target`` and write
+    ``design_dir/estimate_<target>.json``; returns the :class:`Estimate`."""
+    from ..files import atomic_write
+    dev = device(target)
+    design, verilog = _design_verilog(design_dir)
+    from ..emit import TOPLEVEL
     result = estimate_verilog(verilog.read_text(), TOPLEVEL, dev, design=design.name,
                               place_and_route=place_and_route, progress=progress)
     atomic_write(Path(design_dir) / f"estimate_{dev.name}.json",
@@ -238,14 +246,9 @@ def block_breakdown(design_dir, target, *, progress=None):
     its own glue, from one Yosys run that keeps the hierarchy (:func:`tools.block_cells`;
     no harness, no place-and-route). Cached like :func:`estimate`; also written to
     ``design_dir/blocks_<target>.json``."""
-    from ..emit import TOPLEVEL, read_design
     from ..files import atomic_write
     dev = device(target)
-    design = read_design(design_dir)
-    verilog = Path(design_dir) / f"{TOPLEVEL}.v"
-    if not verilog.is_file():
-        raise HwgenError(f"Design folder {str(design_dir)!r} has no {verilog.name}; run "
-                         f"`hwgen compile` again")
+    design, verilog = _design_verilog(design_dir)
     text = verilog.read_text()
     key = hashlib.sha256("\0".join(
         [_SCHEMA, "blocks", dev.name, json.dumps(tool_versions(), sort_keys=True),
@@ -258,6 +261,7 @@ def block_breakdown(design_dir, target, *, progress=None):
             progress(f"synthesizing {design.name} block by block for {dev.name} with Yosys")
         with tempfile.TemporaryDirectory(prefix="hwgen-blocks-") as tmp:
             Path(tmp, "core.v").write_text(text)
+            from ..emit import TOPLEVEL
             cells = block_cells(tmp, ["core.v"], TOPLEVEL, dev.synth)
         blocks = {name: map_cells(dev.family, c) for name, c in cells.items()}
         cached.parent.mkdir(parents=True, exist_ok=True)

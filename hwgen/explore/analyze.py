@@ -18,7 +18,6 @@ small ones (or more).
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass
@@ -223,10 +222,8 @@ def _hist_png(la):
         ax.set_xlabel("value")
     axes[0].set_ylabel("count")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    from ..report import figure_png
+    return figure_png(fig)
 
 
 def is_analysis_dir(path):

@@ -205,14 +205,8 @@ def _plot(rows, value, label, out, higher_is_better):
     ax.set_xlabel("LUTs")
     ax.set_ylabel(label)
     fig.tight_layout()
-    out.write(_png(fig))
-    plt.close(fig)
-
-
-def _png(fig):
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
+    from ..report import figure_png
+    out.write(figure_png(fig, dpi=120))
 
 
 def write_results(rows, out_dir):

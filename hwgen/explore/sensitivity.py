@@ -13,7 +13,6 @@ The layers whose accuracy falls first as ``W`` shrinks are the ones to give more
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import sys
@@ -214,10 +213,8 @@ def _heatmap_png(result):
                     ha="center", va="center", fontsize=6)
         fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    from ..report import figure_png
+    return figure_png(fig)
 
 
 def is_sensitivity_dir(path):
