@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import ArgumentError, HwgenError
 
 __all__ = ["atomic_write", "check_output_dir", "check_output_file", "default_mode",
-           "make_dirs", "private_dir", "remove_dirs"]
+           "make_dirs", "private_dir", "remove_dirs", "write_files"]
 
 
 def default_mode(directory=False):
@@ -134,6 +134,19 @@ def atomic_write(path, write):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_files(out_dir, files) -> list[Path]:
+    """Write ``files`` (``{name: bytes}``, all made before this is called) into the folder
+    ``out_dir``, created if missing, each file atomically; returns the paths."""
+    out = Path(out_dir)
+    if not out.exists():
+        make_dirs(out)
+    paths = []
+    for name, data in files.items():
+        atomic_write(out / name, lambda f, d=data: f.write(d))
+        paths.append(out / name)
+    return paths
 
 
 def remove_dirs(folders) -> None:

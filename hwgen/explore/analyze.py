@@ -237,15 +237,8 @@ def write_analysis(analysis, out_dir):
     Returns the paths."""
     import json
 
-    from ..files import atomic_write, make_dirs
+    from ..files import write_files
     files = {"analysis.json": json.dumps(analysis.to_json(), indent=1).encode()}
     for la in analysis.layers:
         files[f"hist_{_safe(la.name)}.png"] = _hist_png(la)
-    out = Path(out_dir)
-    if not out.exists():
-        make_dirs(out)
-    paths = []
-    for name, data in files.items():
-        atomic_write(out / name, lambda f, d=data: f.write(d))
-        paths.append(out / name)
-    return paths
+    return write_files(out_dir, files)

@@ -226,14 +226,7 @@ def write_sensitivity(result, out_dir):
     """Write ``sensitivity.json`` and the heat map ``sensitivity.png`` into ``out_dir``
     (rendered before the first file is written; each file atomically). Returns the
     paths."""
-    from ..files import atomic_write, make_dirs
+    from ..files import write_files
     files = {"sensitivity.json": json.dumps(result.to_json(), indent=1).encode(),
              "sensitivity.png": _heatmap_png(result)}
-    out = Path(out_dir)
-    if not out.exists():
-        make_dirs(out)
-    paths = []
-    for name, data in files.items():
-        atomic_write(out / name, lambda f, d=data: f.write(d))
-        paths.append(out / name)
-    return paths
+    return write_files(out_dir, files)
