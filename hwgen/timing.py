@@ -31,6 +31,7 @@ __all__ = [
     "array_latency",
     "drain_delay",
     "drain_latency",
+    "feed_latency",
     "layer_cycles",
     "memory_read_latency",
     "pe_latency",
@@ -41,6 +42,13 @@ __all__ = [
 
 def memory_read_latency():
     """Cycles from a memory read address to its data (registered read port): 1."""
+    return 1
+
+
+def feed_latency():
+    """Cycles from the memories' read data to the array's ports: 1. The engine registers
+    each row's activation after the padding mask, the weights and the control, so that no
+    path runs from a block RAM's output through the mask into a multiplier."""
     return 1
 
 
@@ -60,17 +68,19 @@ def array_latency(row, col, pe_lat):
 
 def drain_delay(rows, cols, pe_lat):
     """Cycles a tile's job waits in the drain before its first slot is read:
-    ``memory_read_latency() + array_latency(rows − 1, cols − 1, pe_lat) − 1``
-    (= ``rows + cols − 2 + pe_lat``).
+    ``memory_read_latency() + feed_latency() + array_latency(rows − 1, cols − 1, pe_lat)
+    − 1`` (= ``rows + cols − 1 + pe_lat``).
 
     The job enters in the cycle the tile's last step is issued to the memories (``t``);
-    slot ``(r, c)`` is read in cycle ``t + delay + 1 + r·cols + c``. It is final from
-    ``t + 1 + r + c + pe_lat`` (needs ``delay >= pe_lat``) and the next tile, issued
-    ``P >= rows·cols`` cycles later, replaces it at ``t + P + 1 + r + c + pe_lat`` (needs
-    ``delay <= rows + cols − 2 + pe_lat``, worst at ``r = rows − 1``). The drain takes the
-    latest start, so that every slot is read as late as is safe.
+    with ``f = memory_read_latency() + feed_latency()`` (2), slot ``(r, c)`` is read in
+    cycle ``t + delay + 1 + r·cols + c``. It is final from ``t + f + r + c + pe_lat``
+    (needs ``delay >= f − 1 + pe_lat``) and the next tile, issued ``P >= rows·cols`` cycles
+    later, replaces it at ``t + P + f + r + c + pe_lat`` (needs ``delay <= rows + cols + f −
+    3 + pe_lat``, worst at ``r = rows − 1``). The drain takes the latest start, so that
+    every slot is read as late as is safe.
     """
-    return memory_read_latency() + array_latency(rows - 1, cols - 1, pe_lat) - 1
+    return (memory_read_latency() + feed_latency()
+            + array_latency(rows - 1, cols - 1, pe_lat) - 1)
 
 
 def drain_latency():

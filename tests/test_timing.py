@@ -27,7 +27,8 @@ def test_block_latencies_are_the_timing_modules(rows, cols, stages):
     engine = Engine(rows, cols, "fixed", a_width=8, w_width=8, acc_width=20,
                     weight_image=[0], count_width=8, product_stages=stages)
     assert engine.pe_latency == pe_lat
-    assert engine.latency == timing.memory_read_latency() + array.latency
+    assert engine.latency == (timing.memory_read_latency() + timing.feed_latency()
+                              + array.latency)
     Fragment.get(engine, None)      # elaborated, so its PEs count as used
     drain = Drain(rows, cols, signed(20), 8, pe_latency=pe_lat)
     assert drain.delay == timing.drain_delay(rows, cols, pe_lat)
@@ -47,7 +48,8 @@ def test_drain_delay_is_within_the_safe_window():
                 for r in range(rows):
                     for c in range(cols):
                         read = delay + 1 + r * cols + c
-                        final = timing.memory_read_latency() + r + c + pe_lat
+                        final = (timing.memory_read_latency() + timing.feed_latency() + r + c
+                                 + pe_lat)
                         replaced = period + final
                         assert final <= read < replaced, (rows, cols, pe_lat, r, c)
 

@@ -125,14 +125,16 @@ class Drain(wiring.Component):
 
         reading = Signal()
         r, c = Signal(range(rows)), Signal(range(cols))
+        slot = Signal(range(rows * cols))     # r·cols + c, the slot's place in `results`
         job = Signal(job_layout)
         q, pos = Signal(unsigned(self._count_width)), Signal(unsigned(self._count_width))
         # A new job may arrive in the cycle the previous one reads its last slot: the read
         # uses the old registers, the edge loads the new ones.
         with m.If(arrived.valid):
-            m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), job.eq(arrived), q.eq(arrived.q0),
-                         pos.eq(arrived.m0)]
+            m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), slot.eq(0), job.eq(arrived),
+                         q.eq(arrived.q0), pos.eq(arrived.m0)]
         with m.Elif(reading):
+            m.d.sync += slot.eq(slot + 1)
             with m.If(c == cols - 1):
                 m.d.sync += [c.eq(0), r.eq(r + 1)]
                 with m.If(pos + 1 == self.win):
@@ -149,11 +151,13 @@ class Drain(wiring.Component):
             waiting = waiting | stage.valid
         m.d.comb += self.busy.eq(reading | waiting)
 
+        # One rows·cols:1 multiplexer per engine, indexed by the flat slot number (a
+        # balanced tree; nested row and column selects cost several times as many LUTs).
         picked = []
         for n in range(self._n_engines):
             results = self.results[f"e{n}"]
-            picked.append(Array(Array(results[i][j] for j in range(cols))
-                                for i in range(rows))[r][c])
+            width = Shape.cast(results.shape().elem_shape.elem_shape).width
+            picked.append(results.as_value().word_select(slot, width).as_signed())
         m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
         m.d.sync += [
             self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),

@@ -106,10 +106,10 @@ class Engine(wiring.Component):
 
     @property
     def latency(self):
-        """:func:`hwgen.timing.memory_read_latency` + the array's latency
-        (:func:`hwgen.timing.array_latency` of its last PE) = ``rows + cols − 1 +
-        pe_latency``."""
-        return timing.memory_read_latency() + self.array.latency
+        """:func:`hwgen.timing.memory_read_latency` + :func:`hwgen.timing.feed_latency` +
+        the array's latency (:func:`hwgen.timing.array_latency` of its last PE) = ``rows +
+        cols + pe_latency``."""
+        return timing.memory_read_latency() + timing.feed_latency() + self.array.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -127,12 +127,18 @@ class Engine(wiring.Component):
             stage = Signal(step.shape(), name=f"step_{n}")
             m.d.sync += stage.eq(step)
             step = stage
-        ctl = Signal(PECtl)
-        m.d.comb += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
-                     ctl.last.eq(step.last)]
+        # The feed: the padded activations, the weights and the control, registered
+        # (timing.feed_latency) so that the memories' outputs reach only these registers.
+        assert timing.feed_latency() == 1
         pe = array.pe(0, 0)
         for r in range(self._rows):
-            m.d.comb += array.a[r].eq(pe.feed(m, self.a[r], step.valid & step.inside[r],
-                                              step.tail, self.tail_bits))
-        m.d.comb += [array.ctl.eq(ctl), array.w.eq(w_rd.data), self.result.eq(array.result)]
+            a = Signal(array.a_shape, name=f"feed_a_{r}")
+            m.d.sync += a.eq(pe.feed(m, self.a[r], step.valid & step.inside[r], step.tail,
+                                     self.tail_bits))
+            m.d.comb += array.a[r].eq(a)
+        ctl = Signal(PECtl, name="feed_ctl")
+        w = Signal(array.w.shape(), name="feed_w")
+        m.d.sync += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
+                     ctl.last.eq(step.last), w.eq(w_rd.data)]
+        m.d.comb += [array.ctl.eq(ctl), array.w.eq(w), self.result.eq(array.result)]
         return m

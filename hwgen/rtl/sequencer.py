@@ -162,6 +162,29 @@ class Sequencer(wiring.Component):
         feed = Signal()                 # a reduction step is issued this cycle
         push = Signal()                 # the last step of a tile is issued this cycle
 
+        # Terminal counts, registered: each flag tells the counters' *current* value's
+        # relation to the descriptor and is computed one cycle ahead from the next value,
+        # so that no compare lies between a counter and the enables it drives.
+        #   is_first  j == 0            is_feed  j < K          is_last  j + 1 == K
+        #   is_tail   j >= tail_from    is_walk  j < rows       is_end   j + 1 == P
+        #   kx_last   kx + 1 == kw      ky_last  ky + 1 == kh
+        #   pt_last   pt + 1 == n_pt    ct_last  ct + 1 == n_ct
+        is_first, is_feed, is_last = Signal(), Signal(), Signal()
+        is_tail, is_walk, is_end = Signal(), Signal(), Signal()
+        kx_last, ky_last, pt_last, ct_last = Signal(), Signal(), Signal(), Signal()
+
+        def j_flags(restart):
+            """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
+            with m.If(restart):
+                m.d.sync += [is_first.eq(1), is_feed.eq(1), is_last.eq(desc.k_len == 1),
+                             is_tail.eq(desc.tail_from == 0), is_walk.eq(1),
+                             is_end.eq(desc.period == 1)]
+            with m.Else():
+                m.d.sync += [is_first.eq(0), is_feed.eq(is_feed & ~is_last),
+                             is_last.eq(j + 2 == desc.k_len),
+                             is_tail.eq(j + 1 >= desc.tail_from), is_walk.eq(j + 1 < rows),
+                             is_end.eq(j + 2 == desc.period)]
+
         # --- the tile's job for the drain ------------------------------------------------
         job = self.job
         m.d.comb += [
@@ -189,9 +212,8 @@ class Sequencer(wiring.Component):
             ix = cur[1][r] + kx
             m.d.comb += step.inside[r].eq(
                 cur[3][r] & (iy >= 0) & (iy < desc.in_h) & (ix >= 0) & (ix < desc.in_w))
-        m.d.comb += [step.valid.eq(feed), step.first.eq(j == 0),
-                     step.last.eq(j + 1 == desc.k_len), step.tail.eq(j >= desc.tail_from),
-                     step.w_addr.eq(w_ct_base + j)]
+        m.d.comb += [step.valid.eq(feed), step.first.eq(is_first), step.last.eq(is_last),
+                     step.tail.eq(is_tail), step.w_addr.eq(w_ct_base + j)]
 
         unload_addr = Signal(aw)
         in_unload = Signal()
@@ -253,6 +275,11 @@ class Sequencer(wiring.Component):
                                 desc.eq(descriptor_const(self._desc_layout, entry)),
                                 w_ct_base.eq(entry.w_base), rows_left.eq(entry.npix),
                                 cols_left.eq(entry.cout),
+                                is_first.eq(1), is_feed.eq(1), is_last.eq(entry.k_len == 1),
+                                is_tail.eq(entry.tail_from == 0), is_walk.eq(1),
+                                is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
+                                ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),
+                                ct_last.eq(entry.n_ct == 1),
                             ]
                 m.next = "WALK"
             with m.State("WALK"):
@@ -264,36 +291,41 @@ class Sequencer(wiring.Component):
                 with m.If(walk_count == rows - 1):
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), count_en.eq(1),
-                             feed.eq(j < desc.k_len), push.eq(j + 1 == desc.k_len),
-                             walk_step.eq(j < rows)]
+                m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
+                             push.eq(is_last), walk_step.eq(is_walk)]
                 nxt_new = shifted(nxt)
-                with m.If(j < rows):
+                with m.If(is_walk):
                     for sig, val in zip(nxt, nxt_new):
                         m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
                 # reduction counters (ci, ky, kx) as an address offset
-                with m.If(feed):
-                    with m.If(j + 1 == desc.k_len):
-                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0)]
-                    with m.Elif(kx + 1 < desc.kw):
-                        m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1)]
-                    with m.Elif(ky + 1 < desc.kh):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky)]
+                with m.If(is_feed):
+                    with m.If(is_last):
+                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0),
+                                     kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
+                    with m.Elif(~kx_last):
+                        m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1),
+                                     kx_last.eq(kx + 2 == desc.kw)]
+                    with m.Elif(~ky_last):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky),
+                                     kx_last.eq(desc.kw == 1), ky_last.eq(ky + 2 == desc.kh)]
                     with m.Else():
-                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci)]
+                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci),
+                                     kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
                 # tile boundary
-                with m.If(j + 1 == desc.period):
+                j_flags(is_end)
+                with m.If(is_end):
                     m.d.sync += j.eq(0)
                     for sig, now, new_ in zip(cur, nxt, nxt_new):
-                        m.d.sync += [s.eq(Mux(j < rows, b, a))
+                        m.d.sync += [s.eq(Mux(is_walk, b, a))
                                      for s, a, b in zip(sig, now, new_)]
-                    with m.If(pt + 1 < desc.n_pt):
+                    with m.If(~pt_last):
                         carry = m0 + desc.rows_mod >= desc.win
                         m.d.sync += [
                             pt.eq(pt + 1), rows_left.eq(rows_left - rows),
                             q0.eq(q0 + desc.rows_div + carry),
                             m0.eq(Mux(carry, m0 + desc.rows_mod - desc.win,
                                       m0 + desc.rows_mod)),
+                            pt_last.eq(pt + 2 == desc.n_pt),
                         ]
                     with m.Else():
                         m.d.sync += [
@@ -301,8 +333,9 @@ class Sequencer(wiring.Component):
                             ct.eq(ct + 1), co_base.eq(co_base + cols),
                             cols_left.eq(cols_left - cols),
                             w_ct_base.eq(w_ct_base + desc.k_len),
+                            pt_last.eq(desc.n_pt == 1), ct_last.eq(ct + 2 == desc.n_ct),
                         ]
-                        with m.If(ct + 1 == desc.n_ct):
+                        with m.If(ct_last):
                             m.next = "FLUSH"
                 with m.Else():
                     m.d.sync += j.eq(j + 1)

@@ -17,8 +17,8 @@ def test_construction_errors():
 
 
 def test_timing_is_the_timing_modules():
-    assert Drain(3, 4, 8, 8, pe_latency=1).delay == 6 == timing.drain_delay(3, 4, 1)
-    assert Drain(3, 4, 8, 8, pe_latency=3).delay == 8 == timing.drain_delay(3, 4, 3)
+    assert Drain(3, 4, 8, 8, pe_latency=1).delay == 7 == timing.drain_delay(3, 4, 1)
+    assert Drain(3, 4, 8, 8, pe_latency=3).delay == 9 == timing.drain_delay(3, 4, 3)
     assert Drain(3, 4, 8, 8, pe_latency=1).latency == timing.drain_latency() == 1
 
 
