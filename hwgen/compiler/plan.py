@@ -85,8 +85,9 @@ class AcceleratorConfig:
     buffer_depth : int or None
         Words of each activation buffer copy (two ping-pong regions).
     pe_stages : int
-        Pipeline registers on each PE's product (0: the product is added in the cycle it is
-        formed); a PE's latency is :func:`hwgen.timing.pe_latency` of it.
+        Pipeline registers on each PE's product (default 1: the product is registered
+        before the accumulator's adder, as a DSP block's output register would; 0 adds it
+        in the cycle it is formed); a PE's latency is :func:`hwgen.timing.pe_latency` of it.
     """
 
     rows: int = 4
@@ -96,7 +97,7 @@ class AcceleratorConfig:
     weight_width: int | None = None
     acc_width: int | None = None
     buffer_depth: int | None = None
-    pe_stages: int = 0
+    pe_stages: int = 1
     xnor_width: int = 8
 
     def __post_init__(self):

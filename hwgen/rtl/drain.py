@@ -1,6 +1,6 @@
 """The drain: a tile's finished dot products, one per cycle, to the post-processing unit."""
 
-from amaranth.hdl import Array, Const, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -151,13 +151,17 @@ class Drain(wiring.Component):
             waiting = waiting | stage.valid
         m.d.comb += self.busy.eq(reading | waiting)
 
-        # One rows·cols:1 multiplexer per engine, indexed by the flat slot number (a
-        # balanced tree; nested row and column selects cost several times as many LUTs).
+        # One rows·cols:1 multiplexer per engine: a balanced tree of 2:1 multiplexers on the
+        # bits of the flat slot number (nested row and column selects, or an Array of every
+        # slot, cost about twice as many LUTs at 8×8).
         picked = []
         for n in range(self._n_engines):
             results = self.results[f"e{n}"]
-            width = Shape.cast(results.shape().elem_shape.elem_shape).width
-            picked.append(results.as_value().word_select(slot, width).as_signed())
+            level = [results[i][j] for i in range(rows) for j in range(cols)]
+            for bit in range(len(slot)):
+                level = [Mux(slot[bit], level[k + 1], level[k]) if k + 1 < len(level)
+                         else level[k] for k in range(0, len(level), 2)]
+            picked.append(level[0])
         m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
         m.d.sync += [
             self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
