@@ -94,6 +94,14 @@ class PostProcess(wiring.Component):
         Width of the signed per-channel multiplier ``i.scale``; 0 (default): no multiplier.
     thresholds : bool
         Generate the threshold compare of binary outputs (``cfg.binary``).
+    shifts : (int, int) or None
+        ``(lowest, highest)`` shift the design's parameter words hold: the shifters are
+        built for that range only (no left shifter when ``lowest >= 0``); other shifts give
+        undefined results. ``None`` (default): every shift the field can hold.
+    formats : sequence of (int, bool) or None
+        The ``(width, signed)`` output formats the design uses: with just one, the format's
+        bounds are constants and ``cfg.width``/``cfg.signed`` are ignored. ``None``
+        (default): any format ``cfg`` names.
 
     Members
     -------
@@ -116,7 +124,7 @@ class PostProcess(wiring.Component):
     def __init__(self, acc_width, out_width, cols, tag_shape,
                  roundings=("nearest_even", "nearest_up", "floor"),
                  overflows=("saturate", "wrap"), shift_width=7, scale_width=0,
-                 thresholds=False):
+                 thresholds=False, shifts=None, formats=None):
         self._acc_width = check_positive(acc_width, "Accumulator width")
         self._out_width = check_positive(out_width, "Output width")
         self._cols = cols
@@ -128,6 +136,16 @@ class PostProcess(wiring.Component):
         self._thresholds = bool(thresholds)
         self._roundings = _check_modes(roundings, Rounding, ROUNDING_MODES, "Rounding mode")
         self._overflows = _check_modes(overflows, Overflow, OVERFLOW_MODES, "Overflow mode")
+        full = (-(1 << (shift_width - 1)), (1 << (shift_width - 1)) - 1)
+        self._shifts = full if shifts is None else (int(shifts[0]), int(shifts[1]))
+        if not full[0] <= self._shifts[0] <= self._shifts[1] <= full[1]:
+            raise FormatError(f"Shift range must lie within {full!r}, not {shifts!r}")
+        self._formats = None if formats is None else tuple(
+            sorted({(int(w), bool(sg)) for w, sg in formats}))
+        if self._formats is not None and not all(1 <= w <= out_width
+                                                 for w, _ in self._formats):
+            raise FormatError(f"Output formats must be 1 to {out_width} bits wide, not "
+                              f"{formats!r}")
         super().__init__({
             "i": In(i_layout),
             "cfg": In(post_process_config_layout(out_width)),
@@ -163,6 +181,16 @@ class PostProcess(wiring.Component):
     def overflows(self):
         """Overflow modes generated, as :class:`~hwgen.rtl.layouts.Overflow` members."""
         return self._overflows
+
+    @property
+    def shifts(self):
+        """``(lowest, highest)`` shift the shifters are built for."""
+        return self._shifts
+
+    @property
+    def formats(self):
+        """The ``(width, signed)`` output formats built for, or ``None`` for any."""
+        return self._formats
 
     @property
     def scale_width(self):
@@ -231,10 +259,14 @@ class PostProcess(wiring.Component):
         # nearest, the sign for floor), so the right amount is clamped to A + 2, which also
         # keeps x + half within A + 3 bits. Left shifts of S or more all saturate (or wrap
         # to 0) in a format of at most S bits, so the left amount is clamped to S.
-        r_max, qw = A + 2, A + 3 + S
+        # Only the shifts the design holds are built (self._shifts).
+        lowest, highest = self._shifts
+        r_max = max(1, min(A + 2, highest))
+        l_max = min(S, max(0, -lowest))
+        qw = A + 3 + l_max
         x = Signal(signed(A + 3), name="s1_x")
         right = Signal(range(r_max + 1), name="s1_right")
-        left = Signal(range(S + 1), name="s1_left")
+        left = Signal(range(l_max + 1), name="s1_left")
         is_left = Signal(name="s1_is_left")
         below = Signal(r_max, name="s1_below")        # below[j] = (j < right)
         nearest_even = Signal(name="s1_nearest_even")
@@ -254,8 +286,8 @@ class PostProcess(wiring.Component):
             m.d.sync += [
                 x.eq(acc_in + bias_in + half),
                 right.eq(r_in),
-                left.eq(Mux(shift < 0, Mux(neg_shift > S, S, neg_shift), 0)),
-                is_left.eq(shift < 0),
+                left.eq(Mux(shift < 0, Mux(neg_shift > l_max, l_max, neg_shift), 0)),
+                is_left.eq(shift < 0 if l_max else 0),
                 nearest_even.eq(even_in),
                 below.eq(Cat(*(r_in > j for j in range(r_max)))),
             ]
@@ -268,22 +300,32 @@ class PostProcess(wiring.Component):
         # below[0] is 1 exactly when right > 0; a tie leaves no bit set below `right`.
         tie = nearest_even & below[0] & ~(x & below).any()
         with m.If(s1["valid"]):
-            m.d.sync += q.eq(Mux(is_left, x << left, Cat(t[0] & ~tie, t[1:]).as_signed()))
+            rounded = Cat(t[0] & ~tie, t[1:]).as_signed()
+            m.d.sync += q.eq(Mux(is_left, x << left, rounded) if l_max else rounded)
 
         # The format's bounds depend on cfg only; they are decoded in stage 2 so that
         # stage 3 holds just the comparisons and the muxes.
         c1 = s1["cfg"]
-        pow2 = Signal(unsigned(S + 1), name="s2_pow2")       # 2**W
-        hi = Signal(signed(S + 2), name="s2_hi")
-        lo = Signal(signed(S + 2), name="s2_lo")
-        pow2_in = Signal(unsigned(S + 1))
-        m.d.comb += pow2_in.eq(Const(1, S + 1) << c1.width)
-        with m.If(s1["valid"]):
-            m.d.sync += [
-                pow2.eq(pow2_in),
-                hi.eq(Mux(c1.signed, (pow2_in >> 1) - 1, pow2_in - 1)),
-                lo.eq(Mux(c1.signed, -(pow2_in >> 1), 0)),
-            ]
+        if self._formats is not None and len(self._formats) == 1:
+            # one format: its bounds are constants
+            (width, is_signed), = self._formats
+            pow2 = Const(1 << width, S + 1)
+            hi = Const((1 << (width - 1)) - 1 if is_signed else (1 << width) - 1, signed(S + 2))
+            lo = Const(-(1 << (width - 1)) if is_signed else 0, signed(S + 2))
+            out_signed = Const(int(is_signed))
+        else:
+            pow2 = Signal(unsigned(S + 1), name="s2_pow2")       # 2**W
+            hi = Signal(signed(S + 2), name="s2_hi")
+            lo = Signal(signed(S + 2), name="s2_lo")
+            pow2_in = Signal(unsigned(S + 1))
+            m.d.comb += pow2_in.eq(Const(1, S + 1) << c1.width)
+            with m.If(s1["valid"]):
+                m.d.sync += [
+                    pow2.eq(pow2_in),
+                    hi.eq(Mux(c1.signed, (pow2_in >> 1) - 1, pow2_in - 1)),
+                    lo.eq(Mux(c1.signed, -(pow2_in >> 1), 0)),
+                ]
+            out_signed = s2["cfg"].signed
 
         # --- stage 3: overflow and ReLU -------------------------------------------------
         s3 = stage(3, s2)
@@ -297,7 +339,7 @@ class PostProcess(wiring.Component):
             if mode == Overflow.SATURATE:
                 m.d.comb += y.eq(Mux(q > hi, hi, Mux(q < lo, lo, q)))
             else:
-                m.d.comb += y.eq(Mux(c2.signed & (low & half).any(), low - pow2, low))
+                m.d.comb += y.eq(Mux(out_signed & (low & half).any(), low - pow2, low))
         self._select(m, c2.overflow, self._overflows, overflow)
         v = Signal(signed(S + 1), name="s3_v")
         with m.If(s2["valid"]):

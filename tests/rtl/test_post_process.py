@@ -162,9 +162,9 @@ def check(run_sim, pp, items, golden_items=None):
 
 
 def shift_range(pp):
-    """Shifts the golden model answers correctly for (see test_shifts_beyond_int64)."""
-    return (max(-(1 << (pp.shift_width - 1)), -61),
-            min((1 << (pp.shift_width - 1)) - 1, 63))
+    """Shifts the unit is built for that the golden model answers correctly for (see
+    test_shifts_beyond_int64)."""
+    return max(pp.shifts[0], -61), min(pp.shifts[1], 63)
 
 
 def interesting_shifts(pp):
@@ -361,6 +361,33 @@ def test_hypothesis_sized(run_sim, params):
     else:
         items = [random_item(rng, pp, cfg()) for n in range(40)]
     check(run_sim, pp, items)
+
+
+@settings(max_examples=6, deadline=None)
+@given(unit_and_items(), st.integers(-8, 8), st.integers(0, 24), st.booleans())
+def test_hypothesis_specialized(run_sim, params, lowest, span, is_signed):
+    """A unit built for one output format and the shifts a design holds (no left shifter
+    when they are all right shifts) equals the golden model on them."""
+    acc_width, out_width, cols, _, roundings, overflows, seed, _ = params
+    width = max(1, out_width - 1)
+    pp = PostProcess(acc_width, out_width, cols, 8, roundings=roundings, overflows=overflows,
+                     shifts=(lowest, lowest + span), formats=[(width, is_signed)])
+    assert pp.shifts == (lowest, lowest + span) and pp.formats == ((width, is_signed),)
+    rng = np.random.default_rng(seed)
+    items = [random_item(rng, pp, {
+        "rounding": str(rng.choice(roundings)), "overflow": str(rng.choice(overflows)),
+        "width": width, "signed": int(is_signed), "relu": int(rng.integers(2)), "pool": 0})
+        for n in range(40)]
+    check(run_sim, pp, items)
+
+
+def test_specialized_errors():
+    with pytest.raises(FormatError, match=r"^Shift range must lie within \(-64, 63\), not "
+                                          r"\(-70, 3\)$"):
+        PostProcess(16, 8, 2, 8, shifts=(-70, 3))
+    with pytest.raises(FormatError, match=r"^Output formats must be 1 to 8 bits wide, not "
+                                          r"\[\(9, True\)\]$"):
+        PostProcess(16, 8, 2, 8, formats=[(9, True)])
 
 
 # --- per-channel scales and thresholds --------------------------------------------------------
