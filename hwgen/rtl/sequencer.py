@@ -1,7 +1,7 @@
 """The sequencer: the phase machine that runs the layer program, its feed counters and the
 pixel walker."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -135,20 +135,35 @@ class Sequencer(wiring.Component):
         walk_step = Signal()
         m.d.comb += walker.step.eq(walk_step)
 
-        def bank(prefix):
-            return (
-                [Signal(signed(sw), name=f"{prefix}_iy_{r}") for r in range(rows)],
-                [Signal(signed(sw), name=f"{prefix}_ix_{r}") for r in range(rows)],
-                [Signal(signed(sw), name=f"{prefix}_base_{r}") for r in range(rows)],
-                [Signal(name=f"{prefix}_valid_{r}") for r in range(rows)],
-            )
+        # A row's record of its pixel, made once per pixel from the walker's output and
+        # shifted into the banks: the first buffer address of its receptive field
+        # (in_base + base), and the window of kernel offsets that fall inside the image,
+        # lo <= ky < hi and lo <= kx < hi, clamped to 0..K (K the program's largest kernel
+        # side; ky, kx < kh, kw <= K). Each row then tests ``inside`` with four compares
+        # of a few bits and forms its address with one adder.
+        k_max = max(max(entry.kh, entry.kw) for entry in program)
+        kb = Shape.cast(range(k_max + 1)).width
 
-        cur, nxt = bank("cur"), bank("nxt")
-        walker_out = (walker.iy, walker.ix, walker.base, walker.valid)
+        def clamp(value):
+            return Mux(value <= 0, 0, Mux(value >= k_max, k_max, value[:kb]))
+
+        rec_layout = data.StructLayout({"addr": unsigned(aw), "ylo": kb, "yhi": kb,
+                                        "xlo": kb, "xhi": kb, "valid": 1})
+        walker_rec = Signal(rec_layout)
+        m.d.comb += [
+            walker_rec.addr.eq((desc.in_base + walker.base)[:aw]),
+            walker_rec.ylo.eq(clamp(-walker.iy)),
+            walker_rec.yhi.eq(clamp(desc.in_h - walker.iy)),
+            walker_rec.xlo.eq(clamp(-walker.ix)),
+            walker_rec.xhi.eq(clamp(desc.in_w - walker.ix)),
+            walker_rec.valid.eq(walker.valid),
+        ]
+        cur = [Signal(rec_layout, name=f"cur_{r}") for r in range(rows)]
+        nxt = [Signal(rec_layout, name=f"nxt_{r}") for r in range(rows)]
 
         def shifted(b):
             """Bank ``b`` with the walker's pixel shifted in at the top."""
-            return tuple(list(sig[1:]) + [new] for sig, new in zip(b, walker_out))
+            return list(b[1:]) + [walker_rec]
 
         # feed counters
         j = Signal(cw)                  # cycle within the tile
@@ -207,18 +222,17 @@ class Sequencer(wiring.Component):
 
         # --- the step issued to the engine and the buffer reads ------------------------------
         step = self.step
-        for r in range(rows):
-            iy = cur[0][r] + ky
-            ix = cur[1][r] + kx
-            m.d.comb += step.inside[r].eq(
-                cur[3][r] & (iy >= 0) & (iy < desc.in_h) & (ix >= 0) & (ix < desc.in_w))
+        ky_k, kx_k = ky[:kb], kx[:kb]
+        for r, rec in enumerate(cur):
+            m.d.comb += step.inside[r].eq(rec.valid & (ky_k >= rec.ylo) & (ky_k < rec.yhi)
+                                          & (kx_k >= rec.xlo) & (kx_k < rec.xhi))
         m.d.comb += [step.valid.eq(feed), step.first.eq(is_first), step.last.eq(is_last),
                      step.tail.eq(is_tail), step.w_addr.eq(w_ct_base + j)]
 
         unload_addr = Signal(aw)
         in_unload = Signal()
         for r in range(rows):
-            feed_addr = (desc.in_base + cur[2][r] + koff)[:aw]
+            feed_addr = (cur[r].addr + koff)[:aw]
             if r == 0:
                 m.d.comb += self.rd_addr[r].eq(Mux(in_unload, unload_addr, feed_addr))
             else:
@@ -284,9 +298,7 @@ class Sequencer(wiring.Component):
                 m.next = "WALK"
             with m.State("WALK"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(1)]
-                new = shifted(cur)
-                for sig, val in zip(cur, new):
-                    m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
+                m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
                 m.d.sync += walk_count.eq(walk_count + 1)
                 with m.If(walk_count == rows - 1):
                     m.next = "RUN"
@@ -295,8 +307,7 @@ class Sequencer(wiring.Component):
                              push.eq(is_last), walk_step.eq(is_walk)]
                 nxt_new = shifted(nxt)
                 with m.If(is_walk):
-                    for sig, val in zip(nxt, nxt_new):
-                        m.d.sync += [s.eq(v) for s, v in zip(sig, val)]
+                    m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt_new)]
                 # reduction counters (ci, ky, kx) as an address offset
                 with m.If(is_feed):
                     with m.If(is_last):
@@ -315,9 +326,7 @@ class Sequencer(wiring.Component):
                 j_flags(is_end)
                 with m.If(is_end):
                     m.d.sync += j.eq(0)
-                    for sig, now, new_ in zip(cur, nxt, nxt_new):
-                        m.d.sync += [s.eq(Mux(is_walk, b, a))
-                                     for s, a, b in zip(sig, now, new_)]
+                    m.d.sync += [s.eq(Mux(is_walk, b, a)) for s, a, b in zip(cur, nxt, nxt_new)]
                     with m.If(~pt_last):
                         carry = m0 + desc.rows_mod >= desc.win
                         m.d.sync += [

@@ -103,10 +103,16 @@ class Accelerator(wiring.Component):
                                            count_width, pe_latency=engines[0].pe_latency)
         tag_shape = data.StructLayout({"addr": unsigned(buf.addr_width),
                                        "bit": unsigned(d.bit_width)})
+        # The post-processing unit is built for the shifts the parameter words hold and the
+        # output formats the layers use (thresholded layers use neither).
+        shifts = [word[1] for word in d.param_image] or [0]
+        formats = {(desc.out_width, bool(desc.out_signed)) for desc in d.descriptors
+                   if not desc.binary_out}
         post = m.submodules.post = PostProcess(
             d.acc_width, d.act_width, cols, tag_shape,
             roundings=d.roundings, overflows=d.overflows, shift_width=SHIFT_BITS,
-            scale_width=d.scale_width, thresholds=d.thresholds)
+            scale_width=d.scale_width, thresholds=d.thresholds,
+            shifts=(min(shifts), max(shifts)), formats=formats or None)
         seq = m.submodules.seq = Sequencer(
             d.descriptors, rows=rows, cols=cols, act_shape=act_shape,
             addr_width=buf.addr_width, coord_width=coord_width, count_width=count_width,
