@@ -117,11 +117,26 @@ class Drain(wiring.Component):
         rows, cols = self._rows, self._cols
         job_layout = drain_job_layout(self._count_width)
 
-        line = [Signal(job_layout, name=f"job_{n}") for n in range(self.delay)]
-        m.d.sync += line[0].eq(self.job)
+        # The delay line carries only the jobs' valid bits; the jobs themselves wait in a
+        # ring of as many registers as can be in the line at once (tiles issue at least
+        # rows·cols cycles apart, so ceil(delay / (rows·cols)); usually one). A slot is
+        # rewritten at the earliest in the cycle its job is read.
+        line = [Signal(name=f"job_valid_{n}") for n in range(self.delay)]
+        m.d.sync += line[0].eq(self.job.valid)
         for n in range(1, len(line)):
             m.d.sync += line[n].eq(line[n - 1])
-        arrived = line[-1]
+        depth = -(-self.delay // (rows * cols))
+        ring = Array(Signal(job_layout, name=f"job_{n}") for n in range(depth))
+        wr, rd = Signal(range(depth)), Signal(range(depth))
+        with m.If(self.job.valid):
+            m.d.sync += ring[wr].eq(self.job)
+            if depth > 1:
+                m.d.sync += wr.eq(Mux(wr == depth - 1, 0, wr + 1))
+        arrived = Signal(job_layout)
+        m.d.comb += [arrived.eq(ring[rd]), arrived.valid.eq(line[-1])]
+        if depth > 1:
+            with m.If(line[-1]):
+                m.d.sync += rd.eq(Mux(rd == depth - 1, 0, rd + 1))
 
         reading = Signal()
         r, c = Signal(range(rows)), Signal(range(cols))
@@ -148,7 +163,7 @@ class Drain(wiring.Component):
 
         waiting = Const(0)
         for stage in line:
-            waiting = waiting | stage.valid
+            waiting = waiting | stage
         m.d.comb += self.busy.eq(reading | waiting)
 
         # One rows·cols:1 multiplexer per engine: a balanced tree of 2:1 multiplexers on the
