@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,8 +150,10 @@ def _capacity(dev, name):
 
 
 def estimate_verilog(verilog_text, top, target, *, design="design", place_and_route=True,
-                     progress=None, use_cache=True):
-    """:class:`Estimate` of the Verilog module ``top`` in ``verilog_text`` on ``target``."""
+                     progress=None, use_cache=True, log_dir=None):
+    """:class:`Estimate` of the Verilog module ``top`` in ``verilog_text`` on ``target``.
+    With ``log_dir``, the tools' logs (Yosys, nextpnr with its critical-path report) and
+    nextpnr's JSON report are copied there when the tools run (not on a cache hit)."""
     from amaranth.back import verilog as amaranth_verilog
 
     from .harness import HARNESS_TOP, PinHarness, harness_cost, verilog_ports
@@ -180,6 +183,11 @@ def estimate_verilog(verilog_text, top, target, *, design="design", place_and_ro
                 report = place(tmp, dev.pnr, dev.pnr_args)
             except HwgenError as e:
                 problem = str(e).split("; see ")[0]     # the log goes with the temporary folder
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            for name in ("yosys.log", "nextpnr.log", "report.json"):
+                if Path(tmp, name).is_file():
+                    shutil.copyfile(Path(tmp, name), Path(log_dir, name))
     resources = map_cells(dev.family, post)
     resources["multipliers"] = pre.get("$mul", 0)
     resources["lut_multipliers"] = max(0, resources["multipliers"] - resources["dsps"])
@@ -227,13 +235,16 @@ def _design_verilog(design_dir):
 
 def estimate(design_dir, target, *, place_and_route=True, progress=None):
     """Estimate the design folder ``design_dir`` on ``target`` and write
-    ``design_dir/estimate_<target>.json``; returns the :class:`Estimate`."""
+    ``design_dir/estimate_<target>.json`` (and, when the tools run, their logs into
+    ``design_dir/estimate_<target>/``: nextpnr.log holds the critical path); returns the
+    :class:`Estimate`."""
     from ..files import atomic_write
     dev = device(target)
     design, verilog = _design_verilog(design_dir)
     from ..emit import TOPLEVEL
     result = estimate_verilog(verilog.read_text(), TOPLEVEL, dev, design=design.name,
-                              place_and_route=place_and_route, progress=progress)
+                              place_and_route=place_and_route, progress=progress,
+                              log_dir=Path(design_dir) / f"estimate_{dev.name}")
     atomic_write(Path(design_dir) / f"estimate_{dev.name}.json",
                  lambda f: f.write(json.dumps(result.to_json(), indent=1).encode()))
     return result

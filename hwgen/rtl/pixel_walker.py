@@ -1,6 +1,6 @@
 """The pixel walker: output pixels in pool-window order, as receptive-field corners."""
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,6 +45,9 @@ class PixelWalker(wiring.Component):
         The current pixel's corner and address offset.
     valid : Out(1)
         The current pixel is a real one (its index is below ``npix``).
+    off_iy, off_ix, off_base : Out(signed(coord_width))
+        The same as offsets from the start corner (registers: ``iy = cfg.start_iy +
+        off_iy``), for a user that folds the start into constants of its own.
 
     Attributes
     ----------
@@ -63,6 +66,9 @@ class PixelWalker(wiring.Component):
             "ix": Out(signed(coord_width)),
             "base": Out(signed(coord_width)),
             "valid": Out(1),
+            "off_iy": Out(signed(coord_width)),
+            "off_ix": Out(signed(coord_width)),
+            "off_base": Out(signed(coord_width)),
         })
 
     @property
@@ -79,24 +85,55 @@ class PixelWalker(wiring.Component):
         dx, dy, px, index = (Signal(unsigned(self._count_width), name=name)
                              for name in ("dx", "dy", "px", "index"))
         for axis, offset in offsets.items():
-            m.d.comb += getattr(self, axis).eq(cfg[f"start_{axis}"] + offset)
+            m.d.comb += [getattr(self, axis).eq(cfg[f"start_{axis}"] + offset),
+                         getattr(self, f"off_{axis}").eq(offset)]
         m.d.comb += self.valid.eq(index < cfg.npix)
 
         def advance(level):
             return [offset.eq(offset + cfg[f"d{level}_{axis}"])
                     for axis, offset in offsets.items()]
 
-        with m.If(self.restart | (self.step & (index + 1 == cfg.walk_len))):
-            m.d.sync += [index.eq(0), dx.eq(0), dy.eq(0), px.eq(0)]
+        # Terminal counts as registered flags, each computed from the next value (see the
+        # sequencer): ``*_last`` is ``x + 1 == bound`` of the current ``x``. After a
+        # restart the counters are 0 and ``cfg`` may only now arrive, so the flags are
+        # then taken from ``cfg`` directly (``fresh``), one cycle.
+        fresh = Signal(init=1)
+        flags = {name: Signal(name=f"{name}_last") for name in ("index", "dx", "dy", "px")}
+        bounds = {"index": cfg.walk_len, "dx": cfg.pool, "dy": cfg.pool, "px": cfg.pw}
+        last = {name: Mux(fresh, bounds[name] == 1, flag) for name, flag in flags.items()}
+        counters = {"index": index, "dx": dx, "dy": dy, "px": px}
+
+        def set_counter(name, step):
+            """``counter <= counter + 1`` (``step``) or ``0``, with its flag."""
+            counter = counters[name]
+            if not step:
+                return [counter.eq(0), flags[name].eq(bounds[name] == 1)]
+            return [counter.eq(counter + 1), flags[name].eq(counter + 2 == bounds[name])]
+
+        with m.If(self.restart):
+            m.d.sync += [index.eq(0), dx.eq(0), dy.eq(0), px.eq(0), fresh.eq(1)]
             m.d.sync += [offset.eq(0) for offset in offsets.values()]
         with m.Elif(self.step):
-            m.d.sync += index.eq(index + 1)
-            with m.If(dx + 1 < cfg.pool):
-                m.d.sync += [dx.eq(dx + 1), *advance(0)]
-            with m.Elif(dy + 1 < cfg.pool):
-                m.d.sync += [dx.eq(0), dy.eq(dy + 1), *advance(1)]
-            with m.Elif(px + 1 < cfg.pw):
-                m.d.sync += [dx.eq(0), dy.eq(0), px.eq(px + 1), *advance(2)]
+            m.d.sync += fresh.eq(0)
+            with m.If(fresh):       # the flags the step leaves alone, from cfg
+                m.d.sync += [flags[name].eq(bounds[name] == 1) for name in flags]
+            with m.If(last["index"]):
+                m.d.sync += [*set_counter("index", 0), *set_counter("dx", 0),
+                             *set_counter("dy", 0), *set_counter("px", 0)]
+                m.d.sync += [offset.eq(0) for offset in offsets.values()]
+            with m.Elif(~last["dx"]):
+                m.d.sync += [*set_counter("index", 1), *set_counter("dx", 1), *advance(0)]
+            with m.Elif(~last["dy"]):
+                m.d.sync += [*set_counter("index", 1), *set_counter("dx", 0),
+                             *set_counter("dy", 1), *advance(1)]
+            with m.Elif(~last["px"]):
+                m.d.sync += [*set_counter("index", 1), *set_counter("dx", 0),
+                             *set_counter("dy", 0), *set_counter("px", 1), *advance(2)]
             with m.Else():
-                m.d.sync += [dx.eq(0), dy.eq(0), px.eq(0), *advance(3)]
+                m.d.sync += [*set_counter("index", 1), *set_counter("dx", 0),
+                             *set_counter("dy", 0), *set_counter("px", 0), *advance(3)]
+        with m.Elif(fresh):
+            # the first step comes later: settle the flags from cfg now
+            m.d.sync += [fresh.eq(0), *(flags[name].eq(bounds[name] == 1)
+                                        for name in flags)]
         return m

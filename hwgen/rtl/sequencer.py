@@ -145,17 +145,27 @@ class Sequencer(wiring.Component):
         kb = Shape.cast(range(k_max + 1)).width
 
         def clamp(value):
-            return Mux(value <= 0, 0, Mux(value >= k_max, k_max, value[:kb]))
+            # value <= 0 and value >= k_max as bit tests (a sign, an OR of the high bits, a
+            # compare of kb bits), so that no second carry chain follows the subtractor
+            sign, high = value[-1], value[kb:-1].any()
+            return Mux(sign | ~value.any(), 0,
+                       Mux(high | (value[:kb] >= k_max), k_max, value[:kb]))
 
+        # The layer's constant parts (start corner, image size, input base) are folded
+        # into four registers loaded with the descriptor, so that one subtractor and the
+        # clamp lie between the walker's offset registers and the record.
         rec_layout = data.StructLayout({"addr": unsigned(aw), "ylo": kb, "yhi": kb,
                                         "xlo": kb, "xhi": kb, "valid": 1})
+        fold = {name: Signal(signed(sw + 2), name=f"fold_{name}")
+                for name in ("ylo", "yhi", "xlo", "xhi")}
+        fold_addr = Signal(aw, name="fold_addr")
         walker_rec = Signal(rec_layout)
         m.d.comb += [
-            walker_rec.addr.eq((desc.in_base + walker.base)[:aw]),
-            walker_rec.ylo.eq(clamp(-walker.iy)),
-            walker_rec.yhi.eq(clamp(desc.in_h - walker.iy)),
-            walker_rec.xlo.eq(clamp(-walker.ix)),
-            walker_rec.xhi.eq(clamp(desc.in_w - walker.ix)),
+            walker_rec.addr.eq((fold_addr + walker.off_base)[:aw]),
+            walker_rec.ylo.eq(clamp(fold["ylo"] - walker.off_iy)),
+            walker_rec.yhi.eq(clamp(fold["yhi"] - walker.off_iy)),
+            walker_rec.xlo.eq(clamp(fold["xlo"] - walker.off_ix)),
+            walker_rec.xhi.eq(clamp(fold["xhi"] - walker.off_ix)),
             walker_rec.valid.eq(walker.valid),
         ]
         cur = [Signal(rec_layout, name=f"cur_{r}") for r in range(rows)]
@@ -294,6 +304,12 @@ class Sequencer(wiring.Component):
                                 is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
                                 ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),
                                 ct_last.eq(entry.n_ct == 1),
+                                fold["ylo"].eq(-entry.start_iy),
+                                fold["yhi"].eq(entry.in_h - entry.start_iy),
+                                fold["xlo"].eq(-entry.start_ix),
+                                fold["xhi"].eq(entry.in_w - entry.start_ix),
+                                fold_addr.eq((entry.in_base + entry.start_base)
+                                             % (1 << aw)),
                             ]
                 m.next = "WALK"
             with m.State("WALK"):
