@@ -59,7 +59,31 @@ DESIGNS = [
       "layers": {"conv1": {"kind": "ternary"}}}, "3x5"),
     ("mlp_fixed8", "builtin:mlp", "fixed8", "4x4"),
     ("mlp_pow2-4_2x2", "builtin:mlp", "pow2-4", "2x2"),
+    ("chain5_4x4", "ir:chain5", None, "4x4"),
 ]
+
+
+def chain5():
+    """A five-layer integer network built as IR (four convolutions, one of them pooling,
+    and a linear layer; random weights): a layer program longer than the built-in
+    models'."""
+    from hwgen import ir
+    from hwgen.numerics import QFormat
+    rng = np.random.default_rng(5)
+    fmt = QFormat(8, 4)
+    shape, layers = (1, 10, 10), []
+    for n, (cout, k, pad, pool) in enumerate([(8, 3, 1, 1), (8, 3, 1, 2), (12, 3, 1, 1),
+                                              (6, 1, 0, 1)]):
+        w = rng.integers(-128, 128, size=(cout, shape[0], k, k))
+        layer = ir.Conv2d(f"conv{n}", shape, w, rng.integers(-999, 999, size=cout), fmt,
+                          [fmt] * cout, fmt, relu=True, padding=pad, pool=pool)
+        layers.append(layer)
+        shape = layer.out_shape
+    flat = ir.Flatten("flatten", shape, fmt)
+    w = rng.integers(-128, 128, size=(10, flat.out_shape[0]))
+    layers += [flat, ir.Linear("fc", flat.out_shape, w, rng.integers(-99, 99, size=10), fmt,
+                               [fmt] * 10, fmt)]
+    return ir.Graph("chain5", (1, 10, 10), fmt, layers)
 
 #: Single PEs: (kind, a, w or P, acc).
 PE_GRID = ([("fixed", a, w, acc) for a, w, acc in [
@@ -69,14 +93,17 @@ PE_GRID = ([("fixed", a, w, acc) for a, w, acc in [
         (8, 4, 21), (8, 2, 18), (8, 5, 24), (4, 4, 16), (8, 3, 19), (6, 4, 20), (16, 4, 28),
         (4, 2, 12), (6, 5, 22)]]
     + [("xnor", 8, p, acc) for p, acc in [(8, 9), (16, 10), (32, 12), (64, 14), (8, 16)]])
+#: Fixed-point PEs whose multipliers would go to DSPs, synthesized without them (as on the
+#: HX8K, which has none): the LUT multiplier's cost at larger widths.
+PE_GRID_LUT_MUL = [("fixed", a, w, acc) for a, w, acc in [(8, 8, 24), (8, 4, 20), (6, 6, 20)]]
 
 
-def pe_features(kind, a, w, acc, dev):
+def pe_features(kind, a, w, acc, dev, dsp=True):
     if kind == "xnor":
         return {"const": 1, "acc": acc, "p": w}
     pe = {"const": 1, "acc": acc, "a": a, "w": w}
     if kind == "fixed":
-        pe["lut_mul"] = 0 if analytic.dsp_blocks(a, w, dev) else a * w
+        pe["lut_mul"] = 0 if dsp and analytic.dsp_blocks(a, w, dev) else a * w
     else:
         pe["shifter"] = a * (w - 2)
     return pe
@@ -103,6 +130,19 @@ def fit(rows, names):
 
 def build(folder, model, scheme, array):
     out = folder / "design"
+    if model == "ir:chain5":
+        from hwgen import golden
+        from hwgen.compiler import AcceleratorConfig, compile_graph
+        from hwgen.emit import write_design
+        graph = chain5()
+        design = compile_graph(graph, AcceleratorConfig.parse_array(array))
+        x = np.zeros((1,) + graph.input_shape, dtype=np.int64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            write_design(design, out, vectors=(x.reshape(1, -1),
+                                               golden.run(graph, x).reshape(1, -1),
+                                               np.zeros(1)))
+        return design, out
     if isinstance(scheme, dict):
         path = folder / "scheme.json"
         path.write_text(json.dumps(scheme))
@@ -122,6 +162,10 @@ def main():
     for kind, a, w, acc in PE_GRID:
         cells = pe_cells(kind, a, w, acc, dev.synth)
         pe_rows[kind].append((pe_features(kind, a, w, acc, dev), cells))
+    no_dsp = " ".join(part for part in dev.synth.split() if part != "-dsp")
+    for kind, a, w, acc in PE_GRID_LUT_MUL:
+        cells = pe_cells(kind, a, w, acc, no_dsp)
+        pe_rows[kind].append((pe_features(kind, a, w, acc, dev, dsp=False), cells))
     for kind, rows in pe_rows.items():
         names = sorted({n for f, _ in rows for n in f})
         coefficients[f"pe_{kind}"] = {r: fit([(f, c[r]) for f, c in rows], names)

@@ -19,10 +19,11 @@ How it counts
   fixed-point PE (activation × weight width), and the post-processing unit's scale
   (accumulator × scale width) in designs with per-channel scales (binary, ternary);
 - a memory of ``depth × width`` bits takes the fewest ``SB_RAM40_4K`` blocks of one
-  aspect ratio, 256×16, 512×8, 1024×4 or 2048×2: ``min ceil(depth/d)·ceil(width/w)``. The
-  memories: one weight memory per engine (its image's words × ``cols`` weight fields) and
-  one activation buffer copy per array row (``buffer_depth`` words of ``word_width``
-  bits); the parameter memory is small and becomes LUTs (the ``top`` block).
+  aspect ratio, 256×16, 512×8, 1024×4 or 2048×2: ``min ceil(depth/d)·ceil(width/w)``;
+  but a ROM goes to logic when that costs Yosys' ``memory_libmap`` less (1/16 per bit
+  against 64 per block). The memories: one weight ROM per engine (its image's words ×
+  ``cols`` weight fields), one activation buffer copy per array row (``buffer_depth``
+  words of ``word_width`` bits) and the parameter ROM (one word per channel slot).
 
 **LUTs and flip-flops** are sums of *coefficient × feature* per block, the blocks
 ``hwgen estimate --blocks`` reports, with every coefficient in the one table
@@ -42,7 +43,9 @@ block          features (design quantities)
                (a max-pool register per column); ``lut_mul`` = ``acc·scale`` when the
                scale multiplier is not in DSPs
 ``seq``        ``walker`` = ``rows · (addr + 3)`` (a pixel walker per row);
-               ``count`` = counter bits; ``layers``
+               ``count`` = counter bits; ``convs``, ``linears``: the layers of each kind
+               (the layer program's descriptors are constants that Yosys folds, a
+               Linear layer's more than a convolution's)
 ``act``        ``read`` = ``rows · word_width``; ``packed`` (1 with bit-writable words)
 ``top``        ``params`` = parameter words × word bits (the parameter ROM, in LUTs)
 =============  ============================================================================
@@ -57,15 +60,17 @@ smaller than their sum when synthesized apart: :data:`FLAT` scales them.
 
 Source and accuracy
 -------------------
-Calibrated on ``hwgen estimate DIR --target ice40-up5k --synth-only --blocks`` of 16
-designs (YoWASP Yosys 0.5x; the digits CNN in fixed8/fixed6/fixed4, 8-bit weights on
-4-bit activations, pow2-4, bwn, ternary, binary, a fixed/shift mix and a ternary/fixed-3
-mix, on 2×2, 3×5, 4×4 and 8×8 arrays, and the MLP on 4×4 and 2×2), and the PE
-coefficients on single PEs synthesized alone (``benchmarks/pe_cost.py``'s method over a
-grid of widths). ``benchmarks/analytic_estimate.py`` compiles and synthesizes those
-designs (cached), refits this table, prints it, and prints every design's estimate against
-its synthesis: within 6 % of the flat LUT count on every calibration design. When a block of
-the RTL changes, run it and paste the table it prints.
+Calibrated with ``benchmarks/analytic_estimate.py`` on YoWASP Yosys: the PE rows on single
+PEs synthesized alone over a grid of widths (``benchmarks/pe_cost.py``'s method; fixed-point
+PEs also without DSPs, for the LUT multiplier), the other rows and :data:`FLAT` on
+``hwgen estimate DIR --target ice40-up5k --synth-only --blocks`` of 17 designs: the digits
+CNN in fixed8, fixed6, fixed4, 8-bit weights on 4-bit activations, pow2-4, bwn, ternary,
+binary, a fixed/shift mix and a ternary/3-bit mix, on 2×2, 3×5, 4×4 and 8×8 arrays, the
+MLP (4×4, 2×2) and a five-layer chain. On those, DSPs and block RAMs are exact, LUTs
+within 8 % (21 % on the two-layer MLP on 2×2, whose control logic folds more when
+synthesized flat) and flip-flops within 7 %. The script refits the table, prints it, and
+prints every design's estimate against its synthesis; when a block of the RTL changes, run
+it and paste the table it prints.
 
 Other device families are not calibrated: :func:`analytic_estimate` refuses them.
 """
@@ -84,34 +89,38 @@ __all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "AnalyticEstimate", "analytic_
 #: Per block and resource: ``{feature: coefficient}`` (see the module docstring). Fitted by
 #: ``benchmarks/analytic_estimate.py`` (least squares, iCE40 UP5K, ``synth_ice40 -dsp``).
 COEFFICIENTS = {
-    "pe_fixed": {"luts": {"const": 2.0, "acc": 1.0, "lut_mul": 2.3},
-                 "ffs": {"const": 3.0, "acc": 2.0, "a": 1.0, "w": 1.0}},
-    "pe_shift": {"luts": {"const": 20.0, "acc": 1.0, "a": 0.9, "shifter": 1.0},
-                 "ffs": {"const": 3.0, "acc": 2.0, "a": 1.0, "w": 1.0}},
-    "pe_xnor": {"luts": {"const": 0.0, "acc": 2.0, "p": 3.1},
-                "ffs": {"const": 0.0, "acc": 2.0, "p": 3.0}},
-    "engine": {"luts": {"const": 0.0, "feed": 0.0},
-               "ffs": {"const": 0.0, "feed": 0.0}},
-    "drain": {"luts": {"const": 130.0, "mux": 0.875, "line": 0.0},
-              "ffs": {"const": 0.0, "mux": 0.0, "line": 0.0}},
-    "post": {"luts": {"const": 0.0, "acc": 0.0, "pool": 0.0, "lut_mul": 0.0},
-             "ffs": {"const": 0.0, "acc": 0.0, "pool": 0.0}},
-    "seq": {"luts": {"const": 0.0, "walker": 0.0, "count": 0.0, "layers": 0.0},
-            "ffs": {"const": 0.0, "walker": 0.0, "count": 0.0, "layers": 0.0}},
-    "act": {"luts": {"const": 0.0, "read": 0.0, "packed": 0.0},
-            "ffs": {"const": 0.0, "read": 0.0, "packed": 0.0}},
-    "top": {"luts": {"const": 0.0, "params": 0.0},
-            "ffs": {"const": 0.0, "params": 0.0}},
+    'pe_fixed': {'luts': {"a": 0.226, "acc": 0.326, "const": 0.0, "lut_mul": 2.667, "w": 2.034},
+        'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "lut_mul": 0.0, "w": 1.0}},
+    'pe_shift': {'luts': {"a": 0.0, "acc": 2.232, "const": 0.0, "shifter": 0.862, "w": 1.527},
+        'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "shifter": 0.0, "w": 1.0}},
+    'pe_xnor': {'luts': {"acc": 1.965, "const": 0.0, "p": 2.996},
+        'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
+    'engine': {'luts': {"const": 5.531, "feed": 0.0},
+        'ffs': {"const": 0.0, "feed": 0.913}},
+    'drain': {'luts': {"const": 171.573, "line": 0.0, "mux": 0.734},
+        'ffs': {"const": 42.429, "line": 5.024, "mux": 0.011}},
+    'post': {'luts': {"acc": 18.75, "const": 86.202, "lut_mul": 0.0, "pool": 1.855},
+        'ffs': {"acc": 9.491, "const": 0.0, "lut_mul": 0.0, "pool": 0.934}},
+    'seq': {'luts': {"const": 417.552, "convs": 140.227, "count": 1.806, "linears": 0.0, "walker": 10.123},
+        'ffs': {"const": 132.425, "convs": 49.183, "count": 14.215, "linears": 5.877, "walker": 5.578}},
+    'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
+        'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
+    'top': {'luts': {"const": 0.0, "params": 0.055},
+        'ffs': {"const": 0.0, "params": 0.011}},
 }
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 1.0, "ffs": 1.0}
+FLAT = {"luts": 0.824, "ffs": 0.958}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
 
 #: ``(depth, width)`` aspect ratios of an iCE40 ``SB_RAM40_4K``.
 BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+
+#: Yosys' ``memory_libmap`` costs: a block RAM (``share/ice40/brams.txt``) and a ROM bit in
+#: logic (``-logic-cost-rom``' default).
+BRAM_COST, ROM_LOGIC_COST = 64, 1 / 16
 
 #: Yosys' DSP mapping thresholds for iCE40 (``synth_ice40 -dsp``).
 DSP_MIN_WIDTH, DSP_MIN_PRODUCT, DSP_WIDTH = 2, 11, 16
@@ -148,11 +157,15 @@ def dsp_blocks(a, b, dev):
     return math.ceil(a / DSP_WIDTH) * math.ceil(b / DSP_WIDTH)
 
 
-def bram_blocks(depth, width):
-    """``SB_RAM40_4K`` blocks of a ``depth × width``-bit memory (0 for an empty one)."""
+def bram_blocks(depth, width, rom=False):
+    """``SB_RAM40_4K`` blocks of a ``depth × width``-bit memory (0 for an empty one); a
+    ROM (``rom``) that costs Yosys less as logic than as blocks takes none."""
     if depth <= 0 or width <= 0:
         return 0
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
+    blocks = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
+    if rom and depth * width * ROM_LOGIC_COST <= blocks * BRAM_COST:
+        return 0
+    return blocks
 
 
 def _check_target(target):
@@ -189,8 +202,8 @@ def block_features(design, target="ice40-up5k"):
         features[f"engine_{engine.kind}"] = {"const": 1, "feed": rows * design.word_width}
         exact[f"engine_{engine.kind}"] = {
             "dsps": pes * dsps,
-            "brams": bram_blocks(len(engine.weight_image),
-                                 cols * engine.weight_width)}
+            "brams": bram_blocks(len(engine.weight_image), cols * engine.weight_width,
+                                 rom=True)}
     depths = [design.buffer_depth, len(design.param_image), pes] + [
         len(engine.weight_image) for engine in design.engines]
     count = max(depths).bit_length() + 1
@@ -204,8 +217,9 @@ def block_features(design, target="ice40-up5k"):
                         "lut_mul": 0 if scale_dsps or not design.scale_width
                         else design.acc_width * design.scale_width}
     exact["post"] = {"dsps": scale_dsps, "brams": 0}
+    convs = sum(layer.kind == "conv" for layer in design.layers)
     features["seq"] = {"const": 1, "walker": rows * (addr + 3), "count": count,
-                       "layers": len(design.layers)}
+                       "convs": convs, "linears": len(design.layers) - convs}
     packed = int(any(layer.desc.pack_out for layer in design.layers))
     features["act"] = {"const": 1, "read": rows * design.word_width, "packed": packed}
     exact["act"] = {"dsps": 0,
@@ -214,7 +228,10 @@ def block_features(design, target="ice40-up5k"):
     bit_width = max(1, (cfg.xnor_width - 1).bit_length())
     param_bits = sum(width for _, width, _ in param_word_fields(
         design.acc_width, design.scale_width, addr, bit_width))
-    features["top"] = {"const": 1, "params": len(design.param_image) * param_bits}
+    param_brams = bram_blocks(len(design.param_image), param_bits, rom=True)
+    features["top"] = {"const": 1,
+                       "params": 0 if param_brams else len(design.param_image) * param_bits}
+    exact["top"] = {"dsps": 0, "brams": param_brams}
     return features, exact
 
 
