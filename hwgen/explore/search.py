@@ -98,7 +98,7 @@ COLUMNS = ("accuracy", "weight_bytes", "model_weight_bytes", "act_bytes", "cycle
            "ffs", "dsps", "brams", "fits", "energy_nj", "engines")
 
 #: Default evaluation budget and evolutionary search size.
-DEFAULT_BUDGET = 300
+DEFAULT_BUDGET = 1000
 POPULATION, OFFSPRING = 8, 12
 
 
@@ -753,11 +753,14 @@ def _table_rows(result):
 
 
 def _front(result):
-    """Indices of the Pareto front of (cost, accuracy) over the evaluated points."""
+    """Indices of the Pareto front of (cost, accuracy) over the evaluated points that fit
+    the device (over all of them when none fits): the points the search ranks between."""
     from .compare import pareto_front
     col = result.cost_column
     usable = [n for n, p in enumerate(result.points)
               if p.accuracy is not None and p.metrics[col] is not None]
+    fitting = [n for n in usable if result.points[n].metrics["fits"]]
+    usable = fitting or usable
     front = pareto_front([(result.points[n].metrics[col], result.points[n].accuracy)
                           for n in usable])
     return [usable[i] for i in front]
@@ -792,15 +795,20 @@ def _frontier_png(result):
     pts = [(n, p) for n, p in enumerate(result.points)
            if p.accuracy is not None and p.metrics[col] is not None]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ok = [p for _, p in pts if _feasible(p, result.target)]
-    bad = [p for _, p in pts if not _feasible(p, result.target)]
-    for group, color, label in ((bad, "0.75", "below the target"),
-                                (ok, "tab:blue", "meets the target")):
-        ax.scatter([p.metrics[col] for p in group], [100 * p.accuracy for p in group],
-                   s=12, color=color, label=label, zorder=2)
+    for meets, fits, color, label in (
+            (False, True, "0.7", "below the target"),
+            (False, False, "0.7", "below the target, does not fit"),
+            (True, True, "tab:blue", "meets the target"),
+            (True, False, "tab:blue", "meets the target, does not fit")):
+        group = [p for _, p in pts
+                 if _feasible(p, result.target) == meets and bool(p.metrics["fits"]) == fits]
+        if group:
+            ax.scatter([p.metrics[col] for p in group], [100 * p.accuracy for p in group],
+                       s=14, label=label, zorder=2, facecolors=color if fits else "none",
+                       edgecolors=color)
     front = sorted((result.points[n] for n in _front(result)), key=lambda p: p.metrics[col])
     ax.step([p.metrics[col] for p in front], [100 * p.accuracy for p in front], "r-",
-            where="post", label="Pareto front", zorder=3)
+            where="post", label="Pareto front (of the designs that fit)", zorder=3)
     ax.axhline(100 * result.target, color="k", ls="--", lw=0.8, label="target")
     for name, n, marker, color in (("fixed8", result.fixed8, "s", "tab:green"),
                                    ("fixed4", result.fixed4, "v", "tab:green"),
@@ -814,7 +822,8 @@ def _frontier_png(result):
                    label=name)
     ax.set_xlabel(f"{result.cost} ({col})")
     ax.set_ylabel("test accuracy %")
-    low = min((100 * p.accuracy for p in ok), default=100 * result.target)
+    low = min((100 * p.accuracy for _, p in pts if _feasible(p, result.target)),
+              default=100 * result.target)
     ax.set_ylim(max(0, min(low, 100 * result.target) - 5), 100.5)
     ax.set_title(f"{result.model} on {result.array}, {result.device}", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
