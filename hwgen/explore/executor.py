@@ -66,14 +66,6 @@ class Executor:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    @property
-    def parallel(self):
-        """How many evaluations run at once (a Dask cluster counts as its worker
-        threads)."""
-        if self._client is not None:
-            return max(1, sum(self._client.nthreads().values()))
-        return self.jobs
-
     def map(self, fn, items):
         """Yield ``(index, fn(item))`` for every item, in the order they finish."""
         items = list(items)

@@ -100,6 +100,9 @@ COLUMNS = ("accuracy", "weight_bytes", "model_weight_bytes", "act_bytes", "cycle
 #: Default evaluation budget and evolutionary search size.
 DEFAULT_BUDGET = 1000
 POPULATION, OFFSPRING = 8, 12
+#: Steps down a ladder the greedy search evaluates at once (the same on any executor, so
+#: that the evaluations, and the result, do not depend on where they run).
+LOOKAHEAD = 2
 
 
 def check_target(target):
@@ -419,9 +422,9 @@ class _Evaluator:
 
 
 class _Search:
-    def __init__(self, ev, names, cost, target, parallel, rng):
+    def __init__(self, ev, names, cost, target, rng):
         self.ev, self.names, self.col, self.target = ev, names, COSTS[cost], target
-        self.parallel, self.rng = parallel, rng
+        self.rng = rng
 
     # ranking: lower is better; infeasible (or unevaluated) last
     def key(self, point):
@@ -475,7 +478,7 @@ class _Search:
 
     def greedy(self, start, order, phase="greedy"):
         """Walk each gene of each layer in ``order`` down its ladder while the rank
-        improves (``parallel`` steps evaluated at once)."""
+        improves (:data:`LOOKAHEAD` steps evaluated at once)."""
         cur = self.ev.run([start], phase)[0]
         moved = True
         while moved and self.ev.remaining > 0:
@@ -483,7 +486,7 @@ class _Search:
             for gene in [g for i in order for g in (("w", i), ("a", i))] + [("input",)]:
                 while self.ev.remaining > 0:
                     steps, c = [], cur.candidate
-                    for _ in range(self.parallel):
+                    for _ in range(LOOKAHEAD):
                         c = self.step(c, gene, +1)
                         if c is None:
                             break
@@ -659,7 +662,7 @@ def search(model, target, cost="weight-bytes", *, relative=False, array="4x4",
     rng = np.random.default_rng(seed)
     with progress_bar(budget, "configurations", "cfg", progress) as bar, ex:
         ev = _Evaluator(ctx, ex, budget, bar)
-        s = _Search(ev, names, cost, goal, max(1, ex.parallel), rng)
+        s = _Search(ev, names, cost, goal, rng)
         uniforms = ev.run([uniform(o, len(names)) for o in WEIGHT_OPTIONS], "uniform")
         if not any(_feasible(p, goal) for p in uniforms):
             top = max((p for p in uniforms if p.accuracy is not None),
