@@ -101,6 +101,6 @@ def activation_words(design, layer):
 
 def activation_bytes(design):
     """Bytes of activation traffic per inference: :func:`activation_words` of every layer
-    at the buffer's word width."""
-    return sum(activation_words(design, layer) for layer in design.layers) \
-        * design.word_width / 8
+    at the buffer's word width, rounded up to a whole byte."""
+    bits = sum(activation_words(design, layer) for layer in design.layers) * design.word_width
+    return -(-bits // 8)

@@ -41,10 +41,11 @@ The algorithms
 --------------
 1. ``uniform``: every weight option on every layer (fixed point of width ``W`` with
    ``W``-bit activations, the other kinds with 8-bit ones): the single-kind baselines.
-2. ``greedy`` (the baseline): from uniform fixed16, layer by layer in network order, walk
+2. ``greedy`` (the baseline): from the most accurate uniform candidate (fixed16, as a
+   rule), layer by layer in network order, walk
    the layer's weights, then its output width, down their ladders while the target holds
    and the rank improves; then the input width; repeat until nothing moves.
-3. ``sensitivity``: from uniform fixed16 again, layers in order of increasing sensitivity
+3. ``sensitivity``: from the same start, layers in order of increasing sensitivity
    (:func:`hwgen.explore.sensitivity`: the output's mean L2 error when the layer alone is
    quantized), every option of each of the layer's choices at once, keeping the best.
 4. ``local``: from the best so far, every change of one choice and every pair of
@@ -664,6 +665,8 @@ def search(model, target, cost="weight-bytes", *, relative=False, array="4x4",
         ev = _Evaluator(ctx, ex, budget, bar)
         s = _Search(ev, names, cost, goal, rng)
         uniforms = ev.run([uniform(o, len(names)) for o in WEIGHT_OPTIONS], "uniform")
+        if all(p.accuracy is None for p in uniforms):
+            raise HwgenError(uniforms[0].error)     # the model itself is refused
         if not any(_feasible(p, goal) for p in uniforms):
             top = max((p for p in uniforms if p.accuracy is not None),
                       key=lambda p: p.accuracy, default=None)
@@ -672,7 +675,9 @@ def search(model, target, cost="weight-bytes", *, relative=False, array="4x4",
             raise UnreachableTargetError(
                 f"No configuration reaches the target accuracy {100 * goal:.2f}%"
                 f"{reach}")
-        top = uniform(WEIGHT_OPTIONS[0], len(names))
+        # the most accurate uniform candidate (the widest on ties): where reductions start
+        top = max((p for p in uniforms if p.accuracy is not None),
+                  key=lambda p: p.accuracy).candidate
         tell("greedy per-layer reduction")
         greedy = s.greedy(top, range(len(names)))
         tell("layers in order of sensitivity: " + ", ".join(names[i] for i in order))
@@ -774,7 +779,8 @@ def markdown(result):
     head, rows = _table_rows(result)
     lines = ["```", result.format_table(), "```", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |"
+              for row in rows]
     return "\n".join(lines) + "\n"
 
 

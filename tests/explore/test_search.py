@@ -2,6 +2,7 @@
 is checked through the normal compile path (costs counted from the compiled design)."""
 
 import json
+import re
 
 import pytest
 
@@ -128,6 +129,12 @@ def test_digits_search_records_every_configuration(digits):
     result, out = digits
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    # one Markdown row per configuration, every one with the header's columns (the
+    # configurations' labels hold escaped bars)
+    md = [line for line in (out / "search.md").read_text().splitlines()
+          if line.startswith("| ")]
+    assert len(md) == 1 + len(result.points)
+    assert len({len(re.split(r"(?<!\\)\|", line)) for line in md}) == 1
     rows = (out / "search.csv").read_text().splitlines()
     assert len(rows) == 1 + len(result.points) <= 1 + 30
     saved = json.loads((out / "search.json").read_text())
