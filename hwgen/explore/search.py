@@ -31,7 +31,8 @@ their engine's field), ``model_weight_bytes`` (each layer at its own format, as 
 quantize`` and ``hwgen compare`` count), ``act_bytes`` (activation buffer traffic per
 inference, :func:`hwgen.explore.energy.activation_bytes`), ``cycles`` (the compiler's
 cycle model), ``luts``, ``ffs``, ``dsps``, ``brams`` and ``fits`` (the instant
-:func:`hwgen.estimate.analytic.analytic_estimate` on the device) and ``energy_nj``
+:func:`hwgen.estimate.analytic.analytic_estimate` on the device; None off iCE40, where it is
+not calibrated) and ``energy_nj``
 (:mod:`hwgen.explore.energy`). The user's cost (:data:`COSTS`) picks the figure to
 minimise. Candidates are ranked by: meeting the target, then fitting the device, then the
 cost, then the model's weight bytes and activation widths (so that among equal costs the
@@ -238,7 +239,7 @@ def design_metrics(design, qmodel, target):
         est = analytic_estimate(design, target)
         out.update(luts=est.luts, ffs=est.ffs, dsps=est.dsps, brams=est.brams, fits=est.fits)
     else:
-        out.update(luts=None, ffs=None, dsps=None, brams=None, fits=True)
+        out.update(luts=None, ffs=None, dsps=None, brams=None, fits=None)
     return out
 
 
@@ -337,7 +338,7 @@ class SearchResult:
         for name, p in self.rows():
             m = p.metrics
             row = [name, f"{100 * p.accuracy:.2f}", "yes" if self._meets(p) else "no",
-                   m["weight_bytes"], _num(m["luts"]), "yes" if m["fits"] else "no",
+                   m["weight_bytes"], _num(m["luts"]), _cell(m["fits"]) or "-",
                    m["cycles"], f"{m['energy_nj']:.2f}"]
             if extra:
                 row.append(_num(m[col]))
@@ -433,7 +434,7 @@ class _Search:
             return (1, 0, 0, 0, 0)
         m = point.metrics
         cost = m[self.col]
-        return (0, int(not m["fits"]), math.inf if cost is None else cost,
+        return (0, int(m["fits"] is False), math.inf if cost is None else cost,
                 m["model_weight_bytes"],
                 point.candidate.input_width + sum(c.act_width for c in point.candidate.layers))
 
@@ -767,7 +768,7 @@ def _front(result):
     col = result.cost_column
     usable = [n for n, p in enumerate(result.points)
               if p.accuracy is not None and p.metrics[col] is not None]
-    fitting = [n for n in usable if result.points[n].metrics["fits"]]
+    fitting = [n for n in usable if result.points[n].metrics["fits"] is not False]
     usable = fitting or usable
     front = pareto_front([(result.points[n].metrics[col], result.points[n].accuracy)
                           for n in usable])
@@ -810,7 +811,8 @@ def _frontier_png(result):
             (True, True, "tab:blue", "meets the target"),
             (True, False, "tab:blue", "meets the target, does not fit")):
         group = [p for _, p in pts
-                 if _feasible(p, result.target) == meets and bool(p.metrics["fits"]) == fits]
+                 if _feasible(p, result.target) == meets
+                 and (p.metrics["fits"] is not False) == fits]
         if group:
             ax.scatter([p.metrics[col] for p in group], [100 * p.accuracy for p in group],
                        s=14, label=label, zorder=2, facecolors=color if fits else "none",
