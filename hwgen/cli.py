@@ -29,6 +29,7 @@ __all__ = [
     "add_demo",
     "add_estimate",
     "add_quantize",
+    "add_search",
     "add_sensitivity",
     "add_simulate",
     "add_train",
@@ -40,6 +41,7 @@ __all__ = [
     "cmd_demo",
     "cmd_estimate",
     "cmd_quantize",
+    "cmd_search",
     "cmd_sensitivity",
     "cmd_simulate",
     "cmd_train",
@@ -462,9 +464,92 @@ def cmd_sensitivity(args):
     return 0
 
 
+def add_search(sub):
+    from .estimate.devices import DEVICES
+    from .explore.search import COSTS, DEFAULT_BUDGET
+    p = sub.add_parser("search", help="the cheapest per-layer quantization that meets an "
+                                      "accuracy target",
+                       description="Search per-layer weight kinds and widths, activation "
+                                   "widths and fractional lengths of MODEL for the lowest "
+                                   "COST whose test accuracy (the golden model's) meets the "
+                                   "target: greedy per-layer reduction as the baseline, then "
+                                   "a sensitivity-ordered scan, a local search and a small "
+                                   "evolutionary search. Writes DIR/spec.json (for `hwgen "
+                                   "compile --scheme DIR/spec.json`), every configuration "
+                                   "tried (search.csv, search.json, search.md) and "
+                                   "frontier.png; prints the choice against uniform fixed8, "
+                                   "fixed4, the best single-kind scheme and greedy.")
+    p.add_argument("model", metavar="MODEL",
+                   help="builtin:NAME, an hwgen checkpoint (.pt) or an ONNX file (.onnx)")
+    p.add_argument("--data", metavar="FILE.npz|FOLDER",
+                   help="calibration and test data (default: the checkpoint's data set)")
+    p.add_argument("--target-accuracy", "-t", type=float, required=True, metavar="A",
+                   help="the test accuracy to reach, in (0, 1]")
+    p.add_argument("--relative", action="store_true",
+                   help="the target is a fraction of the float model's accuracy (0.99: "
+                        "within 1 %% of float)")
+    p.add_argument("--cost", "-c", default="weight-bytes", metavar="COST",
+                   help=f"what to minimise: {', '.join(COSTS)} (weight-bytes)")
+    _add_array_option(p)
+    p.add_argument("--device", "-d", default="ice40-up5k", choices=list(DEVICES),
+                   metavar="TARGET",
+                   help="the device the LUT, BRAM and fit estimates are for (ice40-up5k; "
+                        "luts and bram costs need an iCE40)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="folder for spec.json, search.csv/.json/.md and frontier.png (new, "
+                        "empty or an earlier search)")
+    p.add_argument("--force", action="store_true",
+                   help="also write into a folder that holds other files (they are kept)")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, metavar="N",
+                   help=f"configurations evaluated at most, N >= 20 ({DEFAULT_BUDGET})")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed of the evolutionary search (0)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="evaluations run at once on this machine, N >= 1 (1)")
+    p.add_argument("--executor", metavar="ADDRESS",
+                   help="run evaluations on the Dask cluster whose scheduler is at ADDRESS "
+                        "(tcp://host:8786; pip install 'hwgen[dask]')")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print the result (without the configurations) as JSON")
+    p.set_defaults(func=cmd_search)
+
+
+def cmd_search(args):
+    from .compiler import AcceleratorConfig, check_size
+    from .errors import check_int
+    from .explore.search import check_cost, check_target, is_search_dir, search, write_search
+    from .files import check_output_dir
+    check_target(args.target_accuracy)
+    check_cost(args.cost)
+    check_size(AcceleratorConfig.parse_array(args.array))
+    check_int(args.jobs, "Jobs", minimum=1)
+    check_int(args.budget, "Budget", minimum=20)
+    check_output_dir(args.out, is_search_dir, force=args.force, kind="an hwgen search",
+                     files="the search's files")
+    result = search(args.model, args.target_accuracy, args.cost, relative=args.relative,
+                    array=args.array, device=args.device, data=args.data, jobs=args.jobs,
+                    executor=args.executor, budget=args.budget, seed=args.seed,
+                    progress=not args.quiet, say=None if args.quiet else _progress)
+    paths = write_search(result, args.out)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.to_json().items() if k != "points"},
+                         indent=1))
+        return 0
+    print(result.format_table())
+    greedy, chosen = result.points[result.greedy], result.points[result.chosen]
+    col = result.cost_column
+    print(f"greedy baseline: {args.cost} {greedy.metrics[col]:.6g} at "
+          f"{100 * greedy.accuracy:.2f}%; search: {chosen.metrics[col]:.6g} at "
+          f"{100 * chosen.accuracy:.2f}%")
+    print(f"wrote {args.out}/ ({', '.join(p.name for p in paths)}); compile it with "
+          f"hwgen compile {args.model} --scheme {args.out}/spec.json --array {args.array}")
+    return 0
+
+
 #: The ``add_<name>`` functions of the subcommands, in help order.
 COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_estimate,
-            add_compare, add_analyze, add_sensitivity, add_cache]
+            add_compare, add_analyze, add_sensitivity, add_search, add_cache]
 
 
 def build_parser():

@@ -14,6 +14,7 @@ __all__ = [
     "SimulationMismatch",
     "ToolError",
     "ToolNotFoundError",
+    "UnreachableTargetError",
     "UnsupportedLayerError",
     "check_int",
     "check_positive",
@@ -56,6 +57,10 @@ class ToolNotFoundError(HwgenError):
 
 class ToolError(HwgenError):
     """An external tool ran and failed."""
+
+
+class UnreachableTargetError(HwgenError):
+    """A search found no configuration that meets its accuracy target."""
 
 
 class SimulationMismatch(HwgenError):

@@ -90,6 +90,7 @@ def no_elaboration(monkeypatch):
 LIMIT = (r"A 1000x1000 array of 1,000,000 PEs is more than hwgen builds \(at most 1,024 PEs, "
          r"e\.g\. 32x32\); pass --allow-large \(allow_large=True\) to build it anyway")
 COMPILE = ["compile", "builtin:digits-cnn"]
+SEARCH = ["search", "builtin:mlp", "-q", "--out", "D"]
 
 CASES = [
     # compile: array shapes and sizes
@@ -221,6 +222,27 @@ CASES = [
       r"'hwgen_axis.v'\); .*")),
     (["sensitivity", "good.pt", "--data", "missing.npz", "--out", "D", "-q"],
      r"Data file 'missing.npz' does not exist"),
+    # search: checked before the model is loaded, but the unreachable target
+    (SEARCH + ["--target-accuracy", "1.5"],
+     r"Target accuracy must be a number in \(0, 1\], not 1\.5"),
+    (SEARCH + ["--target-accuracy", "0"],
+     r"Target accuracy must be a number in \(0, 1\], not 0\.0"),
+    (SEARCH + ["-t", "0.9", "--cost", "area"],
+     r"Cost must be one of weight-bytes, act-bytes, cycles, luts, bram, energy, not 'area'"),
+    (SEARCH + ["-t", "0.9", "--cost", "luts", "--device", "ecp5-25k"],
+     (r"Analytic estimates are calibrated for iCE40 targets \(ice40-up5k, ice40-hx8k\), not "
+      r"'ecp5-25k'")),
+    (SEARCH + ["-t", "0.9", "--budget", "5"], r"Budget must be an integer of at least 20, not 5"),
+    (SEARCH + ["-t", "0.9", "--jobs", "0"], r"Jobs must be an integer of at least 1, not 0"),
+    (SEARCH + ["-t", "0.9", "--array", "1000x1000"], LIMIT),
+    (["search", "builtin:mlp", "-q", "-t", "0.9", "--out", "mywork"],
+     (r"Output folder 'mywork' exists and is not an hwgen search \(it holds 'a\.txt'\); "
+      r"choose another folder, or pass --force to add the search's files to it \(other "
+      r"files are left alone\)")),
+    (SEARCH + ["-t", "0.9", "--data", "missing.npz"], r"Data file 'missing.npz' does not exist"),
+    (SEARCH + ["-t", "1", "--budget", "20"],
+     (r"No configuration reaches the target accuracy 100\.00%; the most accurate, uniform "
+      r"fixed\d+, reaches \d+\.\d\d%")),
 ]
 if not has_optional_tool("iverilog"):
     CASES.append((["simulate", "design", "--sim", "icarus"],
@@ -255,6 +277,9 @@ USAGE = [
     ["analyze", "builtin:mlp"],                          # --out missing
     ["analyze", "builtin:mlp", "--out", "D", "--calib", "many"],
     ["sensitivity", "builtin:mlp", "--out", "D", "--what", "gradients"],
+    ["search", "builtin:mlp", "--out", "D"],            # --target-accuracy missing
+    ["search", "builtin:mlp", "--out", "D", "-t", "high"],
+    ["search", "builtin:mlp", "--out", "D", "-t", "0.9", "--device", "virtex"],
     ["frobnicate"],
 ]
 

@@ -15,6 +15,7 @@ keyed by the Verilog, the target and the tool versions.
 ``devices``    the targets and their capacities
 ``harness``    the pin harness around the core
 ``tools``      running Yosys and nextpnr and reading their reports
+``analytic``   an instant estimate from the compiled design (no synthesis)
 =============  ==============================================================
 """
 

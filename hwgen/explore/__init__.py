@@ -6,5 +6,7 @@
 ``analyze``     ``hwgen analyze``: per-layer statistics and fractional lengths by width
 ``sensitivity`` ``hwgen sensitivity``: one layer quantized at a time, by width
 ``layers``      what the two share: widths, layer inputs, one layer quantized
+``search``      ``hwgen search``: the cheapest per-layer quantization meeting a target
+``executor``    where evaluations run (local processes, Dask) and the progress bar
 ==============  =================================================================
 """

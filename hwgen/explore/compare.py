@@ -18,12 +18,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import ArgumentError, HwgenError
+from ..errors import ArgumentError
 
 __all__ = ["COLUMNS", "CompareRow", "Config", "configs", "evaluate", "pareto_front",
            "run_sweep", "write_results"]
@@ -106,52 +104,18 @@ def evaluate(config):
         energy_nj=network_energy(design).total_pj / 1000, fits=est.fits, placed=est.placed)
 
 
-def _dask_client(address):
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise HwgenError("A Dask executor needs the dask extra: pip install "
-                         "'hwgen[dask]'") from None
-    try:
-        return Client(address, timeout="10s")
-    except OSError as e:
-        raise HwgenError(f"Cannot reach the Dask scheduler at {address!r}: {e}") from None
-
-
 def run_sweep(sweep, jobs=1, executor=None, progress=True):
     """Evaluate every config of ``sweep``: serially (``jobs=1``), on ``jobs`` local
-    processes, or on the Dask cluster at ``executor``. Rows come back in sweep order."""
-    from tqdm import tqdm
+    processes, or on the Dask cluster at ``executor`` (:class:`~hwgen.explore.executor.
+    Executor`). Rows come back in sweep order."""
+    from .executor import Executor, progress_bar
 
     rows = [None] * len(sweep)
-    bar = tqdm(total=len(sweep), desc="configurations", unit="cfg", disable=not progress)
-    try:
-        if executor is not None:
-            client = _dask_client(executor)
-            try:
-                futures = {client.submit(evaluate, c, pure=False): n
-                           for n, c in enumerate(sweep)}
-                from dask.distributed import as_completed as dask_completed
-                for future in dask_completed(futures):
-                    rows[futures[future]] = future.result()
-                    bar.update()
-            finally:
-                client.close()
-        elif jobs > 1:
-            # Fresh interpreters, not forks: a fork of a process whose torch or OpenMP
-            # threads hold a lock can deadlock in the child.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = {pool.submit(evaluate, c): n for n, c in enumerate(sweep)}
-                for future in as_completed(futures):
-                    rows[futures[future]] = future.result()
-                    bar.update()
-        else:
-            for n, config in enumerate(sweep):
-                rows[n] = evaluate(config)
-                bar.update()
-    finally:
-        bar.close()
+    with progress_bar(len(sweep), "configurations", "cfg", progress) as bar, \
+            Executor(jobs, executor) as ex:
+        for n, row in ex.map(evaluate, sweep):
+            rows[n] = row
+            bar.update()
     return rows
 
 

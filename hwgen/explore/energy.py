@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ADD_PJ", "MUL8_PJ", "SRAM_PJ_PER_BIT", "EnergyEstimate", "add_pj", "mac_pj",
-           "mul_pj", "network_energy"]
+__all__ = ["ADD_PJ", "MUL8_PJ", "SRAM_PJ_PER_BIT", "EnergyEstimate", "activation_bytes",
+           "activation_words", "add_pj", "mac_pj", "mul_pj", "network_energy"]
 
 #: Adder energy (pJ) by width, Horowitz 2014.
 ADD_PJ = {8: 0.03, 16: 0.05, 32: 0.1}
@@ -85,8 +85,22 @@ def network_energy(design, kind=None):
                                        engine.weight_width, engine.acc_width)
         steps = layer.tiles * layer.desc.k_len
         weights += steps * cfg.cols * engine.weight_width * SRAM_PJ_PER_BIT
-        outputs = 1
-        for n in layer.out_shape:
-            outputs *= n
-        activations += (steps * cfg.rows + outputs) * design.word_width * SRAM_PJ_PER_BIT
+        activations += activation_words(design, layer) * design.word_width * SRAM_PJ_PER_BIT
     return EnergyEstimate(compute, weights, activations)
+
+
+def activation_words(design, layer):
+    """Activation buffer words one layer of a compiled design moves per inference: every
+    reduction step of every tile reads one word per array row, and every output value is
+    written once."""
+    outputs = 1
+    for n in layer.out_shape:
+        outputs *= n
+    return layer.tiles * layer.desc.k_len * design.config.rows + outputs
+
+
+def activation_bytes(design):
+    """Bytes of activation traffic per inference: :func:`activation_words` of every layer
+    at the buffer's word width, rounded up to a whole byte."""
+    bits = sum(activation_words(design, layer) for layer in design.layers) * design.word_width
+    return -(-bits // 8)

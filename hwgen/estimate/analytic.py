@@ -1,0 +1,272 @@
+"""An instant analytic estimate of a compiled design on iCE40: LUT4s, flip-flops, DSPs and
+block RAMs, from the compiled configuration alone (no Verilog, no synthesis).
+
+It stands in for :func:`hwgen.estimate.estimate` where thousands of designs are ranked
+(``hwgen search``), so it must order designs as Yosys would: narrower weights and
+accumulators cost less, a shift PE less than a LUT multiplier, an XNOR PE little per binary
+MAC, and every extra engine kind costs a whole array. It predicts the *core* as
+``hwgen estimate`` synthesizes it (``synth_ice40``, ``-dsp`` on the UP5K), without the pin
+harness that report adds (``Estimate.harness``).
+
+How it counts
+-------------
+**DSPs** and **block RAMs** follow Yosys' mapping rules exactly:
+
+- a multiplier of ``a × b`` signed bits goes to ``SB_MAC16`` blocks when the device has
+  them and ``a, b >= 2`` and ``a + b >= 11`` (``synth_ice40 -dsp``: ``mul2dsp`` with
+  ``DSP_A/B_MINWIDTH=2``, ``DSP_Y_MINWIDTH=11``, 16×16 blocks), taking
+  ``ceil(a/16)·ceil(b/16)`` of them; else it is built from LUTs. Multipliers: one per
+  fixed-point PE (activation × weight width), and the post-processing unit's scale
+  (accumulator × scale width) in designs with per-channel scales (binary, ternary);
+- a memory of ``depth × width`` bits takes the fewest ``SB_RAM40_4K`` blocks of one
+  aspect ratio, 256×16, 512×8, 1024×4 or 2048×2: ``min ceil(depth/d)·ceil(width/w)``;
+  but a ROM goes to logic when that costs Yosys' ``memory_libmap`` less (1/16 per bit
+  against 64 per block). The memories: one weight ROM per engine (its image's words ×
+  ``cols`` weight fields), one activation buffer copy per array row (``buffer_depth``
+  words of ``word_width`` bits) and the parameter ROM (one word per channel slot).
+
+**LUTs and flip-flops** are sums of *coefficient × feature* per block, the blocks
+``hwgen estimate --blocks`` reports, with every coefficient in the one table
+:data:`COEFFICIENTS`:
+
+=============  ============================================================================
+block          features (design quantities)
+=============  ============================================================================
+``pe_<kind>``  one PE, times ``rows·cols`` per engine: ``acc`` accumulator bits; ``a``, ``w``
+               activation and weight-field bits; ``lut_mul`` = ``a·w`` for a multiplier
+               not in a DSP; ``shifter`` = ``a·(w − 2)`` for a shift PE (a barrel shifter
+               of ``w − 2`` exponent-code bits); ``p`` binary positions of an XNOR PE
+``engine``     per engine beyond its PEs: ``feed`` = ``rows · word_width``
+``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the result multiplexer);
+               ``line`` = ``(rows + cols) · count`` (the job delay line)
+``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
+               (a max-pool register per column); ``lut_mul`` = ``acc·scale`` when the
+               scale multiplier is not in DSPs
+``seq``        ``walker`` = ``rows · (addr + 3)`` (a pixel walker per row);
+               ``count`` = counter bits; ``convs``, ``linears``: the layers of each kind
+               (the layer program's descriptors are constants that Yosys folds, a
+               Linear layer's more than a convolution's)
+``act``        ``read`` = ``rows · word_width``; ``packed`` (1 with bit-writable words)
+``top``        ``params`` = parameter words × word bits (the parameter ROM, in LUTs)
+=============  ============================================================================
+
+(every block also has a ``const``). ``count`` is the bit length of the largest of the
+buffer depth, the memories' depths and ``rows·cols``, plus one; ``addr`` that of the buffer
+depth.
+
+Synthesized flat, Yosys optimizes across the blocks' boundaries (constant descriptor
+fields, shared counters), so the control blocks (everything but the engines) come out
+smaller than their sum when synthesized apart: :data:`FLAT` scales them.
+
+Source and accuracy
+-------------------
+Calibrated with ``benchmarks/analytic_estimate.py`` on YoWASP Yosys: the PE rows on single
+PEs synthesized alone over a grid of widths (``benchmarks/pe_cost.py``'s method; fixed-point
+PEs also without DSPs, for the LUT multiplier), the other rows and :data:`FLAT` on
+``hwgen estimate DIR --target ice40-up5k --synth-only --blocks`` of 17 designs: the digits
+CNN in fixed8, fixed6, fixed4, 8-bit weights on 4-bit activations, pow2-4, bwn, ternary,
+binary, a fixed/shift mix and a ternary/3-bit mix, on 2×2, 3×5, 4×4 and 8×8 arrays, the
+MLP (4×4, 2×2) and a five-layer chain. On those, DSPs and block RAMs are exact, LUTs
+within 8 % (21 % on the two-layer MLP on 2×2, whose control logic folds more when
+synthesized flat) and flip-flops within 7 %. The script refits the table, prints it, and
+prints every design's estimate against its synthesis; when a block of the RTL changes, run
+it and paste the table it prints.
+
+Other device families are not calibrated: :func:`analytic_estimate` refuses them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..errors import ArgumentError
+from .devices import device
+
+__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "AnalyticEstimate", "analytic_estimate",
+           "block_features", "bram_blocks", "dsp_blocks"]
+
+#: Per block and resource: ``{feature: coefficient}`` (see the module docstring). Fitted by
+#: ``benchmarks/analytic_estimate.py`` (least squares, iCE40 UP5K, ``synth_ice40 -dsp``).
+COEFFICIENTS = {
+    'pe_fixed': {'luts': {"a": 0.226, "acc": 0.326, "const": 0.0, "lut_mul": 2.667, "w": 2.034},
+        'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "lut_mul": 0.0, "w": 1.0}},
+    'pe_shift': {'luts': {"a": 0.0, "acc": 2.232, "const": 0.0, "shifter": 0.862, "w": 1.527},
+        'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "shifter": 0.0, "w": 1.0}},
+    'pe_xnor': {'luts': {"acc": 1.965, "const": 0.0, "p": 2.996},
+        'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
+    'engine': {'luts': {"const": 5.531, "feed": 0.0},
+        'ffs': {"const": 0.0, "feed": 0.913}},
+    'drain': {'luts': {"const": 171.573, "line": 0.0, "mux": 0.734},
+        'ffs': {"const": 42.429, "line": 5.024, "mux": 0.011}},
+    'post': {'luts': {"acc": 18.75, "const": 86.202, "lut_mul": 0.0, "pool": 1.855},
+        'ffs': {"acc": 9.491, "const": 0.0, "lut_mul": 0.0, "pool": 0.934}},
+    'seq': {'luts': {"const": 417.552, "convs": 140.227, "count": 1.806, "linears": 0.0, "walker": 10.123},
+        'ffs': {"const": 132.425, "convs": 49.183, "count": 14.215, "linears": 5.877, "walker": 5.578}},
+    'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
+        'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
+    'top': {'luts': {"const": 0.0, "params": 0.055},
+        'ffs': {"const": 0.0, "params": 0.011}},
+}
+
+#: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
+FLAT = {"luts": 0.824, "ffs": 0.958}
+
+#: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
+CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
+
+#: ``(depth, width)`` aspect ratios of an iCE40 ``SB_RAM40_4K``.
+BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+
+#: Yosys' ``memory_libmap`` costs: a block RAM (``share/ice40/brams.txt``) and a ROM bit in
+#: logic (``-logic-cost-rom``' default).
+BRAM_COST, ROM_LOGIC_COST = 64, 1 / 16
+
+#: Yosys' DSP mapping thresholds for iCE40 (``synth_ice40 -dsp``).
+DSP_MIN_WIDTH, DSP_MIN_PRODUCT, DSP_WIDTH = 2, 11, 16
+
+
+@dataclass(frozen=True)
+class AnalyticEstimate:
+    """The estimate of one design on one target: the core's ``luts``, ``ffs``, ``dsps``
+    and ``brams``, per block (``blocks``: ``{block: {resource: value}}``, engines as
+    ``engine_<kind>``, before :data:`FLAT`), and whether the core fits the device."""
+
+    design: str
+    target: str
+    luts: int
+    ffs: int
+    dsps: int
+    brams: int
+    fits: bool
+    blocks: dict
+
+    def to_json(self):
+        return asdict(self)
+
+
+def _uses_dsp(dev):
+    return dev.dsps > 0 and "-dsp" in dev.synth.split()
+
+
+def dsp_blocks(a, b, dev):
+    """``SB_MAC16`` blocks an ``a × b``-bit multiplier takes on ``dev`` (0: built from
+    LUTs)."""
+    if not _uses_dsp(dev) or min(a, b) < DSP_MIN_WIDTH or a + b < DSP_MIN_PRODUCT:
+        return 0
+    return math.ceil(a / DSP_WIDTH) * math.ceil(b / DSP_WIDTH)
+
+
+def bram_blocks(depth, width, rom=False):
+    """``SB_RAM40_4K`` blocks of a ``depth × width``-bit memory (0 for an empty one); a
+    ROM (``rom``) that costs Yosys less as logic than as blocks takes none."""
+    if depth <= 0 or width <= 0:
+        return 0
+    blocks = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES)
+    if rom and depth * width * ROM_LOGIC_COST <= blocks * BRAM_COST:
+        return 0
+    return blocks
+
+
+def _check_target(target):
+    dev = device(target) if isinstance(target, str) else target
+    if dev.family != "ice40":
+        from .devices import DEVICES
+        ice40 = ", ".join(name for name, d in DEVICES.items() if d.family == "ice40")
+        raise ArgumentError(f"Analytic estimates are calibrated for iCE40 targets ({ice40}), "
+                            f"not {dev.name!r}")
+    return dev
+
+
+def block_features(design, target="ice40-up5k"):
+    """``{block: {feature: value}}`` of a :class:`~hwgen.compiler.CompiledDesign` (see the
+    module docstring; PE blocks are per PE, with ``count`` the PEs of that kind), and
+    ``{block: {"dsps": n, "brams": n}}`` as the second item."""
+    dev = _check_target(target)
+    cfg = design.config
+    rows, cols, pes = cfg.rows, cfg.cols, cfg.rows * cfg.cols
+    a = design.act_width
+    features, exact = {}, {}
+    for engine in design.engines:
+        w, acc = engine.weight_width, engine.acc_width
+        pe = {"const": 1, "acc": acc, "a": a, "w": w}
+        dsps = 0
+        if engine.kind == "fixed":
+            dsps = dsp_blocks(a, w, dev)
+            pe["lut_mul"] = 0 if dsps else a * w
+        elif engine.kind == "shift":
+            pe["shifter"] = a * (w - 2)
+        else:
+            pe = {"const": 1, "acc": acc, "p": cfg.xnor_width}
+        features[f"pe_{engine.kind}"] = {**pe, "count": pes}
+        features[f"engine_{engine.kind}"] = {"const": 1, "feed": rows * design.word_width}
+        exact[f"engine_{engine.kind}"] = {
+            "dsps": pes * dsps,
+            "brams": bram_blocks(len(engine.weight_image), cols * engine.weight_width,
+                                 rom=True)}
+    depths = [design.buffer_depth, len(design.param_image), pes] + [
+        len(engine.weight_image) for engine in design.engines]
+    count = max(depths).bit_length() + 1
+    addr = max(1, (design.buffer_depth - 1).bit_length())
+    features["drain"] = {"const": 1, "mux": sum(pes * e.acc_width for e in design.engines),
+                         "line": (rows + cols) * count}
+    scale_dsps = dsp_blocks(design.acc_width, design.scale_width, dev) \
+        if design.scale_width else 0
+    features["post"] = {"const": 1, "acc": design.acc_width + design.scale_width,
+                        "pool": cols * a,
+                        "lut_mul": 0 if scale_dsps or not design.scale_width
+                        else design.acc_width * design.scale_width}
+    exact["post"] = {"dsps": scale_dsps, "brams": 0}
+    convs = sum(layer.kind == "conv" for layer in design.layers)
+    features["seq"] = {"const": 1, "walker": rows * (addr + 3), "count": count,
+                       "convs": convs, "linears": len(design.layers) - convs}
+    packed = int(any(layer.desc.pack_out for layer in design.layers))
+    features["act"] = {"const": 1, "read": rows * design.word_width, "packed": packed}
+    exact["act"] = {"dsps": 0,
+                    "brams": rows * bram_blocks(design.buffer_depth, design.word_width)}
+    from ..contract import param_word_fields
+    bit_width = max(1, (cfg.xnor_width - 1).bit_length())
+    param_bits = sum(width for _, width, _ in param_word_fields(
+        design.acc_width, design.scale_width, addr, bit_width))
+    param_brams = bram_blocks(len(design.param_image), param_bits, rom=True)
+    features["top"] = {"const": 1,
+                       "params": 0 if param_brams else len(design.param_image) * param_bits}
+    exact["top"] = {"dsps": 0, "brams": param_brams}
+    return features, exact
+
+
+def _linear(coefficients, features):
+    return sum(coefficients.get(name, 0.0) * value for name, value in features.items()
+               if name != "count")
+
+
+def analytic_estimate(design, target="ice40-up5k"):
+    """The :class:`AnalyticEstimate` of a compiled design on an iCE40 ``target`` (a name
+    or a :class:`~hwgen.estimate.devices.Device`); :class:`~hwgen.errors.ArgumentError`
+    for another family."""
+    dev = _check_target(target)
+    features, exact = block_features(design, dev)
+    blocks = {}
+    for name, feats in features.items():
+        if name.startswith("pe_"):
+            continue
+        if name.startswith("engine_"):
+            kind = name[len("engine_"):]
+            pe = features[f"pe_{kind}"]
+            res = {r: pe["count"] * _linear(COEFFICIENTS[f"pe_{kind}"][r], pe)
+                   + _linear(COEFFICIENTS["engine"][r], feats) for r in ("luts", "ffs")}
+        else:
+            res = {r: _linear(COEFFICIENTS[name][r], feats) for r in ("luts", "ffs")}
+        res.update(exact.get(name, {"dsps": 0, "brams": 0}))
+        blocks[name] = {k: round(v) for k, v in res.items()}
+    total = {}
+    for r in ("luts", "ffs"):
+        engines = sum(v[r] for b, v in blocks.items() if b.startswith("engine_"))
+        control = sum(blocks[b][r] for b in CONTROL_BLOCKS)
+        total[r] = round(engines + FLAT[r] * control)
+    for r in ("dsps", "brams"):
+        total[r] = sum(v[r] for v in blocks.values())
+    fits = (total["luts"] <= dev.luts and total["ffs"] <= dev.ffs and
+            total["dsps"] <= dev.dsps and total["brams"] <= dev.brams)
+    return AnalyticEstimate(design.name, dev.name, total["luts"], total["ffs"],
+                            total["dsps"], total["brams"], fits, blocks)

@@ -1,0 +1,111 @@
+"""hwgen.estimate.analytic: Yosys' mapping rules, the ranking of designs that the search
+relies on, and the estimate against recorded syntheses."""
+
+import pytest
+
+from hwgen.compiler import AcceleratorConfig, compile_graph
+from hwgen.errors import ArgumentError
+from hwgen.estimate.analytic import analytic_estimate, bram_blocks, dsp_blocks
+from hwgen.estimate.devices import device
+from hwgen.flow import load_quantized
+from hwgen.quant import scheme_from_json
+
+# --- construction and errors first --------------------------------------------------------
+
+
+def test_other_families_are_refused():
+    with pytest.raises(ArgumentError, match=r"^Analytic estimates are calibrated for iCE40 "
+                                            r"targets \(ice40-up5k, ice40-hx8k\), not "
+                                            r"'ecp5-25k'$"):
+        analytic_estimate(None, "ecp5-25k")
+
+
+# --- Yosys' rules ---------------------------------------------------------------------------
+
+def test_dsp_rule_of_synth_ice40():
+    up5k, hx8k = device("ice40-up5k"), device("ice40-hx8k")
+    assert dsp_blocks(8, 8, up5k) == 1          # 16-bit product: a DSP
+    assert dsp_blocks(8, 3, up5k) == 1          # 11 bits: still
+    assert dsp_blocks(8, 2, up5k) == 0          # 10 bits: LUTs
+    assert dsp_blocks(5, 5, up5k) == 0
+    assert dsp_blocks(18, 16, up5k) == 2        # split over two 16x16 blocks
+    assert dsp_blocks(8, 8, hx8k) == 0          # no DSPs on the HX8K
+
+
+def test_bram_rule_of_memory_libmap():
+    assert bram_blocks(256, 8) == 1             # a 256x16 block, half used
+    assert bram_blocks(978, 32) == 8            # 1024x4, eight side by side
+    assert bram_blocks(553, 64) == 12           # three 256x16 deep, four wide
+    # ROMs cheaper as logic (1/16 per bit against 64 per block) stay in LUTs
+    assert bram_blocks(18, 30, rom=True) == 0
+    assert bram_blocks(72, 32, rom=True) == 2
+    assert bram_blocks(36, 43, rom=True) == 0   # the digits CNN's parameter ROM
+
+
+# --- ranking --------------------------------------------------------------------------------
+
+SPECS = {
+    "w4a8": {"default": {"weight_width": 4, "out_width": 8}},
+    "mixed": {"default": {"width": 8}, "layers": {"conv2": {"kind": "pow2", "bits": 4}}},
+}
+
+
+@pytest.fixture(scope="module")
+def designs():
+    """The digits CNN on a 4x4 array: fixed8, fixed4, pow2-4 and binary (the shipped
+    checkpoints), 4-bit weights on 8-bit activations, and fixed8 with conv2 in pow2-4 (two
+    engines)."""
+    out = {}
+    for name in ("fixed8", "fixed4", "pow2-4", "binary", "w4a8", "mixed"):
+        scheme = scheme_from_json({"name": name, **SPECS[name]}) if name in SPECS else name
+        qmodel = load_quantized("builtin:digits-cnn", scheme)
+        out[name] = compile_graph(qmodel.graph, AcceleratorConfig(4, 4))
+    return out
+
+
+def test_ranking(designs):
+    up5k = {name: analytic_estimate(d, "ice40-up5k") for name, d in designs.items()}
+    hx8k = {name: analytic_estimate(d, "ice40-hx8k") for name, d in designs.items()}
+    # multipliers in LUTs (HX8K): shift PEs cost less than multipliers
+    assert hx8k["pow2-4"].luts < hx8k["fixed8"].luts
+    # on the UP5K the 16 multipliers go to DSPs, more than its 8: only pow2-4 fits
+    assert (up5k["fixed8"].dsps, up5k["fixed8"].fits) == (16, False)
+    assert (up5k["pow2-4"].dsps, up5k["pow2-4"].fits) == (0, True)
+    # 4-bit weights cost less than 8-bit ones, on either device, and half the weight ROM
+    for est in (up5k, hx8k):
+        assert est["w4a8"].luts < est["fixed8"].luts
+        assert est["w4a8"].ffs < est["fixed8"].ffs
+    assert up5k["w4a8"].blocks["engine_fixed"]["brams"] == 4
+    assert up5k["fixed8"].blocks["engine_fixed"]["brams"] == 8
+    # an extra engine kind costs its whole array
+    mixed = up5k["mixed"].blocks
+    assert set(mixed) >= {"engine_fixed", "engine_shift"}
+    assert up5k["mixed"].luts > max(up5k["fixed8"].luts, up5k["pow2-4"].luts)
+    assert mixed["engine_shift"]["luts"] == pytest.approx(
+        up5k["pow2-4"].blocks["engine_shift"]["luts"], rel=0.1)
+    # the XNOR engine does 8 binary MACs per PE and cycle for less than a shift PE's one
+    binary = up5k["binary"].blocks
+    assert binary["engine_xnor"]["luts"] / 8 < up5k["pow2-4"].blocks["engine_shift"]["luts"] / 4
+
+
+# Recorded with YoWASP Yosys 0.70.0.0.post1259 (the core's figures: `resources` minus the
+# pin harness the report lists):
+#   hwgen compile builtin:digits-cnn --scheme SCHEME --array 4x4 --out D
+#   hwgen estimate D --target ice40-up5k --synth-only
+RECORDED = {
+    "fixed8": {"luts": 2402 - 26, "ffs": 2436 - 96, "dsps": 16, "brams": 12},
+    "pow2-4": {"luts": 2947 - 26, "ffs": 2251 - 96, "dsps": 0, "brams": 8},
+    "fixed4": {"luts": 2730 - 24, "ffs": 1960 - 88, "dsps": 0, "brams": 8},
+}
+#: The stated tolerance on LUTs and flip-flops; DSPs and block RAMs are exact.
+TOLERANCE = 0.08
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_against_recorded_synthesis(designs, name):
+    est = analytic_estimate(designs[name], "ice40-up5k")
+    want = RECORDED[name]
+    assert (est.dsps, est.brams) == (want["dsps"], want["brams"])
+    assert est.luts == pytest.approx(want["luts"], rel=TOLERANCE)
+    assert est.ffs == pytest.approx(want["ffs"], rel=TOLERANCE)
+    assert est.fits == (name != "fixed8")
