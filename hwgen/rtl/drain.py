@@ -126,17 +126,21 @@ class Drain(wiring.Component):
         for n in range(1, len(line)):
             m.d.sync += line[n].eq(line[n - 1])
         depth = -(-self.delay // (rows * cols))
-        ring = Array(Signal(job_layout, name=f"job_{n}") for n in range(depth))
-        wr, rd = Signal(range(depth)), Signal(range(depth))
-        with m.If(self.job.valid):
-            m.d.sync += ring[wr].eq(self.job)
-            if depth > 1:
-                m.d.sync += wr.eq(Mux(wr == depth - 1, 0, wr + 1))
+        ring = [Signal(job_layout, name=f"job_{n}") for n in range(depth)]
         arrived = Signal(job_layout)
-        m.d.comb += [arrived.eq(ring[rd]), arrived.valid.eq(line[-1])]
-        if depth > 1:
+        if depth == 1:
+            with m.If(self.job.valid):
+                m.d.sync += ring[0].eq(self.job)
+            m.d.comb += arrived.eq(ring[0])
+        else:
+            wr, rd = Signal(range(depth)), Signal(range(depth))
+            with m.If(self.job.valid):
+                m.d.sync += [Array(ring)[wr].eq(self.job),
+                             wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
             with m.If(line[-1]):
                 m.d.sync += rd.eq(Mux(rd == depth - 1, 0, rd + 1))
+            m.d.comb += arrived.eq(Array(ring)[rd])
+        m.d.comb += arrived.valid.eq(line[-1])
 
         reading = Signal()
         r, c = Signal(range(rows)), Signal(range(cols))

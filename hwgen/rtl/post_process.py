@@ -266,7 +266,7 @@ class PostProcess(wiring.Component):
         qw = A + 3 + l_max
         x = Signal(signed(A + 3), name="s1_x")
         right = Signal(range(r_max + 1), name="s1_right")
-        left = Signal(range(l_max + 1), name="s1_left")
+        left = Signal(range(max(2, l_max + 1)), name="s1_left")   # unused when l_max = 0
         is_left = Signal(name="s1_is_left")
         below = Signal(r_max, name="s1_below")        # below[j] = (j < right)
         nearest_even = Signal(name="s1_nearest_even")
