@@ -95,14 +95,14 @@ COEFFICIENTS = {
         'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "shifter": 0.0, "w": 1.0}},
     'pe_xnor': {'luts': {"acc": 1.965, "const": 0.0, "p": 2.996},
         'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
-    'engine': {'luts': {"const": 5.531, "feed": 0.0},
-        'ffs': {"const": 0.0, "feed": 0.913}},
-    'drain': {'luts': {"const": 171.573, "line": 0.0, "mux": 0.734},
-        'ffs': {"const": 42.429, "line": 5.024, "mux": 0.011}},
-    'post': {'luts': {"acc": 18.75, "const": 86.202, "lut_mul": 0.0, "pool": 1.855},
-        'ffs': {"acc": 9.491, "const": 0.0, "lut_mul": 0.0, "pool": 0.934}},
-    'seq': {'luts': {"const": 417.552, "convs": 140.227, "count": 1.806, "linears": 0.0, "walker": 10.123},
-        'ffs': {"const": 132.425, "convs": 49.183, "count": 14.215, "linears": 5.877, "walker": 5.578}},
+    'engine': {'luts': {"const": 0.0, "feed": 0.0},
+        'ffs': {"const": 0.0, "feed": 11.97}},
+    'drain': {'luts': {"const": 130.4, "line": 0.0, "mux": 0.888},
+        'ffs': {"const": 178.176, "line": 0.0, "mux": 0.0}},
+    'post': {'luts': {"acc": 9.861, "const": 0.0, "lut_mul": 0.0, "pool": 0.939},
+        'ffs': {"acc": 7.346, "const": 0.0, "lut_mul": 0.0, "pool": 0.741}},
+    'seq': {'luts': {"const": 586.296, "convs": 178.808, "count": 0.0, "linears": 0.0, "walker": 3.984},
+        'ffs': {"const": 227.055, "convs": 59.662, "count": 5.798, "linears": 0.0, "walker": 2.955}},
     'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
     'top': {'luts': {"const": 0.0, "params": 0.055},
@@ -110,7 +110,7 @@ COEFFICIENTS = {
 }
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.824, "ffs": 0.958}
+FLAT = {"luts": 0.91, "ffs": 0.922}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
