@@ -23,13 +23,15 @@ from dataclasses import dataclass
 
 from hwgen.errors import ArgumentError, check_int
 
-__all__ = ["BOARDS", "DEFAULT_BAUD", "MAX_BAUD_ERROR", "TIMEOUT_SECONDS", "Board", "board",
-           "uart_divisor"]
+__all__ = ["BOARDS", "DEFAULT_BAUD", "MAX_BAUD_ERROR", "SUMMARY_FILE", "TIMEOUT_SECONDS", "Board",
+           "board", "uart_divisor"]
 
 #: The UART's baud rate unless ``--baud`` says otherwise.
 DEFAULT_BAUD = 115_200
 #: How far the baud rate a clock divisor gives may be from the one asked for.
 MAX_BAUD_ERROR = 0.02
+#: The record of a board build in its folder ``DIR/board_<board>/``.
+SUMMARY_FILE = "board.json"
 #: Seconds without a byte after which the board abandons a request.
 TIMEOUT_SECONDS = 0.25
 

@@ -91,7 +91,7 @@ class UARTBridge(wiring.Component):
         abort = Signal()
         kwargs, core = core_ports(self._core_signature)
         m.submodules.core = Instance(self._core, i_clk=ClockSignal(),
-                                     i_rst=ResetSignal() | abort, **kwargs)
+                                     i_rst=ResetSignal(allow_reset_less=True) | abort, **kwargs)
 
         # one register shifts words in from the line and out to it, least significant
         # byte first; it also holds the 32-bit cycle count

@@ -4,7 +4,7 @@ UART and LEDs, clocked by the board's clock."""
 from pathlib import Path
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 
 from hwgen.emit import MANIFEST_FILE, TOPLEVEL, read_design
 
@@ -63,8 +63,12 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.bridge = bridge = self._bridge
-        uart = platform.request("uart", 0)
-        busy, done = (platform.request(name, number) for name, number in self._leds)
-        m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx),
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        busy, done = (io.Buffer("o", platform.request(name, number, dir="-"))
+                      for name, number in self._leds)
+        m.submodules.led_busy, m.submodules.led_done = busy, done
+        m.d.comb += [bridge.rx.eq(rx.i), tx.o.eq(bridge.tx),
                      busy.o.eq(bridge.led_busy), done.o.eq(bridge.led_done)]
         return m
