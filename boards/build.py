@@ -33,7 +33,7 @@ from pathlib import Path
 
 from hwgen._toolchain import find_tool
 from hwgen.emit import MANIFEST_FILE, TOPLEVEL
-from hwgen.errors import DoesNotFitError, HwgenError, TimingError, ToolError
+from hwgen.errors import ArgumentError, DoesNotFitError, HwgenError, TimingError, ToolError
 from hwgen.files import check_output_dir, private_dir
 
 from . import DEFAULT_BAUD, SUMMARY_FILE, TIMEOUT_SECONDS, board, protocol, uart_divisor
@@ -156,8 +156,11 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
     clock = float(platform.default_clk_frequency)
     divisor = uart_divisor(clock, baud)
     out = board_dir(design_dir, b.name)
-    check_output_dir(out, lambda p: (p / SUMMARY_FILE).is_file(), what="Board folder",
-                     kind="an hwgen board build", files="the build")
+    if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY_FILE).is_file():
+        raise ArgumentError(f"Board folder {str(out)!r} exists and is not an hwgen board "
+                            f"build (it holds {min(p.name for p in out.iterdir())!r}); "
+                            f"move it away to build for the {b.title}")
+    check_output_dir(out, lambda p: True, what="Board folder")
     dev = b.device
     where = f"Design {design.name!r} does not fit the {b.title}'s {dev.part}"
     _refuse_from_estimate(design_dir, dev, where)
