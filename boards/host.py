@@ -10,6 +10,7 @@ output word with the golden model's and the cycle count with the compiler's pred
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -97,7 +98,15 @@ def open_port(port, baud, timeout):
     try:
         return serial.Serial(port, baudrate=baud, timeout=timeout, write_timeout=timeout)
     except (serial.SerialException, OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
+        # pyserial wraps the operating system's error (open) or termios' (configure)
+        cause = e.__context__ if e.__context__ is not None else e
+        code, text = (cause.args + (None, None))[:2] if len(cause.args) == 2 else (None, None)
+        if code == errno.ENOTTY:
+            reason = "it is not a serial port"
+        elif isinstance(text, str):
+            reason = text
+        else:
+            reason = str(e)
         raise HwgenError(f"Cannot open serial port {port!r}: {reason}") from None
 
 
