@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hwgen.boards import protocol
-from hwgen.boards.build import BoardBuild
+from hwgen.boards.build import BoardBuild, _nextpnr_overflow
 from hwgen.cli import main
 from hwgen.emit import MANIFEST_FILE
 from hwgen.flow import compile_model
@@ -29,6 +29,22 @@ def fresh(tmp_path, monkeypatch):
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     return tmp_path
+
+
+# nextpnr-ice40's utilisation report as its log has it (the 4x4 pow2-4 digits CNN's build);
+# the last line is one a design too big for the part would print before placement fails
+UTILISATION = """Info: Device utilisation:
+Info: \t         ICESTORM_LC:    4958/   5280    93%
+Info: \t        ICESTORM_RAM:       8/     30    26%
+Info: \t               SB_IO:       5/     39    12%
+Info: \t               SB_GB:       8/      8   100%
+"""
+
+
+def test_nextpnr_utilisation_overflow_is_read_from_its_log():
+    assert _nextpnr_overflow(UTILISATION) is None
+    over = UTILISATION.replace("4958/   5280    93%", "5617/   5280   106%")
+    assert _nextpnr_overflow(over) == ("ICESTORM_LC", 5617, 5280)
 
 
 def test_icebreaker_bitstream(fresh, capsys):
