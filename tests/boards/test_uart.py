@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """UARTRx and UARTTx in amaranth.sim: construction, a byte's timing, and loopback at several
 divisors, with a glitch and a framing error on the line."""
 
