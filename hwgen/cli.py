@@ -23,24 +23,28 @@ from .errors import HwgenError
 __all__ = [
     "COMMANDS",
     "add_analyze",
+    "add_build",
     "add_cache",
     "add_compare",
     "add_compile",
     "add_demo",
     "add_estimate",
     "add_quantize",
+    "add_run_board",
     "add_search",
     "add_sensitivity",
     "add_simulate",
     "add_train",
     "build_parser",
     "cmd_analyze",
+    "cmd_build",
     "cmd_cache",
     "cmd_compare",
     "cmd_compile",
     "cmd_demo",
     "cmd_estimate",
     "cmd_quantize",
+    "cmd_run_board",
     "cmd_search",
     "cmd_sensitivity",
     "cmd_simulate",
@@ -304,6 +308,76 @@ def cmd_estimate(args):
     return 0
 
 
+def add_build(sub):
+    from .boards import BOARDS, DEFAULT_BAUD
+    p = sub.add_parser("build", help="build a bitstream for a board: the accelerator behind "
+                                     "a UART",
+                       description="Put DIR's accelerator behind a UART bridge on a board "
+                                   "(amaranth-boards platform, the board's own clock, LEDs "
+                                   "for busy and done), synthesize, place and route it with "
+                                   "Yosys and nextpnr and pack the bitstream into "
+                                   "DIR/board_<BOARD>/ (top.bin or top.bit). A design that "
+                                   "does not fit the board's FPGA or reach its clock is "
+                                   "refused and nothing is written. The UART protocol is in "
+                                   "hwgen/boards/protocol.py; `hwgen run-board` speaks it.")
+    p.add_argument("design", metavar="DIR", help="folder written by `hwgen compile`")
+    p.add_argument("--board", "-b", required=True, metavar="BOARD",
+                   help=f"{', '.join(BOARDS)}")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, metavar="RATE",
+                   help=f"UART baud rate ({DEFAULT_BAUD}); the board's clock must make it "
+                        f"within 2 %%")
+    p.add_argument("--json", action="store_true", help="print the build record as JSON")
+    p.set_defaults(func=cmd_build)
+
+
+def cmd_build(args):
+    from .boards.build import build_board
+    result = build_board(args.design, args.board, baud=args.baud, progress=_progress)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    return 0
+
+
+def add_run_board(sub):
+    from .boards import DEFAULT_BAUD
+    from .boards.host import DEFAULT_TIMEOUT
+    p = sub.add_parser("run-board", help="send test images to a board over its UART and "
+                                         "check the answers",
+                       description="Send DIR's test images to the board on PORT (loaded with "
+                                   "the bitstream of `hwgen build DIR`), compare every output "
+                                   "word with the golden model and the cycle count the board "
+                                   "measured with the prediction. The board must answer with "
+                                   "DIR's design (its fingerprint).")
+    p.add_argument("design", metavar="DIR", help="folder written by `hwgen compile`")
+    p.add_argument("--port", "-p", required=True, metavar="PORT",
+                   help="serial port, e.g. /dev/ttyUSB1 (the iCEBreaker's second FTDI "
+                        "channel) or /dev/ttyUSB0 (the ULX3S)")
+    p.add_argument("--samples", "-n", type=int, default=20, metavar="N",
+                   help="test images to send, N >= 1 (20)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, metavar="RATE",
+                   help=f"the baud rate the bitstream was built for ({DEFAULT_BAUD})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds to wait for a byte from the board ({DEFAULT_TIMEOUT:g})")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_run_board)
+
+
+def cmd_run_board(args):
+    from .boards.host import run_board
+    from .errors import SimulationMismatch
+    report = run_board(args.design, args.port, samples=args.samples, baud=args.baud,
+                       timeout=args.timeout, progress=_progress)
+    print(report.dumps() if args.json else report.summary())
+    if not report.bit_exact:
+        raise SimulationMismatch(
+            f"The board differs from the golden model in {report.mismatches} words "
+            f"(images {list(report.mismatched_samples)})")
+    if not report.cycles_match:
+        raise SimulationMismatch(
+            f"The board measured {sorted(set(report.cycles_measured))} cycles, the compiler "
+            f"predicted {report.cycles_predicted}")
+    return 0
+
+
 def add_compare(sub):
     from .estimate.devices import DEVICES
     p = sub.add_parser("compare", help="sweep schemes × arrays × targets into one table",
@@ -549,7 +623,8 @@ def cmd_search(args):
 
 #: The ``add_<name>`` functions of the subcommands, in help order.
 COMMANDS = [add_demo, add_train, add_quantize, add_compile, add_simulate, add_estimate,
-            add_compare, add_analyze, add_sensitivity, add_search, add_cache]
+            add_build, add_run_board, add_compare, add_analyze, add_sensitivity, add_search,
+            add_cache]
 
 
 def build_parser():

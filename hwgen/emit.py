@@ -12,9 +12,11 @@ A design folder holds::
     hwgen_axis.v       AXI4-Stream wrapper around hwgen_top
     hwgen_inst.v       instantiation template
 
-and, once ``hwgen simulate`` ran, ``sim_report.json`` and ``sim_outputs.npz``.
+and, once ``hwgen simulate`` ran, ``sim_report.json`` and ``sim_outputs.npz``; once
+``hwgen build --board B`` ran, the folder ``board_B/`` (:mod:`hwgen.boards.build`).
 
-These are the only files hwgen writes or replaces in a design folder (:data:`DESIGN_FILES`);
+These are the only files hwgen writes or replaces in a design folder (:data:`DESIGN_FILES`
+and the ``board_B/`` folders, which a new design removes);
 anything else a user keeps there is left alone. All files of a design are generated into a
 staging folder first and moved into place only when every one of them was written, so a
 failure (or Ctrl-C) leaves the earlier design or nothing; new folders get the user's umask.
@@ -131,6 +133,11 @@ def write_design(design, out_dir, vectors=None, force=False):
         for name in DESIGN_FILES:
             if name != MANIFEST_FILE and name not in written:
                 (out / name).unlink(missing_ok=True)
+        # board builds of the earlier design would load the wrong design onto a board
+        from .boards import BOARDS, SUMMARY_FILE
+        for name in BOARDS:
+            if (out / f"board_{name}" / SUMMARY_FILE).is_file():
+                shutil.rmtree(out / f"board_{name}", ignore_errors=True)
         for name in sorted(written, key=lambda n: n == MANIFEST_FILE):
             os.replace(stage / name, out / name)
         stage.rmdir()

@@ -12,6 +12,7 @@ __all__ = [
     "HwgenError",
     "ShapeError",
     "SimulationMismatch",
+    "TimingError",
     "ToolError",
     "ToolNotFoundError",
     "UnreachableTargetError",
@@ -49,6 +50,10 @@ class CheckpointError(HwgenError):
 class DoesNotFitError(HwgenError):
     """A valid model does not fit a valid accelerator configuration, or a design is larger
     than hwgen builds (see :mod:`hwgen.compiler`'s size limits)."""
+
+
+class TimingError(HwgenError):
+    """A design placed and routed for a board does not reach the board's clock."""
 
 
 class ToolNotFoundError(HwgenError):

@@ -59,6 +59,9 @@ def workdir(tmp_path, monkeypatch, design_dir):
     shutil.copytree(design_dir, tmp_path / "design")
     shutil.copytree(design_dir, tmp_path / "noverilog")
     (tmp_path / "noverilog" / f"{emit.TOPLEVEL}.v").unlink()
+    shutil.copytree(design_dir, tmp_path / "userboard")     # a user's folder where a build goes
+    (tmp_path / "userboard" / "board_icebreaker").mkdir()
+    (tmp_path / "userboard" / "board_icebreaker" / "a.txt").write_text("mine")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -167,6 +170,44 @@ CASES = [
                               r"`hwgen compile MODEL --out nothere`")),
     (["estimate", "noverilog"], (r"Design folder 'noverilog' has no hwgen_top\.v; run "
                                 r"`hwgen compile` again")),
+    # build: checked before elaboration
+    (["build", "nothere", "--board", "icebreaker"],
+     (r"Design folder 'nothere' does not exist; write one with `hwgen compile MODEL --out "
+      r"nothere`")),
+    (["build", "mywork", "--board", "icebreaker"],
+     (r"Folder 'mywork' is not an hwgen design \(it has no manifest\.json\); write one with "
+      r"`hwgen compile`")),
+    (["build", "noverilog", "--board", "icebreaker"],
+     r"Design folder 'noverilog' has no hwgen_top\.v; run `hwgen compile` again"),
+    (["build", "design", "--board", "de10"],
+     r"Board must be one of icebreaker, ulx3s-85f, not 'de10'"),
+    (["build", "design", "--board", "icebreaker", "--baud", "0"],
+     r"Baud rate must be an integer of at least 1, not 0"),
+    (["build", "design", "--board", "icebreaker", "--baud", "5000000"],
+     (r"Baud rate 5000000 is too fast for a 12 MHz clock \(at most 3,000,000: 4 clock cycles "
+      r"per bit\)")),
+    (["build", "design", "--board", "ulx3s-85f", "--baud", "2000000"],
+     (r"Baud rate 2000000 cannot be made from a 25 MHz clock: 12 cycles per bit give "
+      r"2,083,333 baud, more than 2 % off")),
+    (["build", "userboard", "--board", "icebreaker"],
+     (r"Board folder 'userboard/board_icebreaker' exists and is not an hwgen board build \(it "
+      r"holds 'a\.txt'\); move it away to build for the iCEBreaker")),
+    # run-board: checked before the port is opened, then the port
+    (["run-board", "nothere", "--port", "/dev/ttyUSB1"],
+     r"Design folder 'nothere' does not exist; .*"),
+    (["run-board", "mywork", "--port", "/dev/ttyUSB1"],
+     r"Folder 'mywork' is not an hwgen design \(it has no manifest\.json\); .*"),
+    (["run-board", "design", "--port", "/dev/ttyUSB1", "--samples", "0"],
+     r"Samples must be an integer of at least 1, not 0"),
+    (["run-board", "design", "--port", "/dev/ttyUSB1", "--samples", "4"],
+     r"Design folder 'design' holds 3 test vectors, not 4"),
+    (["run-board", "design", "--port", "/dev/ttyUSB1", "--timeout", "0"],
+     r"Timeout must be a positive number of seconds, not 0\.0"),
+    (["run-board", "design", "--port", "/dev/ttyUSB1", "--baud", "0"],
+     r"Baud rate must be an integer of at least 1, not 0"),
+    (["run-board", "design", "--port", "/dev/hwgen-no-such-port", "--samples", "3"],
+     r"Cannot open serial port '/dev/hwgen-no-such-port': No such file or directory"),
+    (["run-board", "design", "--port", "FILE", "-n", "3"], r"Cannot open serial port 'FILE': it is not a serial port"),
     # demo: checked before its compile
     (["demo", "--samples", "0"], r"Samples must be an integer of at least 1, not 0"),
     (["demo", "--array", "1000x1000"], LIMIT),
@@ -274,6 +315,10 @@ USAGE = [
     ["simulate", "design", "--samples", "many"],
     ["train", "resnet", "--out", "x.pt"],
     ["estimate", "design", "--target", "virtex"],
+    ["build", "design"],                                 # --board missing
+    ["build", "design", "--board", "icebreaker", "--baud", "fast"],
+    ["run-board", "design"],                             # --port missing
+    ["run-board", "design", "--port", "X", "--timeout", "soon"],
     ["analyze", "builtin:mlp"],                          # --out missing
     ["analyze", "builtin:mlp", "--out", "D", "--calib", "many"],
     ["sensitivity", "builtin:mlp", "--out", "D", "--what", "gradients"],

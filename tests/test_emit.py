@@ -47,6 +47,20 @@ def test_replacing_a_design_keeps_the_users_files(tmp_path, design):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]   # no staging left
 
 
+def test_replacing_a_design_drops_its_board_builds(tmp_path, design):
+    """A bitstream of the earlier design would put the wrong design on a board; a folder of
+    the user's that happens to have a build's name is kept."""
+    out = emit.write_design(design, tmp_path / "d")
+    (out / "board_icebreaker").mkdir()
+    (out / "board_icebreaker" / "board.json").write_text("{}")
+    (out / "board_icebreaker" / "top.bin").write_bytes(b"old")
+    (out / "board_ulx3s-85f").mkdir()
+    (out / "board_ulx3s-85f" / "mine.txt").write_text("mine")
+    emit.write_design(design, out)
+    assert not (out / "board_icebreaker").exists()
+    assert (out / "board_ulx3s-85f" / "mine.txt").read_text() == "mine"
+
+
 def test_new_folders_get_the_users_umask(tmp_path, design):
     old = os.umask(0o022)
     try:

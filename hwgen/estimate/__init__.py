@@ -31,10 +31,19 @@ from pathlib import Path
 
 from ..errors import HwgenError
 from .devices import DEVICES, Device, device
-from .tools import block_cells, cell_counts, component_cells, place, synthesize, tool_versions
+from .tools import (
+    block_cells,
+    cell_counts,
+    component_cells,
+    place,
+    placed_figures,
+    synthesize,
+    tool_versions,
+)
 
-__all__ = ["DEVICES", "Device", "Estimate", "block_breakdown", "cell_counts", "component_cells",
-           "device", "estimate", "estimate_verilog", "format_blocks", "map_cells"]
+__all__ = ["DEVICES", "RESOURCE_NAMES", "Device", "Estimate", "block_breakdown", "cell_counts",
+           "component_cells", "describe_overflows", "design_verilog", "device", "estimate",
+           "estimate_verilog", "format_blocks", "map_cells", "overflows"]
 
 _SCHEMA = "hwgen-estimate-2"
 
@@ -150,6 +159,26 @@ def _capacity(dev, name):
     return {"luts": dev.luts, "ffs": dev.ffs, "dsps": dev.dsps, "brams": dev.brams}.get(name)
 
 
+#: What the resources of :func:`map_cells` are called in messages.
+RESOURCE_NAMES = {"luts": "LUTs", "ffs": "flip-flops", "dsps": "DSPs", "brams": "block RAMs",
+                  "lcs": "logic cells"}
+
+
+def overflows(dev, resources):
+    """``{resource: how many more than the device has}`` for the synthesized ``resources``
+    (:func:`map_cells`) on :class:`Device` ``dev``: LUTs, flip-flops, DSPs and block RAMs,
+    each against the device's capacity; empty when they fit."""
+    return {name: resources[name] - cap for name in ("luts", "ffs", "dsps", "brams")
+            if (cap := _capacity(dev, name)) is not None and resources[name] > cap}
+
+
+def describe_overflows(over, resources):
+    """The resources of ``over`` (:func:`overflows`) in words: "16 DSPs needed, 8
+    available"."""
+    return "; ".join(f"{resources[name]:,} {RESOURCE_NAMES.get(name, name)} needed, "
+                     f"{resources[name] - extra:,} available" for name, extra in over.items())
+
+
 def estimate_verilog(verilog_text, top, target, *, design="design", place_and_route=True,
                      progress=None, use_cache=True, log_dir=None):
     """:class:`Estimate` of the Verilog module ``top`` in ``verilog_text`` on ``target``.
@@ -197,24 +226,17 @@ def estimate_verilog(verilog_text, top, target, *, design="design", place_and_ro
                    if (cap := _capacity(dev, name))}
     fmax = None
     if report is not None:
-        clocks = report.get("fmax", {})
-        if clocks:
-            fmax = min(float(c["achieved"]) for c in clocks.values())
-        # Logic cells as placed (an iCE40 LC holds a LUT4 and a flip-flop; an ECP5 COMB a
-        # LUT4 or half a carry): the figure that decides whether the design fits.
-        for cell in ("ICESTORM_LC", "TRELLIS_COMB"):
-            used = report.get("utilization", {}).get(cell)
-            if used:
-                resources["lcs"] = int(used["used"])
-                utilization["lcs"] = used["used"] / used["available"]
-    overflows = {name: resources[name] - cap for name in ("luts", "ffs", "dsps", "brams")
-                 if (cap := _capacity(dev, name)) is not None and resources[name] > cap}
+        fmax, lcs, available = placed_figures(report)
+        if lcs is not None:
+            resources["lcs"] = lcs
+            utilization["lcs"] = lcs / available
+    over = overflows(dev, resources)
     result = Estimate(design=design, target=dev.name, part=dev.part, resources=resources,
                       harness={"ffs": harness_ffs, "luts": harness_luts},
                       utilization=utilization, placed=report is not None, fmax_mhz=fmax,
-                      fits=not overflows and (report is not None or not dev.placed
-                                              or not place_and_route),
-                      overflows=overflows, tools=versions, problem=problem)
+                      fits=not over and (report is not None or not dev.placed
+                                         or not place_and_route),
+                      overflows=over, tools=versions, problem=problem)
     if problem is None:     # a tool failure may be the machine's, not the design's: no cache
         cached.parent.mkdir(parents=True, exist_ok=True)
         from ..files import atomic_write
@@ -222,7 +244,7 @@ def estimate_verilog(verilog_text, top, target, *, design="design", place_and_ro
     return result
 
 
-def _design_verilog(design_dir):
+def design_verilog(design_dir):
     """``(design, path of its Verilog)`` of a design folder, or an error that says what is
     missing."""
     from ..emit import TOPLEVEL, read_design
@@ -241,7 +263,7 @@ def estimate(design_dir, target, *, place_and_route=True, progress=None):
     :class:`Estimate`."""
     from ..files import atomic_write
     dev = device(target)
-    design, verilog = _design_verilog(design_dir)
+    design, verilog = design_verilog(design_dir)
     from ..emit import TOPLEVEL
     result = estimate_verilog(verilog.read_text(), TOPLEVEL, dev, design=design.name,
                               place_and_route=place_and_route, progress=progress,
@@ -260,7 +282,7 @@ def block_breakdown(design_dir, target, *, progress=None):
     ``design_dir/blocks_<target>.json``."""
     from ..files import atomic_write
     dev = device(target)
-    design, verilog = _design_verilog(design_dir)
+    design, verilog = design_verilog(design_dir)
     text = verilog.read_text()
     key = hashlib.sha256("\0".join(
         [_SCHEMA, "blocks", dev.name, json.dumps(tool_versions(), sort_keys=True),

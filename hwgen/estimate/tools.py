@@ -15,11 +15,14 @@ from pathlib import Path
 from .._toolchain import find_tool
 from ..errors import ArgumentError, ToolError
 
-__all__ = ["block_cells", "cell_counts", "component_cells", "place", "synthesize",
-           "tool_versions"]
+__all__ = ["block_cells", "cell_counts", "component_cells", "place", "placed_figures",
+           "read_stat", "run_tool", "synthesize", "tool_versions"]
 
 
-def _run(command, workdir, log_name, what):
+def run_tool(command, workdir, log_name, what):
+    """Run ``command`` in ``workdir`` with its output in ``workdir/log_name``; on a non-zero
+    exit raise :class:`~hwgen.errors.ToolError` with ``what`` failed, the log's first error
+    line and the log's path. Returns the log's path."""
     log = Path(workdir) / log_name
     with open(log, "w") as out:
         result = subprocess.run(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
@@ -43,9 +46,9 @@ def synthesize(workdir, sources, top, script):
         "tee -q -o stat.json stat -json",
         "write_json netlist.json",
     ]
-    _run([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys.log",
+    run_tool([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys.log",
          f"Yosys ({script}) on {top!r}")
-    return tuple(_cells(Path(workdir) / name) for name in ("pre_stat.json", "stat.json"))
+    return tuple(read_stat(Path(workdir) / name) for name in ("pre_stat.json", "stat.json"))
 
 
 def block_cells(workdir, sources, top, script):
@@ -63,7 +66,7 @@ def block_cells(workdir, sources, top, script):
         commands.append("setattr -mod -set keep_hierarchy 1 "
                         + " ".join(f"\\{name}" for name in children))
     commands += [f"{script} -top {top}", "tee -q -o blocks.json stat -json"]
-    _run([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys_blocks.log",
+    run_tool([find_tool("yosys"), "-q", "-p", "; ".join(commands)], workdir, "yosys_blocks.log",
          f"Yosys ({script}, by block) on {top!r}")
     modules = {name.lstrip("\\"): {kind.lstrip("\\"): int(n) for kind, n in
                                     info.get("num_cells_by_type", {}).items()}
@@ -91,9 +94,9 @@ def cell_counts(verilog_text, top, script="synth"):
     with tempfile.TemporaryDirectory(prefix="hwgen-yosys-") as folder:
         Path(folder, "design.v").write_text(verilog_text)
         commands = f"read_verilog -sv design.v; {script} -top {top}; tee -q -o stat.json stat -json"
-        _run([find_tool("yosys"), "-q", "-p", commands], folder, "yosys.log",
+        run_tool([find_tool("yosys"), "-q", "-p", commands], folder, "yosys.log",
              f"Yosys on {top!r}")
-        return _cells(Path(folder) / "stat.json")
+        return read_stat(Path(folder) / "stat.json")
 
 
 def component_cells(component, script="synth", top="top"):
@@ -102,7 +105,8 @@ def component_cells(component, script="synth", top="top"):
     return cell_counts(verilog.convert(component, name=top), top, script)
 
 
-def _cells(path):
+def read_stat(path):
+    """``{cell type: count}`` of the design in a Yosys ``stat -json`` file."""
     design = json.loads(path.read_text()).get("design", {})
     return {str(k): int(v) for k, v in design.get("num_cells_by_type", {}).items()}
 
@@ -114,8 +118,23 @@ def place(workdir, tool, args, freq_mhz=100.0, seed=1):
                "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail"]
     if tool == "nextpnr-ice40":
         command.append("--pcf-allow-unconstrained")     # nextpnr-ecp5 places free pins itself
-    _run(command, workdir, "nextpnr.log", f"{tool}")
+    run_tool(command, workdir, "nextpnr.log", f"{tool}")
     return json.loads((Path(workdir) / "report.json").read_text())
+
+
+def placed_figures(report):
+    """``(Fmax in MHz or None, logic cells used, logic cells available)`` from a nextpnr
+    JSON report: the slowest clock's achieved frequency, and the cells as placed (iCE40
+    ``ICESTORM_LC``: a LUT4 and a flip-flop; ECP5 ``TRELLIS_COMB``: a LUT4 or half a carry),
+    the figure that decides whether a design fits; ``(None, None)`` cells when the report
+    has neither."""
+    clocks = report.get("fmax", {})
+    fmax = min(float(c["achieved"]) for c in clocks.values()) if clocks else None
+    for cell in ("ICESTORM_LC", "TRELLIS_COMB"):
+        used = report.get("utilization", {}).get(cell)
+        if used:
+            return fmax, int(used["used"]), int(used["available"])
+    return fmax, None, None
 
 
 def tool_versions():

@@ -31,7 +31,22 @@ from .layouts import PEKind, param_word_layout
 from .post_process import PostProcess
 from .sequencer import Sequencer
 
-__all__ = ["Accelerator"]
+__all__ = ["Accelerator", "accelerator_signature"]
+
+
+def accelerator_signature(act_width):
+    """The :class:`Accelerator`'s signature for ``act_width``-bit words: its ports, for
+    wrappers that instantiate its Verilog module without elaborating it."""
+    return wiring.Signature({
+        "start": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "i": In(stream.Signature(signed(act_width))),
+        "o": Out(stream.Signature(signed(act_width))),
+        "cycles": Out(32),
+        "layer_sel": In(8),
+        "layer_cycles": Out(32),
+    })
 
 
 class Accelerator(wiring.Component):
@@ -58,17 +73,7 @@ class Accelerator(wiring.Component):
 
     def __init__(self, design):
         self.design = design
-        width = design.act_width
-        super().__init__({
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "i": In(stream.Signature(signed(width))),
-            "o": Out(stream.Signature(signed(width))),
-            "cycles": Out(32),
-            "layer_sel": In(8),
-            "layer_cycles": Out(32),
-        })
+        super().__init__(accelerator_signature(design.act_width))
 
     def _widths(self, addr_width):
         """(coordinate, count) widths: signed address arithmetic, and unsigned counters
