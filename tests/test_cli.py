@@ -127,9 +127,11 @@ def test_installed_command():
     assert r.stderr == "hwgen: error: Checkpoint '/nonexistent/model.pt' does not exist\n"
 
 
-def test_module_entry_point():
+def test_module_entry_point(tmp_path):
+    # Run outside the source tree: `python -m` puts the working directory first on sys.path,
+    # and the tree's hwgen/ lacks the packages the wheel maps in from sim/ and boards/.
     r = subprocess.run([sys.executable, "-m", "hwgen.cli", "--version"], capture_output=True,
-                       text=True, timeout=300, check=False)
+                       text=True, timeout=300, check=False, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("hwgen ")
 
 
