@@ -269,7 +269,8 @@ def evaluate(task):
 @dataclass(frozen=True)
 class Point:
     """One evaluated candidate: where it was first met (``phase``), its accuracy and
-    figures (None for a candidate hwgen refused, with the ``error``)."""
+    figures (None for a candidate hwgen refused, with the ``error``), and its scheme as
+    the JSON text ``hwgen compile --scheme`` takes (``spec``)."""
 
     candidate: Candidate
     label: str
@@ -277,6 +278,7 @@ class Point:
     accuracy: float | None
     metrics: dict | None
     error: str | None = None
+    spec: str | None = None
 
     def to_json(self):
         return {"label": self.label, "phase": self.phase, "accuracy": self.accuracy,
@@ -366,7 +368,8 @@ class SearchResult:
                 "chosen": self.chosen, "greedy": self.greedy, "fixed8": self.fixed8,
                 "fixed4": self.fixed4, "best_single": self.best_single,
                 "phase_best": self.phase_best,
-                "comparison": {name: p.to_json() for name, p in self.rows()},
+                "comparison": {name: {**p.to_json(), "spec": json.loads(p.spec)}
+                               for name, p in self.rows()},
                 "spec": self.spec, "points": [p.to_json() for p in self.points]}
 
 
@@ -415,7 +418,7 @@ class _Evaluator:
         for (c, s), (acc, metrics, error) in zip(todo, results):
             self.by_spec[s] = len(self.points)
             self.points.append(Point(c, c.label(self.ctx["names"]), phase, acc, metrics,
-                                     error))
+                                     error, s))
         return [self.point(s) for s in specs]
 
     def point(self, spec):

@@ -125,7 +125,7 @@ def test_digits_search_meets_the_target_below_fixed8(digits, tmp_path):
     assert design.cycles == chosen.metrics["cycles"]
 
 
-def test_digits_search_records_every_configuration(digits):
+def test_digits_search_records_every_configuration(digits, tmp_path):
     result, out = digits
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
@@ -142,6 +142,14 @@ def test_digits_search_records_every_configuration(digits):
     single = result.points[result.best_single].candidate.layers[0].weights
     assert set(saved["comparison"]) == {"search", "greedy", "fixed8", "fixed4",
                                         f"single-kind {single}"}
+    # each compared configuration carries the spec it was evaluated with: the fixed4 one
+    # compiles to the weight memories and accuracy the search reported for it
+    fixed4 = result.points[result.fixed4]
+    _, qmodel = compile_model("builtin:digits-cnn",
+                                   scheme_from_json(saved["comparison"]["fixed4"]["spec"]),
+                                   "4x4", tmp_path / "fixed4", vectors=1)
+    assert qmodel.quantized_accuracy() == fixed4.accuracy
+    assert weight_bytes(tmp_path / "fixed4") == fixed4.metrics["weight_bytes"]
     # the choice ranks first among everything evaluated: no point that meets the target
     # fits with a lower cost
     chosen = result.points[result.chosen]
