@@ -145,9 +145,8 @@ def test_digits_search_records_every_configuration(digits, tmp_path):
     # each compared configuration carries the spec it was evaluated with: the fixed4 one
     # compiles to the weight memories and accuracy the search reported for it
     fixed4 = result.points[result.fixed4]
-    _, qmodel = compile_model("builtin:digits-cnn",
-                                   scheme_from_json(saved["comparison"]["fixed4"]["spec"]),
-                                   "4x4", tmp_path / "fixed4", vectors=1)
+    spec = scheme_from_json(saved["comparison"]["fixed4"]["spec"])
+    _, qmodel = compile_model("builtin:digits-cnn", spec, "4x4", tmp_path / "fixed4", vectors=1)
     assert qmodel.quantized_accuracy() == fixed4.accuracy
     assert weight_bytes(tmp_path / "fixed4") == fixed4.metrics["weight_bytes"]
     # the choice ranks first among everything evaluated: no point that meets the target
