@@ -84,7 +84,7 @@ class LayerDescriptor:
 
     # reduction loop: k = (ci, ky, kx) as an address offset
     k_len: int = _count("reduction length K = cin·kh·kw")
-    period: int = _count("cycles between tile issues, max(K, rows·cols)")
+    period: int = _count("cycles between tile issues, hwgen.timing.tile_period")
     kw: int = _count("kernel width")
     kh: int = _count("kernel height")
     cin: int = _count("input channels")

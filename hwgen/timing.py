@@ -8,12 +8,13 @@ therefore changes the hardware and the prediction together.
 Phases of one layer (see :mod:`hwgen.rtl.sequencer`)::
 
     SETUP   1 cycle: load the layer's descriptor
-    WALK    rows cycles: the pixel walker computes the first tile's receptive fields
-    RUN     tiles·P cycles: step k of a tile issued at tile cycle k (P = max(K, rows·cols))
+    WALK    rows + record_latency() cycles: the pixel walker computes the first tile's
+            receptive fields, one row's record per cycle
+    RUN     tiles·P cycles: step k of a tile issued at tile cycle k (P = tile_period())
     FLUSH   until the last tile is drained, post-processed and written, then 1 cycle to
             close the layer
 
-The last step of the last tile is issued in cycle ``1 + rows + (tiles − 1)·P + K − 1``;
+The last step of the last tile is issued in cycle ``setup + (tiles − 1)·P + K − 1``;
 its job waits :func:`drain_delay` cycles in the drain, which then reads ``rows·cols``
 slots, one per cycle; the last one leaves the drain :func:`drain_latency` cycles later and
 post-processing :func:`post_process_latency` cycles after that; the FLUSH state sees the
@@ -37,6 +38,8 @@ __all__ = [
     "pe_latency",
     "pixel_walker_latency",
     "post_process_latency",
+    "record_latency",
+    "tile_period",
 ]
 
 
@@ -102,6 +105,25 @@ def pixel_walker_latency():
     return 0
 
 
+def record_latency():
+    """Cycles from the pixel walker's outputs to the row record they make entering the
+    sequencer's banks: 1 (the record is registered, so that no path runs from the walker's
+    offsets through the window clamps into the banks' tile-boundary multiplexers). WALK
+    lasts ``rows + record_latency()`` cycles, and the next tile's records, made while a
+    tile runs, are complete only ``record_latency()`` cycles after its ``rows`` walker
+    steps (see :func:`tile_period`)."""
+    return 1
+
+
+def tile_period(k, rows, cols):
+    """``P = max(K, rows·cols, rows + record_latency())``: cycles between tile issues.
+
+    A tile waits for its ``K`` steps, for the drain to read the previous tile's
+    ``rows·cols`` results, and for the pixel walker's ``rows`` records of it, made during
+    the previous tile, to be registered (which binds only on one-column arrays)."""
+    return max(k, rows * cols, rows + record_latency())
+
+
 @dataclass(frozen=True)
 class LayerCycles:
     """Predicted cycles of one layer, with the overheads split out for the reports.
@@ -111,13 +133,13 @@ class LayerCycles:
     total : int
         Cycles from the layer's SETUP to the end of its FLUSH (what the hardware counts).
     period : int
-        ``P = max(K, rows·cols)``: cycles between tile issues.
+        ``P``: cycles between tile issues (:func:`tile_period`).
     compute : int
         ``tiles·K``: cycles the array does useful steps.
     drain_bound : int
         ``tiles·(P − K)``: cycles lost because a tile must wait for the previous drain.
     setup : int
-        ``1 + rows``: SETUP and WALK.
+        ``1 + rows + record_latency()``: SETUP and WALK.
     fill_drain : int
         The rest: filling the array and draining the last tile through post-processing.
     """
@@ -142,7 +164,7 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
     tiles on a ``rows × cols`` array of PEs of latency ``pe_lat``, post-processed with
     latency ``post_lat`` (default :func:`post_process_latency` ``()``)::
 
-        total = 1 + rows                      SETUP, WALK
+        total = 1 + rows + record_latency()   SETUP, WALK
               + (tiles − 1)·P + K             RUN up to the last step's issue
               + drain_delay(rows, cols, pe_lat) + rows·cols
               + drain_latency() + post_lat
@@ -152,8 +174,8 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
     for value, what in ((k, "Reduction length"), (tiles, "Tiles"), (rows, "Array rows"),
                         (cols, "Array columns"), (pe_lat, "PE latency")):
         check_int(value, what, minimum=1)
-    period = max(k, rows * cols)
-    setup = 1 + rows
+    period = tile_period(k, rows, cols)
+    setup = 1 + rows + record_latency()
     run = (tiles - 1) * period + k
     tail = (drain_delay(rows, cols, pe_lat) + rows * cols + drain_latency()
             + check_int(post_lat, "Post-processing latency", minimum=1) + 1)

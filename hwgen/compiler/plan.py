@@ -12,7 +12,8 @@ The output of a layer is a matrix ``pixels × channels`` (pixels in *pool-window
 pools a stream). The array computes a tile of ``rows`` pixels × ``cols`` channels in ``K``
 steps (``K = Cin·KH·KW``), one product per PE per step. Tiles run channel-tile-major,
 pixel-tile-minor, so every pixel tile of one channel tile reuses the same weights. Tiles
-issue every ``P = max(K, rows·cols)`` cycles: the results of a tile are drained through the
+issue every ``P = max(K, rows·cols)`` cycles (one more on one-column arrays, see
+:func:`hwgen.timing.tile_period`): the results of a tile are drained through the
 one post-processing unit at one value per cycle, so a tile must not finish before the
 previous one has drained. Edge tiles (pixels or channels past the layer's size) compute
 zeros that are never written.
@@ -421,7 +422,7 @@ def compile_graph(graph, config, *, allow_large=False):
             tail_from, tail_bits = k, 0
         plane = ph * pwin
         desc = LayerDescriptor(
-            k_len=k, period=max(k, rows * cols), kw=kw, kh=kh, cin=cin,
+            k_len=k, period=timing.tile_period(k, rows, cols), kw=kw, kh=kh, cin=cin,
             d_ky=w - (kw - 1), d_ci=h * w - (kh - 1) * w - (kw - 1),
             in_h=h, in_w=w, in_base=in_base,
             pool=pool, pw=pwin, ph=ph, walk_len=n_pt * rows, npix=npix,

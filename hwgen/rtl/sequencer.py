@@ -28,8 +28,9 @@ class Sequencer(wiring.Component):
         LOAD    accept the input tensor on ``i`` (one word per transfer) into region 0
         per layer (counted in ``cycles`` and ``layer_cycles``):
           SETUP  1 cycle: load the layer's descriptor, reset the counters and the walker
-          WALK   rows cycles: the pixel walker computes the first tile's receptive fields
-          RUN    tiles × P cycles: issue K steps per tile (P = max(K, rows·cols))
+          WALK   rows + 1 cycles: the pixel walker computes the first tile's receptive
+                 fields (its records are registered: hwgen.timing.record_latency)
+          RUN    tiles × P cycles: issue K steps per tile (P = hwgen.timing.tile_period)
           FLUSH  until the drain and the post-processing pipeline are idle
         UNLOAD  offer the output tensor on ``o``; then ``done``
 
@@ -168,12 +169,17 @@ class Sequencer(wiring.Component):
             walker_rec.xhi.eq(clamp(fold["xhi"] - walker.off_ix)),
             walker_rec.valid.eq(walker.valid),
         ]
+        # The record is registered (timing.record_latency() = 1); ``rec_fresh`` says that
+        # it holds the pixel the walker stepped past in the previous cycle.
+        rec_reg = Signal(rec_layout)
+        rec_fresh = Signal()
+        m.d.sync += [rec_reg.eq(walker_rec), rec_fresh.eq(walk_step)]
         cur = [Signal(rec_layout, name=f"cur_{r}") for r in range(rows)]
         nxt = [Signal(rec_layout, name=f"nxt_{r}") for r in range(rows)]
 
         def shifted(b):
-            """Bank ``b`` with the walker's pixel shifted in at the top."""
-            return list(b[1:]) + [walker_rec]
+            """Bank ``b`` with the registered record shifted in at the top."""
+            return list(b[1:]) + [rec_reg]
 
         # feed counters
         j = Signal(cw)                  # cycle within the tile
@@ -265,7 +271,7 @@ class Sequencer(wiring.Component):
         m.d.comb += self.done.eq(done)
         load_idx = Signal(range(max(self._n_in, 2)))
         out_idx = Signal(range(max(self._n_out, 2)))
-        walk_count = Signal(range(rows + 1))
+        walk_count = Signal(range(rows + 2))
 
         # --- the phase machine --------------------------------------------------------------
         with m.FSM():
@@ -313,16 +319,20 @@ class Sequencer(wiring.Component):
                             ]
                 m.next = "WALK"
             with m.State("WALK"):
-                m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(1)]
-                m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
+                # rows walker steps; their records enter the bank one cycle later each
+                m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(walk_count < rows)]
+                with m.If(rec_fresh):
+                    m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
                 m.d.sync += walk_count.eq(walk_count + 1)
-                with m.If(walk_count == rows - 1):
+                with m.If(walk_count == rows):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
                              push.eq(is_last), walk_step.eq(is_walk)]
+                # the next tile's records: walker steps at j < rows, shifted in at
+                # 1 <= j <= rows (complete at the tile's end: P >= rows + 1)
                 nxt_new = shifted(nxt)
-                with m.If(is_walk):
+                with m.If(rec_fresh):
                     m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt_new)]
                 # reduction counters (ci, ky, kx) as an address offset
                 with m.If(is_feed):
@@ -342,7 +352,8 @@ class Sequencer(wiring.Component):
                 j_flags(is_end)
                 with m.If(is_end):
                     m.d.sync += j.eq(0)
-                    m.d.sync += [s.eq(Mux(is_walk, b, a)) for s, a, b in zip(cur, nxt, nxt_new)]
+                    m.d.sync += [s.eq(Mux(rec_fresh, b, a))
+                                 for s, a, b in zip(cur, nxt, nxt_new)]
                     with m.If(~pt_last):
                         carry = m0 + desc.rows_mod >= desc.win
                         m.d.sync += [
