@@ -107,12 +107,13 @@ def pixel_walker_latency():
 
 def record_latency():
     """Cycles from the pixel walker's outputs to the row record they make entering the
-    sequencer's banks: 1 (the record is registered, so that no path runs from the walker's
-    offsets through the window clamps into the banks' tile-boundary multiplexers). WALK
-    lasts ``rows + record_latency()`` cycles, and the next tile's records, made while a
-    tile runs, are complete only ``record_latency()`` cycles after its ``rows`` walker
-    steps (see :func:`tile_period`)."""
-    return 1
+    sequencer's banks: 2 (the offsets against the layer's folded constants, then the
+    clamps of the kernel window, each registered, so that no path runs from the walker
+    through a subtractor and the clamps into the banks). WALK lasts
+    ``rows + record_latency()`` cycles, and the next tile's records, made while a tile
+    runs, are complete only ``record_latency()`` cycles after its ``rows`` walker steps
+    (see :func:`tile_period`)."""
+    return 2
 
 
 def tile_period(k, rows, cols):
@@ -120,7 +121,8 @@ def tile_period(k, rows, cols):
 
     A tile waits for its ``K`` steps, for the drain to read the previous tile's
     ``rows·cols`` results, and for the pixel walker's ``rows`` records of it, made during
-    the previous tile, to be registered (which binds only on one-column arrays)."""
+    the previous tile, to pass the record's stages (which binds only on one-column arrays
+    and on ``1 × 2``)."""
     return max(k, rows * cols, rows + record_latency())
 
 

@@ -5,6 +5,7 @@ from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import timing
 from ..errors import ShapeError, check_positive
 from .layouts import (
     WALKER_COUNT_FIELDS,
@@ -28,8 +29,8 @@ class Sequencer(wiring.Component):
         LOAD    accept the input tensor on ``i`` (one word per transfer) into region 0
         per layer (counted in ``cycles`` and ``layer_cycles``):
           SETUP  1 cycle: load the layer's descriptor, reset the counters and the walker
-          WALK   rows + 1 cycles: the pixel walker computes the first tile's receptive
-                 fields (its records are registered: hwgen.timing.record_latency)
+          WALK   rows + 2 cycles: the pixel walker computes the first tile's receptive
+                 fields (its records are made in two stages: hwgen.timing.record_latency)
           RUN    tiles × P cycles: issue K steps per tile (P = hwgen.timing.tile_period)
           FLUSH  until the drain and the post-processing pipeline are idle
         UNLOAD  offer the output tensor on ``o``; then ``done``
@@ -153,27 +154,34 @@ class Sequencer(wiring.Component):
                        Mux(high | (value[:kb] >= k_max), k_max, value[:kb]))
 
         # The layer's constant parts (start corner, image size, input base) are folded
-        # into four registers loaded with the descriptor, so that one subtractor and the
-        # clamp lie between the walker's offset registers and the record.
+        # into four registers loaded with the descriptor. The record is made in two
+        # registered stages (timing.record_latency() = 2): the walker's offsets against
+        # the folded constants (one subtractor or adder each), then the clamps; ``fresh``
+        # follows a walker step through them, so ``rec_fresh`` says that ``rec_reg`` holds
+        # the pixel the walker stepped past two cycles earlier.
         rec_layout = data.StructLayout({"addr": unsigned(aw), "ylo": kb, "yhi": kb,
                                         "xlo": kb, "xhi": kb, "valid": 1})
-        fold = {name: Signal(signed(sw + 2), name=f"fold_{name}")
-                for name in ("ylo", "yhi", "xlo", "xhi")}
+        window = ("ylo", "yhi", "xlo", "xhi")
+        fold = {name: Signal(signed(sw + 2), name=f"fold_{name}") for name in window}
         fold_addr = Signal(aw, name="fold_addr")
-        walker_rec = Signal(rec_layout)
-        m.d.comb += [
-            walker_rec.addr.eq((fold_addr + walker.off_base)[:aw]),
-            walker_rec.ylo.eq(clamp(fold["ylo"] - walker.off_iy)),
-            walker_rec.yhi.eq(clamp(fold["yhi"] - walker.off_iy)),
-            walker_rec.xlo.eq(clamp(fold["xlo"] - walker.off_ix)),
-            walker_rec.xhi.eq(clamp(fold["xhi"] - walker.off_ix)),
-            walker_rec.valid.eq(walker.valid),
+        raw = data.StructLayout({"addr": unsigned(aw), "valid": 1,
+                                 **{name: signed(sw + 2) for name in window}})
+        diff = Signal(raw)
+        m.d.sync += [
+            diff.addr.eq((fold_addr + walker.off_base)[:aw]),
+            diff.ylo.eq(fold["ylo"] - walker.off_iy),
+            diff.yhi.eq(fold["yhi"] - walker.off_iy),
+            diff.xlo.eq(fold["xlo"] - walker.off_ix),
+            diff.xhi.eq(fold["xhi"] - walker.off_ix),
+            diff.valid.eq(walker.valid),
         ]
-        # The record is registered (timing.record_latency() = 1); ``rec_fresh`` says that
-        # it holds the pixel the walker stepped past in the previous cycle.
         rec_reg = Signal(rec_layout)
-        rec_fresh = Signal()
-        m.d.sync += [rec_reg.eq(walker_rec), rec_fresh.eq(walk_step)]
+        m.d.sync += [rec_reg.addr.eq(diff.addr), rec_reg.valid.eq(diff.valid)]
+        m.d.sync += [rec_reg[name].eq(clamp(diff[name])) for name in window]
+        stages = timing.record_latency()        # the two registers above: diff, rec_reg
+        fresh = [Signal(name=f"fresh_{n}") for n in range(stages)]
+        rec_fresh = fresh[-1]
+        m.d.sync += [a.eq(b) for a, b in zip(fresh, [walk_step] + fresh[:-1])]
         cur = [Signal(rec_layout, name=f"cur_{r}") for r in range(rows)]
         nxt = [Signal(rec_layout, name=f"nxt_{r}") for r in range(rows)]
 
@@ -271,7 +279,7 @@ class Sequencer(wiring.Component):
         m.d.comb += self.done.eq(done)
         load_idx = Signal(range(max(self._n_in, 2)))
         out_idx = Signal(range(max(self._n_out, 2)))
-        walk_count = Signal(range(rows + 2))
+        walk_count = Signal(range(rows + stages + 1))
 
         # --- the phase machine --------------------------------------------------------------
         with m.FSM():
@@ -319,18 +327,18 @@ class Sequencer(wiring.Component):
                             ]
                 m.next = "WALK"
             with m.State("WALK"):
-                # rows walker steps; their records enter the bank one cycle later each
+                # rows walker steps; their records enter the bank two cycles later each
                 m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(walk_count < rows)]
                 with m.If(rec_fresh):
                     m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
                 m.d.sync += walk_count.eq(walk_count + 1)
-                with m.If(walk_count == rows):
+                with m.If(walk_count == rows + stages - 1):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
                              push.eq(is_last), walk_step.eq(is_walk)]
                 # the next tile's records: walker steps at j < rows, shifted in at
-                # 1 <= j <= rows (complete at the tile's end: P >= rows + 1)
+                # 2 <= j <= rows + 1 (complete at the tile's end: P >= rows + 2)
                 nxt_new = shifted(nxt)
                 with m.If(rec_fresh):
                     m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt_new)]
