@@ -232,17 +232,21 @@ class Sequencer(wiring.Component):
             job.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
             job.q0.eq(q0), job.m0.eq(m0),
         ]
-        # Idle once nothing is waiting, being read, or in post-processing up to the write.
-        track = [Signal(name=f"track_{n}") for n in range(self._tail_latency)]
+        # Idle once nothing is waiting, being read, or in post-processing up to the write:
+        # the drain was not busy in the last tail_latency + 1 cycles. Registered (so that no
+        # path runs from the drain through the phase machine): computed a cycle ahead, with
+        # the job pushed in that cycle standing for the drain's busy in the next one (the
+        # drain is busy the cycle after a push, and stays idle while nothing is pushed).
+        track = [Signal(name=f"track_{n}") for n in range(self._tail_latency - 1)]
         if track:
             m.d.sync += track[0].eq(self.drain_busy)
         for n in range(1, len(track)):
             m.d.sync += track[n].eq(track[n - 1])
         idle = Signal()
-        any_track = Const(0)
+        any_busy = push | self.drain_busy
         for t in track:
-            any_track = any_track | t
-        m.d.comb += idle.eq(~self.drain_busy & ~any_track)
+            any_busy = any_busy | t
+        m.d.sync += idle.eq(~any_busy)
 
         # --- the step issued to the engine and the buffer reads ------------------------------
         step = self.step
