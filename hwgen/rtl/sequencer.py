@@ -134,8 +134,12 @@ class Sequencer(wiring.Component):
         walker = m.submodules.walker = PixelWalker(sw, cw)
         m.d.comb += [walker.cfg[name].eq(desc[name])
                      for name in WALKER_SIGNED_FIELDS + WALKER_COUNT_FIELDS]
+        # Whether the walker steps this cycle: a register set a cycle ahead by the phase
+        # machine (WALK's first rows cycles, RUN's tile cycles j < rows), so that no state
+        # decode or compare lies in front of the walker's enables.
         walk_step = Signal()
         m.d.comb += walker.step.eq(walk_step)
+        m.d.sync += walk_step.eq(0)
 
         # A row's record of its pixel, made once per pixel from the walker's output and
         # shifted into the banks: the first buffer address of its receptive field
@@ -205,23 +209,22 @@ class Sequencer(wiring.Component):
         # relation to the descriptor and is computed one cycle ahead from the next value,
         # so that no compare lies between a counter and the enables it drives.
         #   is_first  j == 0            is_feed  j < K          is_last  j + 1 == K
-        #   is_tail   j >= tail_from    is_walk  j < rows       is_end   j + 1 == P
+        #   is_tail   j >= tail_from    is_end   j + 1 == P     (walk_step  j < rows)
         #   kx_last   kx + 1 == kw      ky_last  ky + 1 == kh
         #   pt_last   pt + 1 == n_pt    ct_last  ct + 1 == n_ct
         is_first, is_feed, is_last = Signal(), Signal(), Signal()
-        is_tail, is_walk, is_end = Signal(), Signal(), Signal()
+        is_tail, is_end = Signal(), Signal()
         kx_last, ky_last, pt_last, ct_last = Signal(), Signal(), Signal(), Signal()
 
         def j_flags(restart):
             """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
             with m.If(restart):
                 m.d.sync += [is_first.eq(1), is_feed.eq(1), is_last.eq(desc.k_len == 1),
-                             is_tail.eq(desc.tail_from == 0), is_walk.eq(1),
-                             is_end.eq(desc.period == 1)]
+                             is_tail.eq(desc.tail_from == 0), is_end.eq(desc.period == 1)]
             with m.Else():
                 m.d.sync += [is_first.eq(0), is_feed.eq(is_feed & ~is_last),
                              is_last.eq(j + 2 == desc.k_len),
-                             is_tail.eq(j + 1 >= desc.tail_from), is_walk.eq(j + 1 < rows),
+                             is_tail.eq(j + 1 >= desc.tail_from),
                              is_end.eq(j + 2 == desc.period)]
 
         # --- the tile's job for the drain ------------------------------------------------
@@ -318,7 +321,7 @@ class Sequencer(wiring.Component):
                                 w_ct_base.eq(entry.w_base), rows_left.eq(entry.npix),
                                 cols_left.eq(entry.cout),
                                 is_first.eq(1), is_feed.eq(1), is_last.eq(entry.k_len == 1),
-                                is_tail.eq(entry.tail_from == 0), is_walk.eq(1),
+                                is_tail.eq(entry.tail_from == 0),
                                 is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
                                 ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),
                                 ct_last.eq(entry.n_ct == 1),
@@ -329,18 +332,22 @@ class Sequencer(wiring.Component):
                                 fold_addr.eq((entry.in_base + entry.start_base)
                                              % (1 << aw)),
                             ]
+                m.d.sync += walk_step.eq(1)
                 m.next = "WALK"
             with m.State("WALK"):
                 # rows walker steps; their records enter the bank two cycles later each
-                m.d.comb += [self.busy.eq(1), count_en.eq(1), walk_step.eq(walk_count < rows)]
+                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
                 with m.If(rec_fresh):
                     m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
                 m.d.sync += walk_count.eq(walk_count + 1)
                 with m.If(walk_count == rows + stages - 1):
+                    m.d.sync += walk_step.eq(1)             # RUN's tile cycle 0
                     m.next = "RUN"
+                with m.Else():
+                    m.d.sync += walk_step.eq(walk_count + 1 < rows)
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
-                             push.eq(is_last), walk_step.eq(is_walk)]
+                             push.eq(is_last)]
                 # the next tile's records: walker steps at j < rows, shifted in at
                 # 2 <= j <= rows + 1 (complete at the tile's end: P >= rows + 2)
                 nxt_new = shifted(nxt)
@@ -362,6 +369,7 @@ class Sequencer(wiring.Component):
                                      kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
                 # tile boundary
                 j_flags(is_end)
+                m.d.sync += walk_step.eq(Mux(is_end, ~(pt_last & ct_last), j + 1 < rows))
                 with m.If(is_end):
                     m.d.sync += j.eq(0)
                     m.d.sync += [s.eq(Mux(rec_fresh, b, a))
