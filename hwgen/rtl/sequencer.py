@@ -1,7 +1,7 @@
 """The sequencer: the phase machine that runs the layer program, its feed counters and the
 pixel walker."""
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
