@@ -14,8 +14,9 @@ Phases of one layer (see :mod:`hwgen.rtl.sequencer`)::
     FLUSH   until the last tile is drained, post-processed and written, then 1 cycle to
             close the layer
 
-The last step of the last tile is issued in cycle ``setup + (tiles − 1)·P + K − 1``;
-its job waits :func:`drain_delay` cycles in the drain, which then reads ``rows·cols``
+The last step of the last tile is issued in cycle ``setup + (tiles − 1)·P + K − 1`` and
+leaves the sequencer, with its job, :func:`issue_latency` cycles later; the job waits
+:func:`drain_delay` cycles in the drain, which then reads ``rows·cols``
 slots, one per cycle; the last one leaves the drain :func:`drain_latency` cycles later and
 post-processing :func:`post_process_latency` cycles after that; the FLUSH state sees the
 pipeline idle one cycle later and closes the layer.
@@ -33,6 +34,7 @@ __all__ = [
     "drain_delay",
     "drain_latency",
     "feed_latency",
+    "issue_latency",
     "layer_cycles",
     "memory_read_latency",
     "pe_latency",
@@ -105,6 +107,15 @@ def pixel_walker_latency():
     return 0
 
 
+def issue_latency():
+    """Cycles from the sequencer deciding a step (or a tile's drain job) to the step, the
+    activation buffer's read addresses and the job leaving it: 1 (registered, so that no
+    path runs from the reduction counters through the address adders into the block
+    RAMs). The drain sees the job as late as the array sees the step, so only the layer's
+    length changes."""
+    return 1
+
+
 def record_latency():
     """Cycles from the pixel walker's outputs to the row record they make entering the
     sequencer's banks: 2 (the offsets against the layer's folded constants, then the
@@ -168,6 +179,7 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
 
         total = 1 + rows + record_latency()   SETUP, WALK
               + (tiles − 1)·P + K             RUN up to the last step's issue
+              + issue_latency()               the step leaves the sequencer
               + drain_delay(rows, cols, pe_lat) + rows·cols
               + drain_latency() + post_lat
               + 1                             FLUSH sees idle, closes the layer
@@ -179,8 +191,9 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
     period = tile_period(k, rows, cols)
     setup = 1 + rows + record_latency()
     run = (tiles - 1) * period + k
-    tail = (drain_delay(rows, cols, pe_lat) + rows * cols + drain_latency()
-            + check_int(post_lat, "Post-processing latency", minimum=1) + 1)
+    post_lat = check_int(post_lat, "Post-processing latency", minimum=1)
+    tail = (issue_latency() + drain_delay(rows, cols, pe_lat) + rows * cols + drain_latency()
+            + post_lat + 1)
     total = setup + run + tail
     compute = tiles * k
     drain_bound = tiles * (period - k)

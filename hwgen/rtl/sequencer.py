@@ -228,8 +228,11 @@ class Sequencer(wiring.Component):
                              is_end.eq(j + 2 == desc.period)]
 
         # --- the tile's job for the drain ------------------------------------------------
+        # The step, the buffer reads and the job leave through registers
+        # (timing.issue_latency() = 1), so that no path runs from the counters through the
+        # address adders into the memories.
         job = self.job
-        m.d.comb += [
+        m.d.sync += [
             job.valid.eq(push), job.co_base.eq(co_base),
             job.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
             job.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
@@ -246,7 +249,7 @@ class Sequencer(wiring.Component):
         for n in range(1, len(track)):
             m.d.sync += track[n].eq(track[n - 1])
         idle = Signal()
-        any_busy = push | self.drain_busy
+        any_busy = push | job.valid | self.drain_busy
         for t in track:
             any_busy = any_busy | t
         m.d.sync += idle.eq(~any_busy)
@@ -255,15 +258,16 @@ class Sequencer(wiring.Component):
         step = self.step
         ky_k, kx_k = ky[:kb], kx[:kb]
         for r, rec in enumerate(cur):
-            m.d.comb += step.inside[r].eq(rec.valid & (ky_k >= rec.ylo) & (ky_k < rec.yhi)
+            m.d.sync += step.inside[r].eq(rec.valid & (ky_k >= rec.ylo) & (ky_k < rec.yhi)
                                           & (kx_k >= rec.xlo) & (kx_k < rec.xhi))
-        m.d.comb += [step.valid.eq(feed), step.first.eq(is_first), step.last.eq(is_last),
+        m.d.sync += [step.valid.eq(feed), step.first.eq(is_first), step.last.eq(is_last),
                      step.tail.eq(is_tail), step.w_addr.eq(w_ct_base + j)]
 
         unload_addr = Signal(aw)
         in_unload = Signal()
         for r in range(rows):
-            feed_addr = (cur[r].addr + koff)[:aw]
+            feed_addr = Signal(aw, name=f"feed_addr_{r}")
+            m.d.sync += feed_addr.eq(cur[r].addr + koff)
             if r == 0:
                 m.d.comb += self.rd_addr[r].eq(Mux(in_unload, unload_addr, feed_addr))
             else:
