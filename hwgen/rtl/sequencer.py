@@ -1,6 +1,8 @@
 """The sequencer: the phase machine that runs the layer program, its feed counters and the
 pixel walker."""
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -19,6 +21,32 @@ from .layouts import (
 from .pixel_walker import PixelWalker
 
 __all__ = ["Sequencer"]
+
+
+class _OneHot:
+    """A phase machine with one flip-flop per state, the first one initially set.
+
+    Amaranth's ``m.FSM()`` encodes its states in binary, so every transition decodes the
+    state register again; here a state's block reads one bit and a transition clears one
+    and sets another, which keeps the phase machine's next-state logic a few LUTs deep.
+    Use ``with fsm.state(NAME):`` as ``m.State`` and ``fsm.go(NAME)`` as ``m.next``.
+    """
+
+    def __init__(self, m, names):
+        self._m = m
+        self.bits = {name: Signal(name=f"in_{name.lower()}", init=(n == 0))
+                     for n, name in enumerate(names)}
+        self._current = None
+
+    @contextmanager
+    def state(self, name):
+        self._current = name
+        with self._m.If(self.bits[name]):
+            yield
+        self._current = None
+
+    def go(self, name):
+        self._m.d.sync += [self.bits[self._current].eq(0), self.bits[name].eq(1)]
 
 
 class Sequencer(wiring.Component):
@@ -293,139 +321,140 @@ class Sequencer(wiring.Component):
         walk_count = Signal(range(rows + stages + 1))
 
         # --- the phase machine --------------------------------------------------------------
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [done.eq(0), load_idx.eq(0), total.eq(0)]
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.comb += [self.busy.eq(1), self.i.ready.eq(1),
-                             self.load.en.eq(self.i.valid),
-                             self.load.addr.eq(self._input_base + load_idx),
-                             self.load.data.eq(self.i.payload)]
-                with m.If(self.i.valid):
-                    m.d.sync += load_idx.eq(load_idx + 1)
-                    with m.If(load_idx == self._n_in - 1):
-                        m.d.sync += layer.eq(0)
-                        m.next = "SETUP"
-            with m.State("SETUP"):
-                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-                m.d.comb += walker.restart.eq(1)
-                m.d.sync += [
-                    j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
-                    co_base.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
-                ]
-                # The program is constant: each layer's descriptor is a case of the layer
-                # index, loaded straight into registers (a clocked ROM).
+        fsm = _OneHot(m, ("IDLE", "LOAD", "SETUP", "WALK", "RUN", "FLUSH", "UNLOAD_READ",
+                          "UNLOAD_SEND"))
+        with fsm.state("IDLE"):
+            with m.If(self.start):
+                m.d.sync += [done.eq(0), load_idx.eq(0), total.eq(0)]
+                fsm.go("LOAD")
+        with fsm.state("LOAD"):
+            m.d.comb += [self.busy.eq(1), self.i.ready.eq(1),
+                         self.load.en.eq(self.i.valid),
+                         self.load.addr.eq(self._input_base + load_idx),
+                         self.load.data.eq(self.i.payload)]
+            with m.If(self.i.valid):
+                m.d.sync += load_idx.eq(load_idx + 1)
+                with m.If(load_idx == self._n_in - 1):
+                    m.d.sync += layer.eq(0)
+                    fsm.go("SETUP")
+        with fsm.state("SETUP"):
+            m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+            m.d.comb += walker.restart.eq(1)
+            m.d.sync += [
+                j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
+                co_base.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
+            ]
+            # The program is constant: each layer's descriptor is a case of the layer
+            # index, loaded straight into registers (a clocked ROM).
+            with m.Switch(layer):
+                for index, entry in enumerate(program):
+                    with m.Case(index):
+                        m.d.sync += [
+                            desc.eq(descriptor_const(self._desc_layout, entry)),
+                            w_ct_base.eq(entry.w_base), rows_left.eq(entry.npix),
+                            cols_left.eq(entry.cout),
+                            is_first.eq(1), is_feed.eq(1), is_last.eq(entry.k_len == 1),
+                            is_tail.eq(entry.tail_from == 0),
+                            is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
+                            ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),
+                            ct_last.eq(entry.n_ct == 1),
+                            fold["ylo"].eq(-entry.start_iy),
+                            fold["yhi"].eq(entry.in_h - entry.start_iy),
+                            fold["xlo"].eq(-entry.start_ix),
+                            fold["xhi"].eq(entry.in_w - entry.start_ix),
+                            fold_addr.eq((entry.in_base + entry.start_base)
+                                         % (1 << aw)),
+                        ]
+            m.d.sync += walk_step.eq(1)
+            fsm.go("WALK")
+        with fsm.state("WALK"):
+            # rows walker steps; their records enter the bank two cycles later each
+            m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+            with m.If(rec_fresh):
+                m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
+            m.d.sync += walk_count.eq(walk_count + 1)
+            with m.If(walk_count == rows + stages - 1):
+                m.d.sync += walk_step.eq(1)             # RUN's tile cycle 0
+                fsm.go("RUN")
+            with m.Else():
+                m.d.sync += walk_step.eq(walk_count + 1 < rows)
+        with fsm.state("RUN"):
+            m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
+                         push.eq(is_last)]
+            # the next tile's records: walker steps at j < rows, shifted in at
+            # 2 <= j <= rows + 1 (complete at the tile's end: P >= rows + 2)
+            nxt_new = shifted(nxt)
+            with m.If(rec_fresh):
+                m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt_new)]
+            # reduction counters (ci, ky, kx) as an address offset
+            with m.If(is_feed):
+                with m.If(is_last):
+                    m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0),
+                                 kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
+                with m.Elif(~kx_last):
+                    m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1),
+                                 kx_last.eq(kx + 2 == desc.kw)]
+                with m.Elif(~ky_last):
+                    m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky),
+                                 kx_last.eq(desc.kw == 1), ky_last.eq(ky + 2 == desc.kh)]
+                with m.Else():
+                    m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci),
+                                 kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
+            # tile boundary
+            j_flags(is_end)
+            m.d.sync += walk_step.eq(Mux(is_end, ~(pt_last & ct_last), j + 1 < rows))
+            with m.If(is_end):
+                m.d.sync += j.eq(0)
+                m.d.sync += [s.eq(Mux(rec_fresh, b, a))
+                             for s, a, b in zip(cur, nxt, nxt_new)]
+                with m.If(~pt_last):
+                    carry = m0 + desc.rows_mod >= desc.win
+                    m.d.sync += [
+                        pt.eq(pt + 1), rows_left.eq(rows_left - rows),
+                        q0.eq(q0 + desc.rows_div + carry),
+                        m0.eq(Mux(carry, m0 + desc.rows_mod - desc.win,
+                                  m0 + desc.rows_mod)),
+                        pt_last.eq(pt + 2 == desc.n_pt),
+                    ]
+                with m.Else():
+                    m.d.sync += [
+                        pt.eq(0), rows_left.eq(desc.npix), q0.eq(0), m0.eq(0),
+                        ct.eq(ct + 1), co_base.eq(co_base + cols),
+                        cols_left.eq(cols_left - cols),
+                        w_ct_base.eq(w_ct_base + desc.k_len),
+                        pt_last.eq(desc.n_pt == 1), ct_last.eq(ct + 2 == desc.n_ct),
+                    ]
+                    with m.If(ct_last):
+                        fsm.go("FLUSH")
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+        with fsm.state("FLUSH"):
+            m.d.comb += [self.busy.eq(1), count_en.eq(1)]
+            with m.If(idle):
+                m.d.sync += layer_count.eq(0)
                 with m.Switch(layer):
-                    for index, entry in enumerate(program):
-                        with m.Case(index):
-                            m.d.sync += [
-                                desc.eq(descriptor_const(self._desc_layout, entry)),
-                                w_ct_base.eq(entry.w_base), rows_left.eq(entry.npix),
-                                cols_left.eq(entry.cout),
-                                is_first.eq(1), is_feed.eq(1), is_last.eq(entry.k_len == 1),
-                                is_tail.eq(entry.tail_from == 0),
-                                is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
-                                ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),
-                                ct_last.eq(entry.n_ct == 1),
-                                fold["ylo"].eq(-entry.start_iy),
-                                fold["yhi"].eq(entry.in_h - entry.start_iy),
-                                fold["xlo"].eq(-entry.start_ix),
-                                fold["xhi"].eq(entry.in_w - entry.start_ix),
-                                fold_addr.eq((entry.in_base + entry.start_base)
-                                             % (1 << aw)),
-                            ]
-                m.d.sync += walk_step.eq(1)
-                m.next = "WALK"
-            with m.State("WALK"):
-                # rows walker steps; their records enter the bank two cycles later each
-                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-                with m.If(rec_fresh):
-                    m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
-                m.d.sync += walk_count.eq(walk_count + 1)
-                with m.If(walk_count == rows + stages - 1):
-                    m.d.sync += walk_step.eq(1)             # RUN's tile cycle 0
-                    m.next = "RUN"
+                    for n in range(n_layers):
+                        with m.Case(n):
+                            m.d.sync += layer_regs[n].eq(layer_count + 1)
+                m.d.sync += layer.eq(layer + 1)
+                with m.If(layer == n_layers - 1):
+                    m.d.sync += out_idx.eq(0)
+                    fsm.go("UNLOAD_READ")
                 with m.Else():
-                    m.d.sync += walk_step.eq(walk_count + 1 < rows)
-            with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
-                             push.eq(is_last)]
-                # the next tile's records: walker steps at j < rows, shifted in at
-                # 2 <= j <= rows + 1 (complete at the tile's end: P >= rows + 2)
-                nxt_new = shifted(nxt)
-                with m.If(rec_fresh):
-                    m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt_new)]
-                # reduction counters (ci, ky, kx) as an address offset
-                with m.If(is_feed):
-                    with m.If(is_last):
-                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0),
-                                     kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
-                    with m.Elif(~kx_last):
-                        m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1),
-                                     kx_last.eq(kx + 2 == desc.kw)]
-                    with m.Elif(~ky_last):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky),
-                                     kx_last.eq(desc.kw == 1), ky_last.eq(ky + 2 == desc.kh)]
-                    with m.Else():
-                        m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci),
-                                     kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
-                # tile boundary
-                j_flags(is_end)
-                m.d.sync += walk_step.eq(Mux(is_end, ~(pt_last & ct_last), j + 1 < rows))
-                with m.If(is_end):
-                    m.d.sync += j.eq(0)
-                    m.d.sync += [s.eq(Mux(rec_fresh, b, a))
-                                 for s, a, b in zip(cur, nxt, nxt_new)]
-                    with m.If(~pt_last):
-                        carry = m0 + desc.rows_mod >= desc.win
-                        m.d.sync += [
-                            pt.eq(pt + 1), rows_left.eq(rows_left - rows),
-                            q0.eq(q0 + desc.rows_div + carry),
-                            m0.eq(Mux(carry, m0 + desc.rows_mod - desc.win,
-                                      m0 + desc.rows_mod)),
-                            pt_last.eq(pt + 2 == desc.n_pt),
-                        ]
-                    with m.Else():
-                        m.d.sync += [
-                            pt.eq(0), rows_left.eq(desc.npix), q0.eq(0), m0.eq(0),
-                            ct.eq(ct + 1), co_base.eq(co_base + cols),
-                            cols_left.eq(cols_left - cols),
-                            w_ct_base.eq(w_ct_base + desc.k_len),
-                            pt_last.eq(desc.n_pt == 1), ct_last.eq(ct + 2 == desc.n_ct),
-                        ]
-                        with m.If(ct_last):
-                            m.next = "FLUSH"
+                    fsm.go("SETUP")
+        with fsm.state("UNLOAD_READ"):
+            m.d.comb += [self.busy.eq(1), in_unload.eq(1),
+                         unload_addr.eq(self._output_base + out_idx)]
+            fsm.go("UNLOAD_SEND")
+        with fsm.state("UNLOAD_SEND"):
+            m.d.comb += [self.busy.eq(1), in_unload.eq(1),
+                         unload_addr.eq(self._output_base + out_idx),
+                         self.o.valid.eq(1), self.o.payload.eq(self.unload_data)]
+            with m.If(self.o.ready):
+                m.d.sync += out_idx.eq(out_idx + 1)
+                with m.If(out_idx == self._n_out - 1):
+                    m.d.sync += done.eq(1)
+                    fsm.go("IDLE")
                 with m.Else():
-                    m.d.sync += j.eq(j + 1)
-            with m.State("FLUSH"):
-                m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-                with m.If(idle):
-                    m.d.sync += layer_count.eq(0)
-                    with m.Switch(layer):
-                        for n in range(n_layers):
-                            with m.Case(n):
-                                m.d.sync += layer_regs[n].eq(layer_count + 1)
-                    m.d.sync += layer.eq(layer + 1)
-                    with m.If(layer == n_layers - 1):
-                        m.d.sync += out_idx.eq(0)
-                        m.next = "UNLOAD_READ"
-                    with m.Else():
-                        m.next = "SETUP"
-            with m.State("UNLOAD_READ"):
-                m.d.comb += [self.busy.eq(1), in_unload.eq(1),
-                             unload_addr.eq(self._output_base + out_idx)]
-                m.next = "UNLOAD_SEND"
-            with m.State("UNLOAD_SEND"):
-                m.d.comb += [self.busy.eq(1), in_unload.eq(1),
-                             unload_addr.eq(self._output_base + out_idx),
-                             self.o.valid.eq(1), self.o.payload.eq(self.unload_data)]
-                with m.If(self.o.ready):
-                    m.d.sync += out_idx.eq(out_idx + 1)
-                    with m.If(out_idx == self._n_out - 1):
-                        m.d.sync += done.eq(1)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "UNLOAD_READ"
+                    fsm.go("UNLOAD_READ")
         return m
