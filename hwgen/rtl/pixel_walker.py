@@ -1,7 +1,7 @@
 """The pixel walker: output pixels in pool-window order, as receptive-field corners."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import timing
@@ -24,7 +24,10 @@ class PixelWalker(wiring.Component):
     past ``npix`` that fill a last, partial tile.
 
     The state is held as offsets from the start corner, so ``restart`` needs no ``cfg``
-    yet: a layer's configuration may arrive in the same cycle as its restart.
+    yet: a layer's configuration may arrive in the cycle after its restart. The loops'
+    terminal counts are registered flags; the ones of the first pixel come with
+    ``restart`` in ``restart_last`` (from constants the user knows before ``cfg``), so
+    that no compare of ``cfg`` lies in front of a step.
 
     Parameters
     ----------
@@ -39,6 +42,9 @@ class PixelWalker(wiring.Component):
         The layer's walk; must be steady while stepping.
     restart : In(1)
         Go back to the first pixel at the next edge (takes priority over ``step``).
+    restart_last : In(StructLayout({"index": 1, "dx": 1, "dy": 1, "px": 1}))
+        Sampled with ``restart``: ``walk_len == 1``, ``pool == 1``, ``pool == 1`` and
+        ``pw == 1`` of the walk restarted into.
     step : In(1)
         Advance to the next pixel at the next edge.
     iy, ix, base : Out(signed(coord_width))
@@ -61,6 +67,7 @@ class PixelWalker(wiring.Component):
         super().__init__({
             "cfg": In(walker_config_layout(coord_width, count_width)),
             "restart": In(1),
+            "restart_last": In(data.StructLayout({"index": 1, "dx": 1, "dy": 1, "px": 1})),
             "step": In(1),
             "iy": Out(signed(coord_width)),
             "ix": Out(signed(coord_width)),
@@ -94,13 +101,10 @@ class PixelWalker(wiring.Component):
                     for axis, offset in offsets.items()]
 
         # Terminal counts as registered flags, each computed from the next value (see the
-        # sequencer): ``*_last`` is ``x + 1 == bound`` of the current ``x``. After a
-        # restart the counters are 0 and ``cfg`` may only now arrive, so the flags are
-        # then taken from ``cfg`` directly (``fresh``), one cycle.
-        fresh = Signal(init=1)
+        # sequencer): ``*_last`` is ``x + 1 == bound`` of the current ``x``; after a restart
+        # they are ``restart_last``.
         flags = {name: Signal(name=f"{name}_last") for name in ("index", "dx", "dy", "px")}
         bounds = {"index": cfg.walk_len, "dx": cfg.pool, "dy": cfg.pool, "px": cfg.pw}
-        last = {name: Mux(fresh, bounds[name] == 1, flag) for name, flag in flags.items()}
         counters = {"index": index, "dx": dx, "dy": dy, "px": px}
 
         def set_counter(name, step):
@@ -111,29 +115,23 @@ class PixelWalker(wiring.Component):
             return [counter.eq(counter + 1), flags[name].eq(counter + 2 == bounds[name])]
 
         with m.If(self.restart):
-            m.d.sync += [index.eq(0), dx.eq(0), dy.eq(0), px.eq(0), fresh.eq(1)]
+            m.d.sync += [index.eq(0), dx.eq(0), dy.eq(0), px.eq(0)]
+            m.d.sync += [flags[name].eq(self.restart_last[name]) for name in flags]
             m.d.sync += [offset.eq(0) for offset in offsets.values()]
         with m.Elif(self.step):
-            m.d.sync += fresh.eq(0)
-            with m.If(fresh):       # the flags the step leaves alone, from cfg
-                m.d.sync += [flags[name].eq(bounds[name] == 1) for name in flags]
-            with m.If(last["index"]):
+            with m.If(flags["index"]):
                 m.d.sync += [*set_counter("index", 0), *set_counter("dx", 0),
                              *set_counter("dy", 0), *set_counter("px", 0)]
                 m.d.sync += [offset.eq(0) for offset in offsets.values()]
-            with m.Elif(~last["dx"]):
+            with m.Elif(~flags["dx"]):
                 m.d.sync += [*set_counter("index", 1), *set_counter("dx", 1), *advance(0)]
-            with m.Elif(~last["dy"]):
+            with m.Elif(~flags["dy"]):
                 m.d.sync += [*set_counter("index", 1), *set_counter("dx", 0),
                              *set_counter("dy", 1), *advance(1)]
-            with m.Elif(~last["px"]):
+            with m.Elif(~flags["px"]):
                 m.d.sync += [*set_counter("index", 1), *set_counter("dx", 0),
                              *set_counter("dy", 0), *set_counter("px", 1), *advance(2)]
             with m.Else():
                 m.d.sync += [*set_counter("index", 1), *set_counter("dx", 0),
                              *set_counter("dy", 0), *set_counter("px", 0), *advance(3)]
-        with m.Elif(fresh):
-            # the first step comes later: settle the flags from cfg now
-            m.d.sync += [fresh.eq(0), *(flags[name].eq(bounds[name] == 1)
-                                        for name in flags)]
         return m

@@ -365,6 +365,12 @@ class Sequencer(wiring.Component):
                             fold_addr.eq((entry.in_base + entry.start_base)
                                          % (1 << aw)),
                         ]
+                        m.d.comb += [
+                            walker.restart_last.index.eq(entry.walk_len == 1),
+                            walker.restart_last.dx.eq(entry.pool == 1),
+                            walker.restart_last.dy.eq(entry.pool == 1),
+                            walker.restart_last.px.eq(entry.pw == 1),
+                        ]
             m.d.sync += walk_step.eq(1)
             fsm.go("WALK")
         with fsm.state("WALK"):
