@@ -244,6 +244,21 @@ class Sequencer(wiring.Component):
         is_tail, is_end = Signal(), Signal()
         kx_last, ky_last, pt_last, ct_last = Signal(), Signal(), Signal(), Signal()
 
+        # What the next tile boundary loads into the tile counters' flags and the drain's
+        # pool-window position, computed every cycle from the current values: those change
+        # only at tile boundaries (and SETUP), at least timing.tile_period() >= 3 cycles
+        # apart, so these are current by the next boundary, and no adder or compare lies
+        # between is_end and the registers.
+        pre = {"pt_last": Signal(name="pre_pt_last"), "ct_last": Signal(name="pre_ct_last"),
+               "one_pt": Signal(name="pre_one_pt"), "q0": Signal(cw, name="pre_q0"),
+               "m0": Signal(cw, name="pre_m0")}
+        carry = m0 + desc.rows_mod >= desc.win
+        m.d.sync += [
+            pre["pt_last"].eq(pt + 2 == desc.n_pt), pre["ct_last"].eq(ct + 2 == desc.n_ct),
+            pre["one_pt"].eq(desc.n_pt == 1), pre["q0"].eq(q0 + desc.rows_div + carry),
+            pre["m0"].eq(Mux(carry, m0 + desc.rows_mod - desc.win, m0 + desc.rows_mod)),
+        ]
+
         def j_flags(restart):
             """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
             with m.If(restart):
@@ -414,13 +429,9 @@ class Sequencer(wiring.Component):
                 m.d.sync += [s.eq(Mux(rec_fresh, b, a))
                              for s, a, b in zip(cur, nxt, nxt_new)]
                 with m.If(~pt_last):
-                    carry = m0 + desc.rows_mod >= desc.win
                     m.d.sync += [
                         pt.eq(pt + 1), rows_left.eq(rows_left - rows),
-                        q0.eq(q0 + desc.rows_div + carry),
-                        m0.eq(Mux(carry, m0 + desc.rows_mod - desc.win,
-                                  m0 + desc.rows_mod)),
-                        pt_last.eq(pt + 2 == desc.n_pt),
+                        q0.eq(pre["q0"]), m0.eq(pre["m0"]), pt_last.eq(pre["pt_last"]),
                     ]
                 with m.Else():
                     m.d.sync += [
@@ -428,7 +439,7 @@ class Sequencer(wiring.Component):
                         ct.eq(ct + 1), co_base.eq(co_base + cols),
                         cols_left.eq(cols_left - cols),
                         w_ct_base.eq(w_ct_base + desc.k_len),
-                        pt_last.eq(desc.n_pt == 1), ct_last.eq(ct + 2 == desc.n_ct),
+                        pt_last.eq(pre["one_pt"]), ct_last.eq(pre["ct_last"]),
                     ]
                     with m.If(ct_last):
                         fsm.go("FLUSH")
