@@ -353,9 +353,11 @@ def compile_graph(graph, config, *, allow_large=False):
     for kind in engines:
         mine = [l for l, k in zip(layers, kinds) if k == kind]
         int_widths[kind] = max(f.width for l in mine for f in l.w_fmts)
-        need_w = {"shift": 2 + _shift_code_bits(mine), "xnor": p,
-                  "codebook": max((f.bits for l in mine for f in l.w_fmts),
-                                  default=1)}.get(kind, int_widths[kind])
+        if kind == "codebook":
+            need_w = max(f.bits for l in mine for f in l.w_fmts)
+        else:
+            need_w = {"shift": 2 + _shift_code_bits(mine), "xnor": p}.get(kind,
+                                                                         int_widths[kind])
         # an XNOR field is P positions, a code-book field an index: neither is a weight width
         width = need_w if kind in ("xnor", "codebook") else (config.weight_width or need_w)
         if width < need_w:
