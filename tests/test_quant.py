@@ -35,7 +35,8 @@ def write_json(tmp_path, obj, name="spec.json"):
 
 def test_unknown_scheme():
     with pytest.raises(FormatError, match=r"^Scheme must be one of fixed16, fixed8, fixed4, pow2-4, "
-                                          r"bwn, ternary, binary or a JSON file, not 'fixed3'$"):
+                                          r"bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not "
+                                          r"'fixed3'$"):
         quant.load_scheme("fixed3")
 
 
@@ -442,7 +443,7 @@ def test_quantize_matches_the_built_in_path():
     ({"calibration": [["a"]]}, ArgumentError,
      r"Calibration data must be an array of numbers, not 'list'"),
     ({"scheme": "fixed0"}, FormatError,
-     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary or a JSON file, not 'fixed0'"),
+     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not 'fixed0'"),
     ({"name": ""}, ArgumentError, r"Model name must be a non-empty string, not ''"),
 ])
 def test_quantize_refuses_bad_arguments(kwargs, error, message):

@@ -153,10 +153,10 @@ def _builtin():
             Scheme("pow2-4", 8, "auto", Pow2Spec(bits=4)),
             Scheme("bwn", 8, "auto", BinarySpec()),
             Scheme("ternary", 8, "auto", TernarySpec()),
-            Scheme("codebook-4", 8, "auto", CodebookSpec(bits=4)),
-            Scheme("codebook-6", 8, "auto", CodebookSpec(bits=6)),
             Scheme("binary", 8, "auto", BinarySpec(binary_out=True),
-                   first=FixedSpec(binary_out=True), last=FixedSpec()))
+                   first=FixedSpec(binary_out=True), last=FixedSpec()),
+            Scheme("codebook-4", 8, "auto", CodebookSpec(bits=4)),
+            Scheme("codebook-6", 8, "auto", CodebookSpec(bits=6)))
 
 
 #: The built-in schemes by name.

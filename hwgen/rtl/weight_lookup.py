@@ -1,5 +1,7 @@
 """The code-book weight lookup at the edge of a systolic array."""
 
+from itertools import pairwise
+
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -64,7 +66,7 @@ class WeightLookup(wiring.Component):
         if not tables or len(bounds) != len(tables):
             raise ShapeError(f"Lookup needs one bound per table row and at least one row, not "
                              f"{len(bounds)!r} bounds for {len(tables)!r} rows")
-        if bounds[0] != 0 or any(b >= c for b, c in zip(bounds, bounds[1:])):
+        if bounds[0] != 0 or any(b >= c for b, c in pairwise(bounds)):
             raise ShapeError(f"Lookup bounds must start at 0 and ascend, not {list(bounds)!r}")
         lo, hi = -(1 << (value_width - 1)), (1 << (value_width - 1)) - 1
         for row in tables:

@@ -19,7 +19,7 @@ def build_dir(tmp_path_factory):
 
 
 def test_digits_cnn_codebook4_2x2(check, tmp_path, build_dir):
-    design, qmodel = compile_model("builtin:digits-cnn", "codebook-4", "2x2",
+    design, _ = compile_model("builtin:digits-cnn", "codebook-4", "2x2",
                                    tmp_path / "design", vectors=3)
     assert design.engine_kinds == ("codebook",)
     engine = design.engines[0]
