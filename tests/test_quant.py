@@ -68,7 +68,7 @@ def test_scheme_file_not_json(tmp_path):
     ({"input": {"width": 1}}, r"input: width must be an integer from 2 to 32, not 1"),
     ({"layers": {"fc": {"weight_frac": [3, "x"]}}},
      r"layer 'fc': weight_frac entry must be an integer, not 'x'"),
-    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, binary, pow2, ternary, not 'pow3'"),
+    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, binary, codebook, pow2, ternary, not 'pow3'"),
     ({"layers": {"fc": 8}}, r"layer 'fc' must be a JSON object, not 8"),
     ({"default": {"frac": "big"}}, r"default: frac must be an integer or 'auto', not 'big'"),
     ({"layers": {"fc": {"rounding": "stochastic"}}},
@@ -297,7 +297,7 @@ def test_qat_fine_tuning_moves_weights_and_keeps_exactness():
 def test_fixed_is_the_registered_default_kind():
     assert kinds.DEFAULT_KIND == "fixed" and isinstance(kinds.get_kind("fixed"), quant.FixedKind)
     assert quant.LayerSpec is quant.FixedSpec and quant.FixedSpec().kind == "fixed"
-    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, binary, pow2, ternary, not 'pow3'$"):
+    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, binary, codebook, pow2, ternary, not 'pow3'$"):
         kinds.get_kind("pow3")
 
 
