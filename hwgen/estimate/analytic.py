@@ -37,8 +37,9 @@ block          features (design quantities)
                not in a DSP; ``shifter`` = ``a·(w − 2)`` for a shift PE (a barrel shifter
                of ``w − 2`` exponent-code bits); ``p`` binary positions of an XNOR PE
 ``engine``     per engine beyond its PEs: ``feed`` = ``rows · word_width``; a code-book
-               engine's ``lookup`` (its tables' bits, :data:`LOOKUP_LUTS_PER_BIT`; its
-               PEs are ``pe_fixed`` of the entries' width)
+               engine's ``lookup`` (its tables' bits, :data:`LOOKUP_LUTS_PER_BIT`, or a
+               block RAM per column where Yosys finds that cheaper; its PEs are
+               ``pe_fixed`` of the entries' width)
 ``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the result multiplexer);
                ``line`` = ``(rows + cols) · count`` (the job delay line)
 ``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
@@ -215,13 +216,17 @@ def block_features(design, target="ice40-up5k"):
             pe = {"const": 1, "acc": acc, "p": cfg.xnor_width}
         features[f"pe_{engine.kind}"] = {**pe, "count": pes}
         features[f"engine_{engine.kind}"] = {"const": 1, "feed": rows * design.word_width}
+        brams = bram_blocks(len(engine.weight_image), cols * engine.weight_width, rom=True)
         if engine.tables:
-            features[f"engine_{engine.kind}"]["lookup"] = \
-                cols * len(engine.tables) * (1 << engine.weight_width) * engine.value_width
-        exact[f"engine_{engine.kind}"] = {
-            "dsps": pes * dsps,
-            "brams": bram_blocks(len(engine.weight_image), cols * engine.weight_width,
-                                 rom=True)}
+            # one ROM per column, read from the index memory's output into the feed
+            # register: Yosys makes it logic, or a block RAM when that costs it less
+            depth = len(engine.tables) << engine.weight_width
+            rom = bram_blocks(depth, engine.value_width, rom=True)
+            brams += cols * rom
+            if not rom:
+                features[f"engine_{engine.kind}"]["lookup"] = \
+                    cols * depth * engine.value_width
+        exact[f"engine_{engine.kind}"] = {"dsps": pes * dsps, "brams": brams}
     depths = [design.buffer_depth, len(design.param_image), pes] + [
         len(engine.weight_image) for engine in design.engines]
     count = max(depths).bit_length() + 1

@@ -176,5 +176,6 @@ def test_a_local_dask_cluster_gives_the_same_result(mlp_serial):
 def test_unreachable_target():
     with pytest.raises(UnreachableTargetError,
                        match=r"^No configuration reaches the target accuracy 100\.00%; the "
-                             r"most accurate, uniform fixed\d+, reaches \d+\.\d\d%$"):
+                             r"most accurate, uniform (fixed|codebook-)\d+, reaches "
+                             r"\d+\.\d\d%$"):
         search("builtin:mlp", 1.0, budget=20)
