@@ -228,3 +228,30 @@ def test_mixed_json_scheme_round_trips(tmp_path):
     again = quant.scheme_from_json(q.scheme.to_json())
     assert dict(again.layers)["conv2"] == dict(q.scheme.layers)["conv2"]
     assert dict(q.scheme.layers)["conv2"].init == "gaussian"
+
+
+def test_qat_through_train_keeps_a_codebook_per_layer():
+    """``train_qat`` (what ``hwgen train --qat codebook-4`` runs): the fine-tuned shadow
+    weights hold at most 16 values per layer, the checkpoint's state quantizes to exactly
+    those values (rounded), and torch still equals the golden model."""
+    from hwgen.train import train_qat
+    base = load_quantized("builtin:digits-cnn", "codebook-4")
+    net = train_qat(base.float_module, "digits-cnn", base.dataset, "codebook-4", epochs=1)
+    state = net.state_dict()
+    qm = quant.quantize_model(base.float_module, "digits-cnn", net.resolved_scheme(),
+                              base.dataset, qat_state=state)
+    names = [getattr(m, "name", None) for m in net.layers]
+    for layer in qm.graph.layers:
+        if not hasattr(layer, "w_fmts"):
+            continue
+        shadow = state[f"layers.{names.index(layer.name)}.weight"].double()
+        assert len(np.unique(shadow.numpy())) <= 16
+        # the shadow weights moved off the float model's, and each stored weight is its
+        # shadow value rounded to the layer's Q(8, F)
+        fmt = layer.w_fmts[0].value_format
+        want = np.rint(np.ldexp(shadow.numpy(), fmt.frac)).clip(fmt.min_int, fmt.max_int)
+        np.testing.assert_array_equal(layer.weight, want)
+    x = base.dataset.x_test[:32]
+    want = dequantize(golden.run(qm.graph, qm.quantize_input(x)), qm.graph.output_fmt)
+    with torch.no_grad():
+        np.testing.assert_array_equal(qm.module(torch.tensor(np.array(x))).numpy(), want)
