@@ -1,7 +1,7 @@
 """Code-book weights (linear and Gaussian k-means) against dynamic fixed point at 4 and 6
 bits: accuracy and weight bytes per layer, in one run.
 
-    python benchmarks/codebook.py [--qat EPOCHS]
+    python benchmarks/codebook.py [--qat EPOCHS] [--lookup]
 
 The digits CNN (the shipped float checkpoint) on the digits test split, post-training: every
 Conv2d/Linear layer's weights in
@@ -21,6 +21,13 @@ hardware's weights with the float ones, which separates the methods where 450 te
 (0.22 points each) barely do. With ``--qat EPOCHS`` the linear code-books
 are also fine-tuned (centroids only, assignments fixed) for that many epochs through
 :func:`hwgen.train.train_qat`.
+
+With ``--lookup``, the lookup's cost where it is and where it is not: the digits CNN in
+codebook-4 and codebook-6 compiled for a 4×4 array, its
+:class:`~hwgen.rtl.weight_lookup.WeightLookup` synthesized alone for iCE40 (Yosys
+``synth_ice40 -dsp``) with one lookup per column (at the array's edge, as built) and with
+one per PE (``rows·cols`` lookups, each PE turning the indices it passes on into its own
+weight), in LUTs.
 """
 
 import argparse
@@ -73,10 +80,31 @@ def qat(base, scheme, epochs):
                                 base.dataset, qat_state=net.state_dict())
 
 
+def lookup_luts(scheme, rows=4, cols=4):
+    """(edge LUTs, per-PE LUTs, table bits per column) of ``scheme``'s lookup on a
+    ``rows × cols`` array."""
+    from hwgen.compiler import AcceleratorConfig, compile_graph
+    from hwgen.estimate import component_cells, map_cells
+    from hwgen.rtl.weight_lookup import WeightLookup
+    engine = compile_graph(load_quantized(MODEL, scheme).graph,
+                           AcceleratorConfig(rows=rows, cols=cols)).engines[0]
+    luts = []
+    for copies in (1, rows):
+        lookup = WeightLookup(cols * copies, index_width=engine.weight_width,
+                              value_width=engine.value_width,
+                              tables=[row * copies for row in engine.tables],
+                              bounds=engine.table_bounds, addr_width=12)
+        luts.append(map_cells("ice40", component_cells(lookup, "synth_ice40 -dsp"))["luts"])
+    bits = len(engine.tables) * (1 << engine.weight_width) * engine.value_width
+    return luts[0], luts[1], bits
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
                     help="also fine-tune the linear code-books' centroids (0: no)")
+    ap.add_argument("--lookup", action="store_true",
+                    help="also synthesize the lookup at the array edge and at every PE")
     args = ap.parse_args()
     t0 = time.perf_counter()
     rows, names = [], None
@@ -96,6 +124,14 @@ def main():
             "weight SQNR dB", "formats")
     print(f"digits CNN, post-training, 8-bit activations; {len(rows)} configurations")
     print(format_table(head, rows))
+    if args.lookup:
+        rows = []
+        for scheme in ("codebook-4", "codebook-6"):
+            edge, per_pe, bits = lookup_luts(scheme)
+            rows.append((scheme, str(bits), str(edge), str(per_pe), f"{per_pe / edge:.1f}"))
+        print("\nthe lookup on a 4x4 array (iCE40 LUTs, synthesized alone)")
+        print(format_table(("scheme", "table bits/column", "edge (4 lookups)",
+                            "per PE (16 lookups)", "ratio"), rows))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
