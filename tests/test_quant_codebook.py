@@ -232,8 +232,8 @@ def test_mixed_json_scheme_round_trips(tmp_path):
     design = compile_graph(q.graph, AcceleratorConfig(rows=2, cols=2))
     assert design.engine_kinds == ("fixed", "codebook")
     assert [layer.pe_kind for layer in design.layers] == ["fixed", "codebook", "fixed"]
-    # conv2: 16 channels on 2 columns, a table row per channel tile
-    assert len(design.engines[1].tables) == 8
+    # conv2: 32 channels on 2 columns, a table row per channel tile
+    assert len(design.engines[1].tables) == 16
 
 
 def test_qat_through_train_keeps_a_codebook_per_layer():
