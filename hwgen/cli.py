@@ -92,8 +92,9 @@ def _add_model_options(p):
     p.add_argument("model", metavar="MODEL",
                    help="builtin:NAME, an hwgen checkpoint (.pt) or an ONNX file (.onnx)")
     p.add_argument("--scheme", "-s", default=None,
-                   help="fixed16, fixed8 (default), fixed4, pow2-4, bwn, ternary, binary or a "
-                        "JSON spec path; a QONNX file's own quantizers fix its formats")
+                   help="fixed16, fixed8 (default), fixed4, pow2-4, bwn, ternary, binary, "
+                        "codebook-4, codebook-6 or a JSON spec path; a QONNX file's own "
+                        "quantizers fix its formats")
     p.add_argument("--data", metavar="FILE.npz|FOLDER",
                    help="calibration and test data: a .npz of arrays x_train (or x_calib), "
                         "x_test, y_test, or a folder of the four MNIST IDX files (default: "
@@ -146,10 +147,12 @@ def add_compile(sub):
     p.add_argument("--acc-width", type=int, metavar="BITS",
                    help="accumulator bits, 1 to 64, at least what bit growth needs "
                         "(default: what bit growth needs)")
-    p.add_argument("--pe-kind", choices=["auto", "fixed", "shift", "xnor"], default="auto",
+    p.add_argument("--pe-kind", choices=["auto", "fixed", "shift", "xnor", "codebook"],
+                   default="auto",
                    help="auto: one array (engine) per PE kind the layers call for: fixed "
                         "(multipliers), shift (power-of-two weights), xnor (binary weights "
-                        "on binary activations); a kind runs every layer on it, e.g. fixed "
+                        "on binary activations), codebook (table indices in memory, looked "
+                        "up in front of multipliers); a kind runs every layer on it, e.g. fixed "
                         "runs binary layers as integers on multipliers (auto)")
     p.add_argument("--xnor-width", type=int, default=8, metavar="P",
                    help="binary values an XNOR PE takes per cycle, 1 to 64, e.g. 8, 16, 32, "

@@ -12,7 +12,9 @@ Weight memory
     One memory per engine (PE kind); in it one word per (channel tile, reduction step
     ``k``), at ``w_base + tile·K + k``: the ``cols`` weights of that step, column ``c`` in bits ``[c·B, (c+1)·B)``; what a weight
     field holds (``B`` bits) is the PE kind's (``hwgen.compiler.pack`` writes it,
-    the PE kind's ``weight_word_layout`` reads it).
+    the PE kind's ``weight_word_layout`` reads it). A code-book engine's fields are
+    ``B``-bit table indices; its table rows and the address each starts at travel with its
+    image (``hwgen.compiler.EngineImage``), and ``hwgen.rtl.weight_lookup`` reads them.
 Parameter memory
     One word per output channel slot (``param_base + channel``), fields
     :func:`param_word_fields`: the bias at the (scaled) accumulator's binary point, the

@@ -42,6 +42,7 @@ __all__ = [
     "OVERFLOW_MODES",
     "ROUNDING_MODES",
     "BinaryFormat",
+    "CodebookFormat",
     "Pow2Format",
     "QFormat",
     "accumulator_width",
@@ -228,6 +229,70 @@ class BinaryFormat:
         return {"kind": "binary"}
 
 
+@dataclass(frozen=True)
+class CodebookFormat:
+    """Code-book format: each weight is one of ``2**bits`` centroids (a table per layer, or
+    per output channel with ``per_channel``), the centroids fixed point ``Q(width, frac)``.
+
+    Stored in hardware as a ``bits``-bit index into the table; as integers (what the IR
+    holds) the weights are the centroids' ``Q(width, frac)`` integers, so a code-book
+    layer's arithmetic is a fixed-point MAC's. :func:`quantize` with this format rounds to
+    the centroids' format (:attr:`value_format`); which centroids exist is the quantizer's
+    (:mod:`hwgen.quant.codebook`).
+    """
+
+    bits: int
+    width: int
+    frac: int
+    per_channel: bool = False
+
+    kind = "codebook"
+    signed = True
+
+    def __post_init__(self):
+        _check_int(self.bits, "Code-book index bits", minimum=1)
+        if self.bits > 8:
+            raise FormatError(f"Code-book index bits must be at most 8, not {self.bits!r}")
+        _check_int(self.width, "Code-book centroid width", minimum=2)
+        if self.width > 32:
+            raise FormatError(f"Code-book centroid width must be at most 32, not "
+                              f"{self.width!r}")
+        _check_int(self.frac, "Code-book centroid fractional length")
+        if not isinstance(self.per_channel, bool):
+            raise FormatError(f"Code-book per_channel must be a bool, not "
+                              f"{self.per_channel!r}")
+
+    @property
+    def value_format(self):
+        """The centroids' format, ``Q(width, frac)``."""
+        return QFormat(self.width, self.frac)
+
+    @property
+    def entries(self):
+        """Entries of one table: ``2**bits``."""
+        return 1 << self.bits
+
+    @property
+    def stored_bits(self):
+        """Bits per weight in memory: the index."""
+        return self.bits
+
+    @property
+    def min_int(self):
+        return self.value_format.min_int
+
+    @property
+    def max_int(self):
+        return self.value_format.max_int
+
+    def __str__(self):
+        return f"CB{self.bits}{'/ch' if self.per_channel else ''}[Q({self.width},{self.frac})]"
+
+    def to_json(self):
+        return {"kind": "codebook", "bits": self.bits, "width": self.width, "frac": self.frac,
+                "per_channel": self.per_channel}
+
+
 def format_from_json(obj):
     """Inverse of ``fmt.to_json()``."""
     try:
@@ -238,9 +303,11 @@ def format_from_json(obj):
             return Pow2Format(obj["e_min"], obj["e_max"])
         if kind == "binary":
             return BinaryFormat()
+        if kind == "codebook":
+            return CodebookFormat(obj["bits"], obj["width"], obj["frac"], obj["per_channel"])
     except (KeyError, TypeError) as e:
         raise FormatError(f"Format description {obj!r} is incomplete") from e
-    raise FormatError(f"Format kind must be fixed, pow2 or binary, not {kind!r}")
+    raise FormatError(f"Format kind must be fixed, pow2, binary or codebook, not {kind!r}")
 
 
 # --- array helpers: numpy and torch with one set of semantics ---------------------------
@@ -310,8 +377,11 @@ def quantize(x, fmt, rounding="nearest_even", overflow="saturate", seed=None):
         e = np.clip(e, fmt.e_min, fmt.e_max).astype(np.int64)
         q = np.where(mag >= 2.0 ** (fmt.e_min - 1), np.left_shift(1, e - fmt.e_min), 0)
         return _like((np.sign(xn).astype(np.int64) * q).astype(np.int64), x)
+    if isinstance(fmt, CodebookFormat):
+        fmt = fmt.value_format
     if not isinstance(fmt, QFormat):
-        raise FormatError(f"Format must be a QFormat, Pow2Format or BinaryFormat, not {fmt!r}")
+        raise FormatError(f"Format must be a QFormat, Pow2Format, BinaryFormat or "
+                          f"CodebookFormat, not {fmt!r}")
     y = _round_float(np.ldexp(xn, fmt.frac), rounding, seed)
     # Clamp in float first so that the cast to int64 is defined for any input.
     y = np.clip(y, -2.0 ** 63, 2.0 ** 63 - 1024)

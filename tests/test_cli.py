@@ -32,7 +32,8 @@ def test_corrupt_model_gives_one_line(tmp_path, capsys):
 def test_bad_scheme(capsys):
     assert main(["quantize", "builtin:mlp", "--scheme", "fixed5"]) == 1
     assert capsys.readouterr().err == ("hwgen: error: Scheme must be one of fixed16, fixed8, "
-                                       "fixed4, pow2-4, bwn, ternary, binary or a JSON file, not "
+                                       "fixed4, pow2-4, bwn, ternary, binary, codebook-4, "
+                                       "codebook-6 or a JSON file, not "
                                        "'fixed5'\n")
 
 
@@ -181,6 +182,7 @@ def test_demo_bad_scheme_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--scheme", "fixed5"]) == 1
     assert capsys.readouterr().err == ("hwgen: error: Scheme must be one of fixed16, fixed8, "
-                                       "fixed4, pow2-4, bwn, ternary, binary or a JSON file, not "
+                                       "fixed4, pow2-4, bwn, ternary, binary, codebook-4, "
+                                       "codebook-6 or a JSON file, not "
                                        "'fixed5'\n")
     assert list(tmp_path.iterdir()) == []

@@ -139,7 +139,7 @@ CASES = [
     (COMPILE + ["--out", "/sys/x"], r"Output folder '/sys/x' cannot be created in '/sys': .+"),
     # compile and quantize: models and schemes
     (COMPILE + ["--scheme", "fixed5", "--out", "D"],
-     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary or a JSON file, not 'fixed5'"),
+     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not 'fixed5'"),
     (["compile", "missing.pt", "--out", "D"], r"Checkpoint 'missing.pt' does not exist"),
     (["quantize", "missing.pt"], r"Checkpoint 'missing.pt' does not exist"),
     (["quantize", "builtin:nope"], r"Built-in model must be one of .*, not 'builtin:nope'"),
@@ -225,7 +225,7 @@ CASES = [
     (["train", "mlp", "--out", "m.pt", "--epochs", "0", "-q"],
      r"Epochs must be a positive integer, not 0"),
     (["train", "mlp", "--out", "m.pt", "--qat", "fixed0", "-q"],
-     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary or a JSON file, not 'fixed0'"),
+     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not 'fixed0'"),
     (["train", "mlp", "--out", "m.pt", "--qat", "fixed8", "--qat-epochs", "0", "-q"],
      r"QAT epochs must be a positive integer, not 0"),
     (["train", "mlp", "--out", "mywork", "-q"], r"Output 'mywork' is a folder, not a file"),

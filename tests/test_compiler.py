@@ -15,6 +15,7 @@ from hwgen.numerics import (
     HW_OVERFLOW_MODES,
     HW_ROUNDING_MODES,
     BinaryFormat,
+    CodebookFormat,
     Pow2Format,
     QFormat,
     accumulator_width,
@@ -43,7 +44,7 @@ def test_config_errors():
                        match=r"^Array shape must be written ROWSxCOLS like '4x4', not '4by4'$"):
         AcceleratorConfig.parse_array("4by4")
     # (other tests may register more kinds: the message lists them all)
-    with pytest.raises(ArgumentError, match=r"^PE kind must be one of 'fixed'(, '\w+')*, not "
+    with pytest.raises(ArgumentError, match=r"^PE kind must be one of ('\w+', )*'fixed'(, '\w+')*, not "
                                             r"'analog'$"):
         AcceleratorConfig(pe_kind="analog")
     with pytest.raises(ArgumentError, match=r"^Act width must be a positive integer, not 0$"):
@@ -328,3 +329,66 @@ def test_xnor_layers_read_packed_words():
 
 def rng_fixed(shape, seed=1):
     return np.random.default_rng(seed).integers(-100, 100, size=shape)
+
+
+# --- code-book layers --------------------------------------------------------------------
+
+def codebook_conv(name="cb", per_channel=False, cout=5, bits=2, values=(-100, -1, 7, 120)):
+    rng = np.random.default_rng(1)
+    weight = rng.choice(values, size=(cout, 2, 3, 3))
+    fmts = [CodebookFormat(bits, 8, 6, per_channel)] * cout
+    return ir.Conv2d(name, (2, 6, 5), weight, None, F8, fmts, F8)
+
+
+def test_codebook_layers_store_indices_and_tables():
+    layer = codebook_conv()
+    design = compile_graph(graph(layer), AcceleratorConfig(rows=2, cols=2))
+    engine = design.engines[0]
+    assert (engine.kind, engine.weight_width, engine.value_width) == ("codebook", 2, 8)
+    # one row: the layer's table, ascending, for both columns
+    assert engine.tables == (((-100, -1, 7, 120),) * 2,) and engine.table_bounds == (0,)
+    # word (tile, k): column c's index in bits [2c, 2c + 2)
+    index = {-100: 0, -1: 1, 7: 2, 120: 3}
+    w = layer.weight.reshape(5, 18)
+    for tile in range(3):
+        for k in range(18):
+            word = engine.weight_image[tile * 18 + k]
+            for c in range(2):
+                ch = tile * 2 + c
+                want = index[int(w[ch, k])] if ch < 5 else 0
+                assert (word >> (2 * c)) & 3 == want
+    # the same weights in fixed point: words of 2 × 8 bits instead of 2 × 2
+    fixed = compile_graph(graph(ir.Conv2d("f", (2, 6, 5), layer.weight, None, F8, [F8] * 5,
+                                          F8)), AcceleratorConfig(rows=2, cols=2))
+    assert fixed.engines[0].weight_width == 8
+    assert len(fixed.engines[0].weight_image) == len(engine.weight_image)
+    assert design.cycles == fixed.cycles
+    again = CompiledDesign.from_json(json.loads(design.dumps())).engines[0]
+    assert again == engine
+
+
+def test_per_channel_tables_one_row_per_channel_tile():
+    rng = np.random.default_rng(2)
+    weight = np.stack([rng.choice(rng.choice(np.arange(-128, 128), 4, replace=False),
+                                  size=(2, 3, 3)) for _ in range(3)])
+    fmts = [CodebookFormat(2, 8, 6, True)] * 3
+    layer = ir.Conv2d("cb", (2, 6, 5), weight, None, F8, fmts, F8)
+    engine = compile_graph(graph(layer), AcceleratorConfig(rows=2, cols=2)).engines[0]
+    assert engine.table_bounds == (0, 18)
+    for ch in range(3):
+        table = engine.tables[ch // 2][ch % 2]
+        assert set(np.unique(weight[ch])) <= set(table)
+    assert engine.tables[1][1] == (0, 0, 0, 0)      # the edge tile's missing channel
+
+
+def test_codebook_refusals():
+    layer = codebook_conv(values=tuple(range(5)))
+    with pytest.raises(FormatError, match=r"^Layer 'cb': weights take 5 distinct values, "
+                                          r"more than the 4 entries of a code-book table$"):
+        compile_graph(graph(layer), AcceleratorConfig(rows=2, cols=2))
+    with pytest.raises(UnsupportedLayerError, match=r"^PE kind 'codebook' runs code-book "
+                                                    r"weights only, and layers 'c' have none"):
+        compile_graph(graph(conv()), AcceleratorConfig(rows=2, cols=2, pe_kind="codebook"))
+    # on the fixed engine a code-book layer runs its integers on multipliers
+    design = compile_graph(graph(codebook_conv()), AcceleratorConfig(pe_kind="fixed"))
+    assert design.engine_kinds == ("fixed",) and design.engines[0].weight_width == 8

@@ -35,7 +35,8 @@ def write_json(tmp_path, obj, name="spec.json"):
 
 def test_unknown_scheme():
     with pytest.raises(FormatError, match=r"^Scheme must be one of fixed16, fixed8, fixed4, pow2-4, "
-                                          r"bwn, ternary, binary or a JSON file, not 'fixed3'$"):
+                                          r"bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not "
+                                          r"'fixed3'$"):
         quant.load_scheme("fixed3")
 
 
@@ -67,7 +68,7 @@ def test_scheme_file_not_json(tmp_path):
     ({"input": {"width": 1}}, r"input: width must be an integer from 2 to 32, not 1"),
     ({"layers": {"fc": {"weight_frac": [3, "x"]}}},
      r"layer 'fc': weight_frac entry must be an integer, not 'x'"),
-    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, binary, pow2, ternary, not 'pow3'"),
+    ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, binary, codebook, pow2, ternary, not 'pow3'"),
     ({"layers": {"fc": 8}}, r"layer 'fc' must be a JSON object, not 8"),
     ({"default": {"frac": "big"}}, r"default: frac must be an integer or 'auto', not 'big'"),
     ({"layers": {"fc": {"rounding": "stochastic"}}},
@@ -296,7 +297,7 @@ def test_qat_fine_tuning_moves_weights_and_keeps_exactness():
 def test_fixed_is_the_registered_default_kind():
     assert kinds.DEFAULT_KIND == "fixed" and isinstance(kinds.get_kind("fixed"), quant.FixedKind)
     assert quant.LayerSpec is quant.FixedSpec and quant.FixedSpec().kind == "fixed"
-    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, binary, pow2, ternary, not 'pow3'$"):
+    with pytest.raises(FormatError, match=r"^Quantizer kind must be one of fixed, binary, codebook, pow2, ternary, not 'pow3'$"):
         kinds.get_kind("pow3")
 
 
@@ -442,7 +443,7 @@ def test_quantize_matches_the_built_in_path():
     ({"calibration": [["a"]]}, ArgumentError,
      r"Calibration data must be an array of numbers, not 'list'"),
     ({"scheme": "fixed0"}, FormatError,
-     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary or a JSON file, not 'fixed0'"),
+     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not 'fixed0'"),
     ({"name": ""}, ArgumentError, r"Model name must be a non-empty string, not ''"),
 ])
 def test_quantize_refuses_bad_arguments(kwargs, error, message):

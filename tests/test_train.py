@@ -25,7 +25,7 @@ def no_training(monkeypatch):
      r"QAT epochs must be a positive integer, not -1"),
     ({"qat_epochs": 3}, ArgumentError, r"QAT epochs 3 need a QAT scheme to fine-tune for"),
     ({"qat": "fixed0"}, FormatError,
-     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary or a JSON file, not 'fixed0'"),
+     r"Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, not 'fixed0'"),
     ({"dataset": "digits12"}, ShapeError,
      (r"Architecture 'mlp' takes inputs of shape \(1, 8, 8\), not the 'digits12' images of "
       r"shape \(1, 12, 12\)")),
@@ -51,7 +51,7 @@ def test_output_folder_fails_before_training(tmp_path, no_training):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--qat", "fixed0"], ("Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary or a JSON file, "
+    (["--qat", "fixed0"], ("Scheme must be one of fixed16, fixed8, fixed4, pow2-4, bwn, ternary, binary, codebook-4, codebook-6 or a JSON file, "
                            "not 'fixed0'")),
     (["--qat", "fixed8", "--qat-epochs", "0"], "QAT epochs must be a positive integer, not 0"),
     (["--epochs", "-2"], "Epochs must be a positive integer, not -2"),

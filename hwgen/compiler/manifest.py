@@ -57,21 +57,38 @@ class LayerProgram:
 @dataclass(frozen=True)
 class EngineImage:
     """One engine of a design: its PE kind, the widths of a stored weight field and of its
-    PEs' accumulators, and its weight memory's words (:mod:`hwgen.contract`)."""
+    PEs' accumulators, and its weight memory's words (:mod:`hwgen.contract`).
+
+    A code-book engine (kind ``"codebook"``) stores table indices (``weight_width`` bits)
+    and also has ``value_width`` (bits of a looked-up weight, what its MAC PEs take),
+    ``tables`` (table rows: per row, per column, the ``2**weight_width`` entries) and
+    ``table_bounds`` (per row, the first weight memory address that uses it; rows in
+    ascending address order, the first at 0).
+    """
 
     kind: str
     weight_width: int
     acc_width: int
     weight_image: tuple
+    value_width: int = 0
+    tables: tuple = ()
+    table_bounds: tuple = ()
 
     def to_json(self):
-        return {"kind": self.kind, "weight_width": self.weight_width,
-                "acc_width": self.acc_width, "weight_image": list(self.weight_image)}
+        obj = {"kind": self.kind, "weight_width": self.weight_width,
+               "acc_width": self.acc_width, "weight_image": list(self.weight_image)}
+        if self.tables:
+            obj.update(value_width=self.value_width,
+                       tables=[[list(t) for t in row] for row in self.tables],
+                       table_bounds=list(self.table_bounds))
+        return obj
 
     @classmethod
     def from_json(cls, obj):
         return cls(obj["kind"], obj["weight_width"], obj["acc_width"],
-                   tuple(obj["weight_image"]))
+                   tuple(obj["weight_image"]), obj.get("value_width", 0),
+                   tuple(tuple(tuple(t) for t in row) for row in obj.get("tables", ())),
+                   tuple(obj.get("table_bounds", ())))
 
 
 @dataclass(frozen=True, eq=False)

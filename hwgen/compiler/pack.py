@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import ArgumentError, DoesNotFitError, FormatError
 
-__all__ = ["pack_fields", "pack_kinds", "pack_shift", "pack_xnor", "packer", "packs", "weight_words"]
+__all__ = ["codebook_indices", "pack_codebook", "pack_fields", "pack_kinds", "pack_shift",
+           "pack_xnor", "packer", "packs", "weight_words"]
 
 _PACKERS = {}
 
@@ -145,3 +146,37 @@ def pack_xnor(block, weight_width):
 
 
 pack_xnor.steps = lambda k, weight_width: -(-k // weight_width)
+
+
+@packs("codebook")
+def pack_codebook(block, weight_width):
+    """Code-book engine (MAC PEs behind a :class:`hwgen.rtl.weight_lookup.WeightLookup`):
+    ``block`` holds table indices (:func:`codebook_indices`), stored unsigned in
+    ``weight_width`` (the index bits). Raises :class:`DoesNotFitError` for an index beyond
+    them."""
+    if block.size and (block.min() < 0 or block.max() >= 1 << weight_width):
+        raise DoesNotFitError(f"Code-book index {int(block.max())!r} does not fit "
+                              f"{weight_width!r} bits")
+    return [pack_fields(block[:, k], weight_width) for k in range(block.shape[1])]
+
+
+def codebook_indices(weights, per_channel, entries):
+    """``(indices, tables)`` of a code-book layer's integer ``weights`` (``(cout, K)``):
+    the table of the layer (or, with ``per_channel``, of each channel) is its distinct
+    values, ascending, padded with zeros to ``entries``; ``tables`` is int64 ``(cout,
+    entries)`` (one row per channel, equal rows for a per-layer table) and ``indices``
+    each weight's entry. Raises :class:`FormatError` for more distinct values than
+    ``entries``."""
+    weights = np.asarray(weights, dtype=np.int64)
+    groups = [weights[c] for c in range(len(weights))] if per_channel else [weights]
+    tables, indices = [], []
+    for group in groups:
+        values = np.unique(group)
+        if len(values) > entries:
+            raise FormatError(f"Weights take {len(values)!r} distinct values, more than the "
+                              f"{entries} entries of a code-book table")
+        tables.append(np.concatenate([values, np.zeros(entries - len(values), np.int64)]))
+        indices.append(np.searchsorted(values, group))
+    if per_channel:
+        return np.stack(indices).astype(np.int64), np.stack(tables)
+    return indices[0].astype(np.int64), np.repeat(tables[0][None, :], len(weights), axis=0)

@@ -45,6 +45,7 @@ from ..errors import (
 from ..numerics import (
     HW_ROUNDING_MODES,
     BinaryFormat,
+    CodebookFormat,
     Pow2Format,
     QFormat,
     accumulator_width,
@@ -154,7 +155,7 @@ def _check_formats(graph, layers):
             f"The input format {graph.input_fmt} must be fixed-point for this accelerator")
     for layer in layers:
         for fmt in layer.w_fmts:
-            if not isinstance(fmt, (QFormat, Pow2Format, BinaryFormat)):
+            if not isinstance(fmt, (QFormat, Pow2Format, BinaryFormat, CodebookFormat)):
                 raise UnsupportedLayerError(
                     f"Layer {layer.name!r} has {fmt} weights, which no PE kind takes")
         if not isinstance(layer.out_fmt, (QFormat, BinaryFormat)):
@@ -168,10 +169,13 @@ def _check_formats(graph, layers):
 
 
 def layer_pe_kind(layer):
-    """The PE kind a layer's formats call for: ``"fixed"`` when any weight is fixed point,
-    ``"xnor"`` for binary weights on binary activations, else ``"shift"`` (power-of-two or
-    binary weights on fixed-point activations)."""
+    """The PE kind a layer's formats call for: ``"codebook"`` for code-book weights,
+    ``"fixed"`` when any weight is fixed point, ``"xnor"`` for binary weights on binary
+    activations, else ``"shift"`` (power-of-two or binary weights on fixed-point
+    activations)."""
     kinds = {fmt.kind for fmt in layer.w_fmts}
+    if "codebook" in kinds:
+        return "codebook"
     if "fixed" in kinds:
         return "fixed"
     if kinds == {"binary"} and isinstance(layer.in_fmt, BinaryFormat):
@@ -192,6 +196,13 @@ def layer_kinds(layers, forced=None):
                 f"PE kind 'xnor' runs binary weights on binary activations only, and layers "
                 f"{', '.join(repr(n) for n in bad)} are not binary on both sides; use "
                 f"--pe-kind auto (pe_kind=None), one engine per kind")
+    if forced == "codebook":
+        bad = [layer.name for layer in layers if layer_pe_kind(layer) != "codebook"]
+        if bad:
+            raise UnsupportedLayerError(
+                f"PE kind 'codebook' runs code-book weights only, and layers "
+                f"{', '.join(repr(n) for n in bad)} have none; use --pe-kind auto "
+                f"(pe_kind=None), one engine per kind")
     return [forced] * len(layers)
 
 
@@ -273,6 +284,19 @@ def _xnor_block(layer, in_shape, p):
             .reshape(cout, groups * kh * kw * p))
 
 
+def _codebook_block(layer, index_bits):
+    """``(indices, tables)`` of a code-book layer: its weights as ``(cout, K)`` table
+    indices and each channel's table (:func:`hwgen.compiler.pack.codebook_indices`),
+    ``2**index_bits`` entries."""
+    fmt = layer.w_fmts[0]
+    try:
+        return pack.codebook_indices(layer.weight.reshape(layer.out_channels, layer.reduction),
+                                     fmt.per_channel, 1 << index_bits)
+    except FormatError as e:
+        text = str(e)
+        raise FormatError(f"Layer {layer.name!r}: {text[:1].lower()}{text[1:]}") from None
+
+
 def walk_deltas(h, w, stride, pad, pool, pw):
     """Start values and per-level steps of the hardware pixel walker.
 
@@ -330,8 +354,13 @@ def compile_graph(graph, config, *, allow_large=False):
     for kind in engines:
         mine = [l for l, k in zip(layers, kinds) if k == kind]
         int_widths[kind] = max(f.width for l in mine for f in l.w_fmts)
-        need_w = {"shift": 2 + _shift_code_bits(mine), "xnor": p}.get(kind, int_widths[kind])
-        width = need_w if kind == "xnor" else (config.weight_width or need_w)
+        if kind == "codebook":
+            need_w = max(f.bits for l in mine for f in l.w_fmts)
+        else:
+            need_w = {"shift": 2 + _shift_code_bits(mine), "xnor": p}.get(kind,
+                                                                         int_widths[kind])
+        # an XNOR field is P positions, a code-book field an index: neither is a weight width
+        width = need_w if kind in ("xnor", "codebook") else (config.weight_width or need_w)
         if width < need_w:
             raise DoesNotFitError(f"Weights need {need_w} bits but the config stores "
                                   f"{width!r}; raise weight_width")
@@ -382,6 +411,8 @@ def compile_graph(graph, config, *, allow_large=False):
             max(1, (p - 1).bit_length())))), allow_large=allow_large)
 
     images = {kind: [] for kind in engines}
+    # code-book engines: table rows (per column, the table) and the address each starts at
+    table_rows, table_bounds = [], []
     param_image, programs = [], []
     pe_lat = timing.pe_latency(config.pe_stages)
     post_lat = timing.post_process_latency(scale_width > 0)
@@ -439,9 +470,17 @@ def compile_graph(graph, config, *, allow_large=False):
         # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
         if kind == "xnor":
             wmat = _xnor_block(layer, in_shapes[index], p)
+        elif kind == "codebook":
+            wmat, tables = _codebook_block(layer, weight_widths[kind])
         else:
             wmat = layer.weight.reshape(cout, layer.reduction)
         for ct in range(n_ct):
+            if kind == "codebook" and (ct == 0 or layer.w_fmts[0].per_channel):
+                table_bounds.append(len(image))
+                table_rows.append(tuple(
+                    tuple(int(v) for v in tables[ch]) if ch < cout
+                    else (0,) * (1 << weight_widths[kind])
+                    for ch in range(ct * cols, (ct + 1) * cols)))
             block = np.zeros((cols, wmat.shape[1]), dtype=np.int64)
             chans = wmat[ct * cols:(ct + 1) * cols]
             block[:len(chans)] = chans
@@ -482,7 +521,10 @@ def compile_graph(graph, config, *, allow_large=False):
         input_base=0, output_base=(n_layers % 2) * region,
         layers=tuple(programs),
         engines=tuple(EngineImage(kind, weight_widths[kind], engine_acc[kind],
-                                  tuple(images[kind])) for kind in engines),
+                                  tuple(images[kind]),
+                                  *((int_widths[kind], tuple(table_rows), tuple(table_bounds))
+                                    if kind == "codebook" else ()))
+                      for kind in engines),
         param_image=tuple(param_image),
         roundings=tuple(sorted({l.rounding for l in layers})),
         overflows=tuple(sorted({l.overflow for l in layers})),

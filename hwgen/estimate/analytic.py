@@ -36,7 +36,10 @@ block          features (design quantities)
                activation and weight-field bits; ``lut_mul`` = ``a·w`` for a multiplier
                not in a DSP; ``shifter`` = ``a·(w − 2)`` for a shift PE (a barrel shifter
                of ``w − 2`` exponent-code bits); ``p`` binary positions of an XNOR PE
-``engine``     per engine beyond its PEs: ``feed`` = ``rows · word_width``
+``engine``     per engine beyond its PEs: ``feed`` = ``rows · word_width``; a code-book
+               engine's ``lookup`` (its tables' bits, :data:`LOOKUP_LUTS_PER_BIT`, or a
+               block RAM per column where Yosys finds that cheaper; its PEs are
+               ``pe_fixed`` of the entries' width)
 ``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the result multiplexer);
                ``line`` = ``(rows + cols) · count`` (the job delay line)
 ``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
@@ -108,6 +111,15 @@ COEFFICIENTS = {
     'top': {'luts': {"const": 0.0, "params": 0.055},
         'ffs': {"const": 0.0, "params": 0.011}},
 }
+
+#: PE kinds whose PEs are another kind's (a code-book engine's PEs are MACs).
+PE_BLOCKS = {"codebook": "pe_fixed"}
+
+#: LUTs per table bit of a code-book engine's lookup (``lookup`` = ``cols`` · table rows ·
+#: ``2**index_bits`` · entry bits: a ROM per column, in logic). Measured, not fitted by
+#: ``benchmarks/analytic_estimate.py``: the digits CNN in codebook-4 on 4×4 (3 rows of
+#: 16 8-bit entries per column, 1,536 bits) synthesized 198 LUTs more than in fixed8.
+LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
 FLAT = {"luts": 0.91, "ffs": 0.922}
@@ -191,7 +203,11 @@ def block_features(design, target="ice40-up5k"):
         w, acc = engine.weight_width, engine.acc_width
         pe = {"const": 1, "acc": acc, "a": a, "w": w}
         dsps = 0
-        if engine.kind == "fixed":
+        if engine.kind == "codebook":
+            # MAC PEs of the looked-up weights' width; the tables are ROMs in logic
+            w = engine.value_width
+            pe["w"] = w
+        if engine.kind in ("fixed", "codebook"):
             dsps = dsp_blocks(a, w, dev)
             pe["lut_mul"] = 0 if dsps else a * w
         elif engine.kind == "shift":
@@ -200,10 +216,17 @@ def block_features(design, target="ice40-up5k"):
             pe = {"const": 1, "acc": acc, "p": cfg.xnor_width}
         features[f"pe_{engine.kind}"] = {**pe, "count": pes}
         features[f"engine_{engine.kind}"] = {"const": 1, "feed": rows * design.word_width}
-        exact[f"engine_{engine.kind}"] = {
-            "dsps": pes * dsps,
-            "brams": bram_blocks(len(engine.weight_image), cols * engine.weight_width,
-                                 rom=True)}
+        brams = bram_blocks(len(engine.weight_image), cols * engine.weight_width, rom=True)
+        if engine.tables:
+            # one ROM per column, read from the index memory's output into the feed
+            # register: Yosys makes it logic, or a block RAM when that costs it less
+            depth = len(engine.tables) << engine.weight_width
+            rom = bram_blocks(depth, engine.value_width, rom=True)
+            brams += cols * rom
+            if not rom:
+                features[f"engine_{engine.kind}"]["lookup"] = \
+                    cols * depth * engine.value_width
+        exact[f"engine_{engine.kind}"] = {"dsps": pes * dsps, "brams": brams}
     depths = [design.buffer_depth, len(design.param_image), pes] + [
         len(engine.weight_image) for engine in design.engines]
     count = max(depths).bit_length() + 1
@@ -253,8 +276,10 @@ def analytic_estimate(design, target="ice40-up5k"):
         if name.startswith("engine_"):
             kind = name[len("engine_"):]
             pe = features[f"pe_{kind}"]
-            res = {r: pe["count"] * _linear(COEFFICIENTS[f"pe_{kind}"][r], pe)
+            res = {r: pe["count"] * _linear(COEFFICIENTS[PE_BLOCKS.get(kind, f"pe_{kind}")][r],
+                                            pe)
                    + _linear(COEFFICIENTS["engine"][r], feats) for r in ("luts", "ffs")}
+            res["luts"] += LOOKUP_LUTS_PER_BIT * feats.get("lookup", 0)
         else:
             res = {r: _linear(COEFFICIENTS[name][r], feats) for r in ("luts", "ffs")}
         res.update(exact.get(name, {"dsps": 0, "brams": 0}))

@@ -13,7 +13,9 @@ Multiplier-free PEs are far cheaper, and the estimate says so: a power-of-two we
 the multiply into a shift, counted as one adder of the product's width (a barrel shifter
 is a few levels of multiplexers, about what a ripple adder of that width costs); an
 XNOR/popcount binary MAC is counted as one one-bit add (an XNOR gate plus its share of the
-popcount tree), 1/8 of an 8-bit add.
+popcount tree), 1/8 of an 8-bit add. A code-book engine reads its indices from the weight
+memory and multiplies the looked-up weights; each lookup (a small ROM in logic, a tree of
+multiplexers) is counted as one adder of the entry's width.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def mul_pj(a_width, w_width):
 
 def mac_pj(kind, a_width, w_width, acc_width):
     """Energy of one multiply-accumulate of PE kind ``kind`` (``"fixed"``, ``"shift"``,
-    ``"xnor"``; pJ)."""
+    ``"xnor"``; ``"codebook"`` is ``"fixed"``'s; pJ)."""
     if kind == "xnor":
         return add_pj(1)
     if kind == "shift":
@@ -81,10 +83,14 @@ def network_energy(design, kind=None):
     compute = weights = activations = 0.0
     for layer in design.layers:
         engine = engines[layer.pe_kind]
-        compute += layer.macs * mac_pj(kind or layer.pe_kind, design.act_width,
-                                       engine.weight_width, engine.acc_width)
+        # a code-book engine multiplies the looked-up weights (value_width bits)
+        w_width = engine.value_width or engine.weight_width
+        compute += layer.macs * mac_pj(kind or layer.pe_kind, design.act_width, w_width,
+                                       engine.acc_width)
         steps = layer.tiles * layer.desc.k_len
         weights += steps * cfg.cols * engine.weight_width * SRAM_PJ_PER_BIT
+        if engine.tables:
+            weights += steps * cfg.cols * add_pj(engine.value_width)
         activations += activation_words(design, layer) * design.word_width * SRAM_PJ_PER_BIT
     return EnergyEstimate(compute, weights, activations)
 

@@ -6,9 +6,11 @@ The search space
 A *candidate* gives every Conv2d/Linear layer (its :class:`LayerChoice`):
 
 - its weights, one of :data:`WEIGHT_OPTIONS`: fixed point of 16 down to 2 bits, power of
-  two of 5, 4 or 3 bits (:mod:`hwgen.quant.pow2`), ternary and binary with per-channel
-  scales (``bwn``, :mod:`hwgen.quant.binary`);
-- per-output-channel weight formats or one per layer (fixed point and powers of two);
+  two of 5, 4 or 3 bits (:mod:`hwgen.quant.pow2`), code-books of 6- or 4-bit indices into
+  8-bit centroids (:mod:`hwgen.quant.codebook`, linear k-means), ternary and binary with
+  per-channel scales (``bwn``, :mod:`hwgen.quant.binary`);
+- per-output-channel weight formats or one per layer (fixed point and powers of two;
+  a code-book table per channel or per layer);
 - its output width (:data:`ACT_WIDTHS`), which is the next layer's input width;
 - where its fractional lengths come from: ``sqnr``, the calibration every scheme uses
   (:func:`hwgen.quant.fixed.calibrate_frac`), or ``l2``, :func:`hwgen.explore.analyze`'s
@@ -27,7 +29,7 @@ Costs
 -----
 Every candidate gets every figure (:data:`COLUMNS`): ``weight_bytes`` (the compiled
 design's weight memories: words × ``cols`` fields × field bits; per-layer widths share
-their engine's field), ``model_weight_bytes`` (each layer at its own format, as ``hwgen
+their engine's field; a code-book engine's tables added), ``model_weight_bytes`` (each layer at its own format, as ``hwgen
 quantize`` and ``hwgen compare`` count), ``act_bytes`` (activation buffer traffic per
 inference, :func:`hwgen.explore.energy.activation_bytes`), ``cycles`` (the compiler's
 cycle model), ``luts``, ``ffs``, ``dsps``, ``brams`` and ``fits`` (the instant
@@ -82,9 +84,9 @@ __all__ = ["ACT_WIDTHS", "COLUMNS", "COSTS", "SCHEME_NAME", "WEIGHT_OPTIONS", "C
 SCHEME_NAME = "search"
 
 #: Weight options, from the most bits to the fewest.
-WEIGHT_OPTIONS = ("fixed16", "fixed12", "fixed10", "fixed8", "fixed7", "fixed6", "fixed5",
-                  "pow2-5", "fixed4", "pow2-4", "fixed3", "pow2-3", "fixed2", "ternary",
-                  "bwn")
+WEIGHT_OPTIONS = ("fixed16", "fixed12", "fixed10", "fixed8", "fixed7", "fixed6", "codebook-6",
+                  "fixed5", "pow2-5", "fixed4", "codebook-4", "pow2-4", "fixed3", "pow2-3",
+                  "fixed2", "ternary", "bwn")
 #: Output (activation) and input widths, widest first.
 ACT_WIDTHS = (16, 12, 10, 8, 7, 6, 5, 4, 3, 2)
 #: Where fractional lengths come from.
@@ -141,7 +143,7 @@ class LayerChoice:
 
 
 def _has_channels(option):
-    return option.startswith(("fixed", "pow2"))
+    return option.startswith(("fixed", "pow2", "codebook"))
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def _weight_entry(option, per_channel):
         return {"kind": "fixed", "weight_width": int(option[5:]), "per_channel": per_channel}
     if option.startswith("pow2-"):
         return {"kind": "pow2", "bits": int(option[5:]), "per_channel": per_channel}
+    if option.startswith("codebook-"):
+        return {"kind": "codebook", "bits": int(option[9:]), "per_channel": per_channel}
     if option == "ternary":
         return {"kind": "ternary"}
     return {"kind": "binary"}
@@ -224,7 +228,9 @@ def design_metrics(design, qmodel, target):
     from .energy import activation_bytes, network_energy
     cols = design.config.cols
     out = {
-        "weight_bytes": sum(math.ceil(len(e.weight_image) * cols * e.weight_width / 8)
+        "weight_bytes": sum(math.ceil((len(e.weight_image) * cols * e.weight_width
+                                       + len(e.tables) * cols * (1 << e.weight_width)
+                                       * e.value_width) / 8)
                             for e in design.engines),
         "model_weight_bytes": sum(layer.weight_bytes for layer in qmodel.module.layers
                                   if isinstance(layer, _QuantDense)),

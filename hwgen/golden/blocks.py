@@ -6,7 +6,8 @@ Each function is named after the block it specifies (:func:`pe_mac` for
 :class:`hwgen.rtl.systolic_array.SystolicArray`, :func:`post_process` and
 :func:`max_pool_stream` for :class:`hwgen.rtl.post_process.PostProcess`,
 :func:`pixel_walker` for :class:`hwgen.rtl.pixel_walker.PixelWalker`, :func:`drain` for
-:class:`hwgen.rtl.drain.Drain`). The block tests
+:class:`hwgen.rtl.drain.Drain`, :func:`weight_lookup` for
+:class:`hwgen.rtl.weight_lookup.WeightLookup`). The block tests
 compare the hardware against these functions with ``assert_array_equal``; the compiler's
 documentation uses them to state what each block computes.
 """
@@ -17,7 +18,7 @@ from ..errors import FormatError, ShapeError
 from ..numerics import QFormat, requantize
 
 __all__ = ["drain", "max_pool_stream", "pe_mac", "pe_shift", "pe_xnor", "pixel_walker",
-           "post_process", "systolic_array", "wrap_signed"]
+           "post_process", "systolic_array", "weight_lookup", "wrap_signed"]
 
 
 def wrap_signed(x, width):
@@ -322,3 +323,31 @@ def drain(job, rows, cols, win, out_base, param_base):
                 "param_addr": param_base + job["co_base"] + c,
             })
     return out
+
+
+def weight_lookup(addrs, indices, tables, bounds):
+    """The weights a code-book engine's lookup gives for weight memory reads.
+
+    Read ``t`` is of address ``addrs[t]`` and returned the index word ``indices[t]`` (one
+    index per column); its row is the last ``n`` with ``bounds[n] <= addrs[t]``, and column
+    ``c``'s weight is ``tables[row][c][indices[t][c]]``.
+
+    Parameters
+    ----------
+    addrs : array_like of int, shape (N,)
+    indices : array_like of int, shape (N, cols)
+    tables : array_like of int, shape (rows, cols, entries)
+    bounds : array_like of int, shape (rows,)
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N, cols)
+    """
+    tables = np.asarray(tables, dtype=np.int64)
+    idx = np.asarray(indices, dtype=np.int64)
+    row = np.searchsorted(np.asarray(bounds), np.asarray(addrs), side="right") - 1
+    if idx.ndim != 2 or tables.ndim != 3 or idx.shape[1] != tables.shape[1]:
+        raise ShapeError(f"Lookup indices of shape {idx.shape!r} do not match tables of shape "
+                         f"{tables.shape!r}")
+    cols = np.arange(idx.shape[1])[None, :]
+    return tables[row[:, None], cols, idx]

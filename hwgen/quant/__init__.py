@@ -6,6 +6,7 @@
 :mod:`hwgen.quant.pow2`       the power-of-two kind (shift PEs)
 :mod:`hwgen.quant.binary`     the binary kind (±1 weights, per-channel α; XNOR PEs)
 :mod:`hwgen.quant.ternary`    the ternary kind ({−α, 0, +α} weights, TWN; shift PEs)
+:mod:`hwgen.quant.codebook`   the code-book kind (k-means centroids, b-bit indices)
 :mod:`hwgen.quant.outputs`    output keys every kind shares; binary activations, thresholds
 :mod:`hwgen.quant.scheme`     schemes: built-in names and per-layer JSON specs
 :mod:`hwgen.quant.modules`    the fake-quant torch modules, one per IR node
@@ -27,6 +28,7 @@ loads a checkpoint and quantizes it.
 """
 
 from .binary import BinaryKind, BinarySpec
+from .codebook import CodebookKind, CodebookSpec
 from .fixed import FixedKind, FixedSpec, calibrate_frac, fake_quant
 from .kinds import DEFAULT_KIND, KINDS, QuantKind, get_kind, register_kind
 from .model import LayerRow, QuantizedModel, QuantReport, quantize, quantize_model
@@ -54,6 +56,8 @@ __all__ = [
     "SCHEMES",
     "BinaryKind",
     "BinarySpec",
+    "CodebookKind",
+    "CodebookSpec",
     "FixedKind",
     "FixedSpec",
     "LayerRow",

@@ -109,6 +109,12 @@ class QuantKind:
         included; training mode may differ (stochastic binarization)."""
         return self.fake_quant(layer.weight, layer.w_fmts)
 
+    def layer_int_weights(self, layer):
+        """The stored integers of ``layer``'s weights (int64 numpy); by default
+        :meth:`int_weights` of its weight and formats (a kind whose integers depend on more,
+        such as a code-book's clusters, overrides this)."""
+        return self.int_weights(layer.weight, layer.w_fmts)
+
     def layer_scale(self, layer):
         """``(m, scale_frac)``: the per-channel integer multiplier of ``layer``'s scale
         (int64 numpy) and its fractional bits, or None for a layer without a scale."""

@@ -99,7 +99,7 @@ class _QuantDense(nn.Module):
         return self.kind.layer_bias_formats(self)
 
     def int_weight(self):
-        return self.kind.int_weights(self.weight, self.w_fmts)
+        return self.kind.layer_int_weights(self)
 
     def int_scale(self):
         """``(m, scale_frac)`` of the layer's scale, or None."""

@@ -40,6 +40,10 @@ A path to a JSON file
 ``ternary``
     Ternary weights {−α, 0, +α} with a per-channel α (:mod:`hwgen.quant.ternary`, TWN), fixed8
     activations; they run on shift PEs with 2-bit weight fields.
+``codebook-4``, ``codebook-6``
+    Code-book weights (:mod:`hwgen.quant.codebook`): per layer a table of 16 (64) centroids
+    found by k-means from a linear initialisation, stored ``Q(8, F)``; each weight is a
+    4-bit (6-bit) index. fixed8 activations.
 ``binary``
     The first and the last Conv2d/Linear layer with fixed8 weights, the middle layers with
     binary weights; every layer but the last has binary outputs (so every layer but the
@@ -142,6 +146,7 @@ def _fixed(width):
 
 def _builtin():
     from .binary import BinarySpec
+    from .codebook import CodebookSpec
     from .pow2 import Pow2Spec
     from .ternary import TernarySpec
     return (_fixed(16), _fixed(8), _fixed(4),
@@ -149,7 +154,9 @@ def _builtin():
             Scheme("bwn", 8, "auto", BinarySpec()),
             Scheme("ternary", 8, "auto", TernarySpec()),
             Scheme("binary", 8, "auto", BinarySpec(binary_out=True),
-                   first=FixedSpec(binary_out=True), last=FixedSpec()))
+                   first=FixedSpec(binary_out=True), last=FixedSpec()),
+            Scheme("codebook-4", 8, "auto", CodebookSpec(bits=4)),
+            Scheme("codebook-6", 8, "auto", CodebookSpec(bits=6)))
 
 
 #: The built-in schemes by name.

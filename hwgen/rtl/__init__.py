@@ -5,8 +5,10 @@ it reads :mod:`hwgen.contract` and :mod:`hwgen.timing`).
 ``layouts``            shared payload layouts and mode enums (PECtl, Rounding, PEKind...)
 ``pe``                 the PE interface and the registry of PE kinds (:func:`pe_class`)
 ``pe_mac``             the fixed-point multiply-accumulate PE (kind ``"fixed"``)
+``pe_codebook``        the code-book engine's PE: a MAC (kind ``"codebook"``)
+``weight_lookup``      code-book indices to weights, per column at the array's edge
 ``systolic_array``     rows × cols output-stationary array of any PE kind
-``engine``             one array + its weight memory + its feed and padding
+``engine``             one array + its weight memory (+ lookup) + its feed and padding
 ``act_buffer``         activation memories, one copy per array row, broadcast writes
 ``sequencer``          the phase machine, feed counters and pixel walker of the program
 ``pixel_walker``       output pixels in pool-window order, as receptive-field corners

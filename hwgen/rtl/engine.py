@@ -10,6 +10,7 @@ from ..errors import ShapeError, check_positive
 from .layouts import PECtl, engine_step_layout
 from .pe import pe_class
 from .systolic_array import SystolicArray
+from .weight_lookup import WeightLookup
 
 __all__ = ["Engine"]
 
@@ -43,6 +44,11 @@ class Engine(wiring.Component):
         Bits of ``step.w_addr``.
     product_stages : int
         Pipeline registers on each PE's product.
+    lookup : dict, optional
+        For a code-book engine: ``index_width``, ``tables`` and ``bounds`` of a
+        :class:`~hwgen.rtl.weight_lookup.WeightLookup`. The weight memory then holds
+        ``cols`` indices of ``index_width`` bits a word, and the lookup turns them into the
+        PEs' ``w_width``-bit weights in front of the feed register (no extra cycle).
 
     Members
     -------
@@ -64,7 +70,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, rows, cols, pe_kind, *, a_width, w_width, acc_width, weight_image,
-                 count_width, product_stages=0, word_width=None):
+                 count_width, product_stages=0, word_width=None, lookup=None):
         self._rows = check_positive(rows, "Engine rows", ShapeError)
         self._cols = check_positive(cols, "Engine columns", ShapeError)
         self._pe_cls = pe_class(pe_kind)
@@ -74,8 +80,15 @@ class Engine(wiring.Component):
         self.array = SystolicArray(rows, cols, lambda: self._pe_cls.create(
             a_width=a_width, w_width=w_width, acc_width=acc_width,
             product_stages=product_stages))
-        self._word_layout = data.Layout.cast(self._pe_cls.weight_word_layout(w_width, cols))
-        if data.Layout.cast(self.array.w.shape()).size != self._word_layout.size:
+        self.lookup = None
+        if lookup is not None:
+            self.lookup = WeightLookup(cols, value_width=w_width, addr_width=count_width,
+                                       **lookup)
+            self._word_layout = data.Layout.cast(self.lookup.index.shape())
+        else:
+            self._word_layout = data.Layout.cast(self._pe_cls.weight_word_layout(w_width, cols))
+        if self.lookup is None and \
+                data.Layout.cast(self.array.w.shape()).size != self._word_layout.size:
             raise ShapeError(f"PE kind {pe_kind!r} has weight words of "
                              f"{self._word_layout.size} bits but its PEs take "
                              f"{data.Layout.cast(self.array.w.shape()).size}")
@@ -138,7 +151,14 @@ class Engine(wiring.Component):
             m.d.comb += array.a[r].eq(a)
         ctl = Signal(PECtl, name="feed_ctl")
         w = Signal(array.w.shape(), name="feed_w")
+        if self.lookup is not None:
+            # the code-book tables sit between the memory and the feed register
+            lookup = m.submodules.lookup = self.lookup
+            m.d.comb += [lookup.addr.eq(self.step.w_addr), lookup.index.eq(w_rd.data)]
+            w_data = lookup.value
+        else:
+            w_data = w_rd.data
         m.d.sync += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
-                     ctl.last.eq(step.last), w.eq(w_rd.data)]
+                     ctl.last.eq(step.last), w.eq(w_data)]
         m.d.comb += [array.ctl.eq(ctl), array.w.eq(w), self.result.eq(array.result)]
         return m

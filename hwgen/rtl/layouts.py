@@ -83,6 +83,7 @@ class PEKind(enum.Enum):
     FIXED = "fixed"
     SHIFT = "shift"
     XNOR = "xnor"
+    CODEBOOK = "codebook"
 
     @classmethod
     def from_name(cls, name):

@@ -98,11 +98,16 @@ class Accelerator(wiring.Component):
         coord_width, count_width = self._widths(buf.addr_width)
         engines = []
         for n, image in enumerate(d.engines):
+            lookup = None
+            if image.tables:
+                lookup = {"index_width": image.weight_width, "tables": image.tables,
+                          "bounds": image.table_bounds}
             engines.append(Engine(
                 rows, cols, PEKind.from_name(image.kind), a_width=d.act_width,
-                w_width=image.weight_width, acc_width=image.acc_width,
+                w_width=image.value_width if image.tables else image.weight_width,
+                acc_width=image.acc_width,
                 weight_image=image.weight_image, count_width=count_width,
-                product_stages=d.config.pe_stages, word_width=d.word_width))
+                product_stages=d.config.pe_stages, word_width=d.word_width, lookup=lookup))
             m.submodules[f"engine_{image.kind}"] = engines[-1]
         drain = m.submodules.drain = Drain(rows, cols, [e.acc_shape for e in engines],
                                            count_width, pe_latency=engines[0].pe_latency)

@@ -77,6 +77,19 @@ def test_candidate_spec_is_a_scheme_of_every_kind():
     assert [s.kind for _, s in scheme.layers] == ["fixed", "pow2", "ternary"]
 
 
+def test_codebook_candidates():
+    c = Candidate(8, (LayerChoice("codebook-6", 8, True), LayerChoice("fixed8", 8),
+                      LayerChoice("codebook-4", 6)))
+    assert c.layers[0].label() == "codebook-6/ch a8"
+    spec = candidate_spec(c, NAMES)
+    assert spec["layers"]["conv1"] == {"kind": "codebook", "bits": 6, "per_channel": True,
+                                       "out_width": 8}
+    assert spec["layers"]["fc"] == {"kind": "codebook", "bits": 4, "per_channel": False,
+                                    "out_width": 6}
+    scheme = scheme_from_json(spec)
+    assert [s.kind for _, s in scheme.layers] == ["codebook", "fixed", "codebook"]
+
+
 def test_uniform_candidates():
     assert uniform("fixed6", 2) == Candidate(6, (LayerChoice("fixed6", 6),) * 2)
     assert uniform("bwn", 1) == Candidate(8, (LayerChoice("bwn", 8),))
@@ -88,10 +101,13 @@ def test_uniform_candidates():
 
 def weight_bytes(design_dir):
     """Bytes of the weight memories, counted from the design folder's manifest: every
-    engine's image words × cols fields × the field's bits."""
+    engine's image words × cols fields × the field's bits, and a code-book engine's table
+    entries."""
     manifest = json.loads((design_dir / "manifest.json").read_text())
     cols = manifest["config"]["cols"]
     return sum(len(e["weight_image"]) * cols * e["weight_width"] / 8
+               + sum(len(t) for row in e.get("tables", ()) for t in row)
+               * e.get("value_width", 0) / 8
                for e in manifest["engines"])
 
 
@@ -183,5 +199,6 @@ def test_a_local_dask_cluster_gives_the_same_result(mlp_serial):
 def test_unreachable_target():
     with pytest.raises(UnreachableTargetError,
                        match=r"^No configuration reaches the target accuracy 100\.00%; the "
-                             r"most accurate, uniform fixed\d+, reaches \d+\.\d\d%$"):
+                             r"most accurate, uniform (fixed|codebook-)\d+, reaches "
+                             r"\d+\.\d\d%$"):
         search("builtin:mlp", 1.0, budget=20)
