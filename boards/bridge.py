@@ -34,7 +34,9 @@ class UARTBridge(wiring.Component):
     input words from the bytes that follow and streams them into it, then sends every output
     word as it comes out and, last, the ``cycles`` count. On ``'?'`` it sends the identity
     bytes. A request whose bytes stop for ``timeout`` cycles is abandoned: the accelerator
-    is held in reset for a cycle and the bridge waits for a command again.
+    is held in reset for a cycle (from a register, so that no path runs from the bridge's
+    timeout compare into every register of the accelerator) and the bridge waits for a
+    command again.
 
     Parameters
     ----------
@@ -88,7 +90,8 @@ class UARTBridge(wiring.Component):
         m.submodules.uart_tx = tx = UARTTx(self._divisor)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
 
-        abort = Signal()
+        abort = Signal()        # the accelerator's reset, registered
+        m.d.sync += abort.eq(0)
         kwargs, core = core_ports(self._core_signature)
         m.submodules.core = Instance(self._core, i_clk=ClockSignal(),
                                      i_rst=ResetSignal(allow_reset_less=True) | abort, **kwargs)
@@ -125,8 +128,10 @@ class UARTBridge(wiring.Component):
                         m.next = "PUSH"
                 with m.Elif(idle_for == self._timeout - 1):
                     # the accelerator's reset is synchronous: one cycle returns it to idle
-                    m.d.comb += abort.eq(1)
-                    m.next = "IDLE"
+                    m.d.sync += abort.eq(1)
+                    m.next = "ABORT"
+            with m.State("ABORT"):
+                m.next = "IDLE"             # while the accelerator is in reset
             with m.State("PUSH"):
                 m.d.comb += [self.led_busy.eq(1), core.i.valid.eq(1),
                              core.i.payload.eq(shreg[:self._act_width])]

@@ -122,6 +122,27 @@ def _nextpnr_overflow(log):
     return None
 
 
+#: The clock target nextpnr places for (MHz): above what the parts reach, so that the
+#: placement is timing-driven and the Fmax it reports is the design's, not merely enough
+#: for the board's clock (with the board's 12 or 25 MHz, nextpnr stops improving early).
+PLACE_MHZ = 100
+
+
+def _place_for_speed(work):
+    """Raise the board clock's constraint in the extracted pin file (iCE40 ``.pcf``
+    ``set_frequency``, ECP5 ``.lpf`` ``FREQUENCY``) to :data:`PLACE_MHZ` for nextpnr; the
+    bitstream still runs at the board's clock, which the Fmax check compares with."""
+    import re
+    for path in (work / f"{_NAME}.pcf", work / f"{_NAME}.lpf"):
+        if path.is_file():
+            text = path.read_text()
+            text = re.sub(r"^(set_frequency\s+\S+\s+)\S+", rf"\g<1>{PLACE_MHZ}", text,
+                          flags=re.MULTILINE)
+            text = re.sub(r"^(FREQUENCY\s+(?:PORT|NET)\s+\S+\s+)\S+(\s+HZ)",
+                          rf"\g<1>{PLACE_MHZ * 1_000_000}\g<2>", text, flags=re.MULTILINE)
+            path.write_text(text)
+
+
 def _run(command, workdir, log_name, what):
     from hwgen.estimate.tools import run_tool
     return run_tool([find_tool(command[0]), *command[1:]], workdir, log_name, what)
@@ -183,6 +204,7 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
     work = Path(tempfile.mkdtemp(prefix=f"hwgen-board-{b.name}-"))
     try:
         plan.extract(work)
+        _place_for_speed(work)
         synth, pnr, pack = commands
         if progress is not None:
             progress(f"synthesizing for {dev.part} with Yosys")
