@@ -57,21 +57,29 @@ class LayerProgram:
 @dataclass(frozen=True)
 class EngineImage:
     """One engine of a design: its PE kind, the widths of a stored weight field and of its
-    PEs' accumulators, and its weight memory's words (:mod:`hwgen.contract`)."""
+    PEs' accumulators, its weight memory's words (:mod:`hwgen.contract`) and its
+    accumulator bounds ``((width, overflow), ...)``, which a layer's ``acc_mode`` selects
+    (narrow accumulators; :class:`hwgen.rtl.pe.PE`)."""
 
     kind: str
     weight_width: int
     acc_width: int
     weight_image: tuple
+    acc_modes: tuple = ()
+
+    def __post_init__(self):
+        modes = tuple(tuple(mode) for mode in self.acc_modes) or ((self.acc_width, "wrap"),)
+        object.__setattr__(self, "acc_modes", modes)
 
     def to_json(self):
         return {"kind": self.kind, "weight_width": self.weight_width,
-                "acc_width": self.acc_width, "weight_image": list(self.weight_image)}
+                "acc_width": self.acc_width, "weight_image": list(self.weight_image),
+                "acc_modes": [list(mode) for mode in self.acc_modes]}
 
     @classmethod
     def from_json(cls, obj):
         return cls(obj["kind"], obj["weight_width"], obj["acc_width"],
-                   tuple(obj["weight_image"]))
+                   tuple(obj["weight_image"]), tuple(tuple(m) for m in obj["acc_modes"]))
 
 
 @dataclass(frozen=True, eq=False)

@@ -43,6 +43,8 @@ class Engine(wiring.Component):
         Bits of ``step.w_addr``.
     product_stages : int
         Pipeline registers on each PE's product.
+    acc_modes : tuple of (int, str), optional
+        The PEs' accumulator bounds (:class:`~hwgen.rtl.pe.PE`).
 
     Members
     -------
@@ -54,6 +56,8 @@ class Engine(wiring.Component):
         The running layer's real channels in its last channel group (XNOR kinds).
     result : Out(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
         The array's result registers.
+    acc_mode : In(range(len(acc_modes)))
+        The running layer's accumulator bound (only with two modes or more).
 
     Attributes
     ----------
@@ -64,7 +68,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, rows, cols, pe_kind, *, a_width, w_width, acc_width, weight_image,
-                 count_width, product_stages=0, word_width=None):
+                 count_width, product_stages=0, word_width=None, acc_modes=None):
         self._rows = check_positive(rows, "Engine rows", ShapeError)
         self._cols = check_positive(cols, "Engine columns", ShapeError)
         self._pe_cls = pe_class(pe_kind)
@@ -73,19 +77,22 @@ class Engine(wiring.Component):
         self._count_width = check_positive(count_width, "Engine count width")
         self.array = SystolicArray(rows, cols, lambda: self._pe_cls.create(
             a_width=a_width, w_width=w_width, acc_width=acc_width,
-            product_stages=product_stages))
+            product_stages=product_stages, acc_modes=acc_modes))
         self._word_layout = data.Layout.cast(self._pe_cls.weight_word_layout(w_width, cols))
         if data.Layout.cast(self.array.w.shape()).size != self._word_layout.size:
             raise ShapeError(f"PE kind {pe_kind!r} has weight words of "
                              f"{self._word_layout.size} bits but its PEs take "
                              f"{data.Layout.cast(self.array.w.shape()).size}")
         self._word_width = check_positive(word_width or a_width, "Engine word width")
-        super().__init__({
+        ports = {
             "step": In(engine_step_layout(rows, count_width)),
             "a": In(data.ArrayLayout(unsigned(self._word_width), rows)),
             "tail_bits": In(count_width),
             "result": Out(self.array.result.shape()),
-        })
+        }
+        if "acc_mode" in self.array.signature.members:
+            ports["acc_mode"] = In(self.array.signature.members["acc_mode"].shape)
+        super().__init__(ports)
 
     @property
     def pe_class(self):
@@ -141,4 +148,6 @@ class Engine(wiring.Component):
         m.d.sync += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
                      ctl.last.eq(step.last), w.eq(w_rd.data)]
         m.d.comb += [array.ctl.eq(ctl), array.w.eq(w), self.result.eq(array.result)]
+        if "acc_mode" in self.signature.members:
+            m.d.comb += array.acc_mode.eq(self.acc_mode)
         return m
