@@ -329,9 +329,9 @@ def _acc_modes(layers, kinds, growth, engine_acc):
             modes[kind].append(full)
         index.append(modes[kind].index(full) if full in modes[kind] else
                      next(n for n, (w, _) in enumerate(modes[kind]) if w >= bits))
-    for kind in modes:
-        if not modes[kind]:
-            modes[kind].append((engine_acc[kind], "wrap"))
+    for kind, kind_modes in modes.items():
+        if not kind_modes:
+            kind_modes.append((engine_acc[kind], "wrap"))
     return {kind: tuple(m) for kind, m in modes.items()}, index
 
 

@@ -276,9 +276,10 @@ class AccumulatorReport:
 
     def format_table(self):
         rows = [(q, f"{100 * a:.2f} %", "-" if n is None else str(n)) for q, a, n in self.rows]
+        head = (f"model {self.model}, scheme {self.scheme}: {self.acc_width}-bit accumulators, "
+                f"{self.test_images} test images")
         return "\n".join([
-            f"model {self.model}, scheme {self.scheme}: {self.acc_width}-bit accumulators, "
-            f"{self.test_images} test images",
+            head,
             format_table(["quantization", "accuracy", "overflows"], rows,
                          align=["<", ">", ">"])])
 

@@ -15,12 +15,12 @@ from hwgen.rtl.pe_shift import PEShift
 # --- construction -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("modes, message", [
-    ((), r"^PE accumulator modes must be a non-empty sequence of \(width, overflow\) pairs, "
-         r"not \(\)$"),
-    (((20, "saturate"),), r"^PE accumulator mode width must be at most the accumulator "
-                          r"width 18, not 20$"),
-    (((12, "clip"),), r"^PE accumulator mode overflow must be 'wrap' or 'saturate', not "
-                      r"'clip'$"),
+    ((), (r"^PE accumulator modes must be a non-empty sequence of \(width, overflow\) "
+          r"pairs, not \(\)$")),
+    (((20, "saturate"),), (r"^PE accumulator mode width must be at most the accumulator "
+                           r"width 18, not 20$")),
+    (((12, "clip"),), (r"^PE accumulator mode overflow must be 'wrap' or 'saturate', not "
+                       r"'clip'$")),
 ])
 def test_mode_errors(modes, message):
     with pytest.raises(FormatError, match=message):
