@@ -493,6 +493,12 @@ def add_analyze(sub):
                                    "DIR/analysis.json and DIR/hist_<layer>.png.")
     _add_explore_options(p, "folder for analysis.json and the histograms (new, empty or an "
                             "earlier analysis)")
+    p.add_argument("--acc-width", type=int, metavar="BITS",
+                   help="also report the test accuracy of the model quantized with SCHEME "
+                        "with BITS-bit accumulators (saturating, wrapping) against exact "
+                        "ones (outputs quantized only); writes DIR/accumulator.json")
+    p.add_argument("--scheme", "-s", default="fixed8", metavar="SCHEME",
+                   help="the scheme for --acc-width (fixed8)")
     p.set_defaults(func=cmd_analyze)
 
 
@@ -500,10 +506,29 @@ def cmd_analyze(args):
     from .explore.analyze import analyze, is_analysis_dir, write_analysis
     from .flow import load_float
     widths = _check_explore_args(args, is_analysis_dir, "analysis")
+    if args.acc_width is not None:
+        from .errors import check_int
+        from .ir import MAX_ACC_WIDTH
+        check_int(args.acc_width, "Accumulator width", 2, MAX_ACC_WIDTH)
     fmodel = load_float(args.model, data=args.data)
     result = analyze(fmodel, widths, args.calib)
-    paths = write_analysis(result, args.out)
-    print(json.dumps(result.to_json(), indent=1) if args.json else result.format_table())
+    acc = None
+    if args.acc_width is not None:
+        from .explore.analyze import accumulator_report
+        from .flow import load_quantized
+        acc = accumulator_report(load_quantized(args.model, args.scheme, data=args.data),
+                                 args.acc_width)
+    paths = write_analysis(result, args.out, acc)
+    if args.json:
+        obj = result.to_json()
+        if acc is not None:
+            obj["accumulator"] = acc.to_json()
+        print(json.dumps(obj, indent=1))
+    else:
+        print(result.format_table())
+        if acc is not None:
+            print()
+            print(acc.format_table())
     if not args.json:
         print(f"wrote {args.out}/ ({', '.join(p.name for p in paths)})")
     return 0

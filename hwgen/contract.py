@@ -54,7 +54,8 @@ __all__ = [
 #: ``binary_out`` descriptor field; ``scale`` and ``flip`` in the parameter word. Version 4:
 #: several engines (``engine``, ``tail_from``, ``tail_bits``, ``pack_out``); the output
 #: address of a channel (``offset``, ``bit``) in the parameter word, not in the descriptor.
-CONTRACT_VERSION = 4
+#: Version 5: ``acc_mode`` (narrow accumulators: the engine's accumulator bound).
+CONTRACT_VERSION = 5
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
@@ -146,6 +147,9 @@ class LayerDescriptor:
         "kind": COUNT, "doc": "XNOR layers: first reduction step of the last channel group"})
     tail_bits: int = field(default=0, metadata={
         "kind": COUNT, "doc": "XNOR layers: real channels of the last channel group (1..P)"})
+    acc_mode: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "index of the layer's accumulator bound in its engine's "
+                              "acc_modes (narrow accumulators)"})
 
     def __post_init__(self):
         for f in fields(self):

@@ -29,6 +29,11 @@ folded into an integer threshold per channel, and::
 
 (``flip`` where the folded scale is negative).
 
+A node with ``acc_width`` (intrinsic quantization) computes ``dot`` in an ``acc_width``-bit
+accumulator with ``acc_overflow`` (``"saturate"`` or ``"wrap"``) applied after every
+addition, in the order :func:`hwgen.golden.network.narrow_dot` documents; without it
+(``None``, extrinsic quantization) the sum is exact.
+
 Integer arrays are stored read-only, so nodes are immutable; nodes compare by identity.
 Passes are pure functions ``Graph -> Graph`` that build new nodes with
 :func:`dataclasses.replace`.
@@ -40,11 +45,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import FormatError, ShapeError
-from .numerics import BinaryFormat, QFormat
+from .errors import FormatError, ShapeError, UnsupportedLayerError
+from .numerics import HW_OVERFLOW_MODES, BinaryFormat, QFormat
 
-__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "conv_shape",
-           "frozen_int", "pooled_shape", "stride_pair"]
+__all__ = ["MAX_ACC_WIDTH", "AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d",
+           "check_accumulator", "conv_shape", "frozen_int", "pooled_shape", "stride_pair"]
 
 
 def frozen_int(a):
@@ -82,6 +87,30 @@ def pooled_shape(in_shape, pool):
     return (c, _pooled(h, pool), _pooled(w, pool))
 
 
+#: Widest narrow accumulator a layer may ask for (the golden model computes in int64).
+MAX_ACC_WIDTH = 62
+
+
+def check_accumulator(name, in_fmt, acc_width, acc_overflow):
+    """Refuse a narrow accumulator the hardware cannot give layer ``name``: ``acc_width``
+    must be None or an integer in ``[2, MAX_ACC_WIDTH]``, ``acc_overflow`` ``"saturate"`` or
+    ``"wrap"``, and the layer must not read binary activations (XNOR layers reduce a packed
+    word of positions per step, so there is no per-product addition to bound)."""
+    if acc_overflow not in HW_OVERFLOW_MODES:
+        raise FormatError(f"Layer {name!r} acc_overflow must be one of "
+                          f"{', '.join(HW_OVERFLOW_MODES)}, not {acc_overflow!r}")
+    if acc_width is None:
+        return
+    if isinstance(acc_width, bool) or not isinstance(acc_width, (int, np.integer)) \
+            or not 2 <= acc_width <= MAX_ACC_WIDTH:
+        raise FormatError(f"Layer {name!r} acc_width must be an integer in "
+                          f"[2, {MAX_ACC_WIDTH}], not {acc_width!r}")
+    if isinstance(in_fmt, BinaryFormat):
+        raise UnsupportedLayerError(f"Layer {name!r} reads binary activations (an XNOR "
+                                    f"layer) and cannot have a narrow accumulator; remove "
+                                    f"its acc_width")
+
+
 @dataclass(frozen=True, eq=False)
 class _Dense:
     name: str
@@ -99,9 +128,12 @@ class _Dense:
     scale_frac: int = 0
     threshold: np.ndarray | None = None
     flip: np.ndarray | None = None
+    acc_width: int | None = None
+    acc_overflow: str = "saturate"
 
     def __post_init__(self):
         object.__setattr__(self, "weight", frozen_int(self.weight))
+        check_accumulator(self.name, self.in_fmt, self.acc_width, self.acc_overflow)
         for name in ("scale", "threshold", "flip"):
             value = getattr(self, name)
             if value is not None:

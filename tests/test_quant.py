@@ -55,7 +55,8 @@ def test_scheme_file_not_json(tmp_path):
 @pytest.mark.parametrize("spec,message", [
     ({"layers": {"fc": {"widht": 8}}},
      (r"layer 'fc' has unknown key 'widht'; keys are width, weight_width, out_width, frac, "
-      r"weight_frac, per_channel, rounding, overflow, bias_width, binary_out")),
+      r"weight_frac, per_channel, rounding, overflow, bias_width, binary_out, acc_width, "
+      r"acc_overflow")),
     ({"default": {"width": 0}}, r"default: width must be an integer from 2 to 32, not 0"),
     # A signed 1-bit integer is {-1, 0}: refused (binary weights are the binary kind).
     ({"default": {"width": 1}}, r"default: width must be an integer from 2 to 32, not 1"),

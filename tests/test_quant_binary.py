@@ -32,7 +32,7 @@ def quantized(model, scheme):
     ({"kind": "binary", "stochastic": 1}, r"layer 'fc': stochastic must be true or false, not 1"),
     ({"kind": "binary", "bits": 1},
      (r"layer 'fc' has unknown key 'bits'; keys are scale, scale_frac, stochastic, out_width, "
-      r"frac, binary_out, rounding, overflow, bias_width")),
+      r"frac, binary_out, rounding, overflow, bias_width, acc_width, acc_overflow")),
     ({"binary_out": "no"}, r"layer 'fc': binary_out must be true or false, not 'no'"),
 ])
 def test_bad_binary_entries(tmp_path, entry, message):

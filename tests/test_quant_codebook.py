@@ -31,7 +31,8 @@ from hwgen.quant.modules import QuantLinear
      r"layer 'fc': per_channel must be true or false, not 'no'"),
     ({"kind": "codebook", "width": 8},
      (r"layer 'fc' has unknown key 'width'; keys are bits, weight_width, weight_frac, "
-      r"per_channel, init, out_width, frac, binary_out, rounding, overflow, bias_width")),
+      r"per_channel, init, out_width, frac, binary_out, rounding, overflow, bias_width, "
+      r"acc_width, acc_overflow")),
 ])
 def test_bad_codebook_entries(tmp_path, entry, message):
     p = tmp_path / "s.json"

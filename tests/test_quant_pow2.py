@@ -29,7 +29,7 @@ from hwgen.quant.pow2 import calibrate_e_max, pow2_format
      r"layer 'fc': binary_out must be true or false, not 'yes'"),
     ({"kind": "pow2", "width": 8},
      (r"layer 'fc' has unknown key 'width'; keys are bits, e_max, per_channel, out_width, "
-      r"frac, binary_out, rounding, overflow, bias_width")),
+      r"frac, binary_out, rounding, overflow, bias_width, acc_width, acc_overflow")),
 ])
 def test_bad_pow2_entries(tmp_path, entry, message):
     p = tmp_path / "s.json"

@@ -57,7 +57,9 @@ class LayerProgram:
 @dataclass(frozen=True)
 class EngineImage:
     """One engine of a design: its PE kind, the widths of a stored weight field and of its
-    PEs' accumulators, and its weight memory's words (:mod:`hwgen.contract`).
+    PEs' accumulators, its weight memory's words (:mod:`hwgen.contract`) and its
+    accumulator bounds ``((width, overflow), ...)``, which a layer's ``acc_mode`` selects
+    (narrow accumulators; :class:`hwgen.rtl.pe.PE`).
 
     A code-book engine (kind ``"codebook"``) stores table indices (``weight_width`` bits)
     and also has ``value_width`` (bits of a looked-up weight, what its MAC PEs take),
@@ -70,13 +72,19 @@ class EngineImage:
     weight_width: int
     acc_width: int
     weight_image: tuple
+    acc_modes: tuple = ()
     value_width: int = 0
     tables: tuple = ()
     table_bounds: tuple = ()
 
+    def __post_init__(self):
+        modes = tuple(tuple(mode) for mode in self.acc_modes) or ((self.acc_width, "wrap"),)
+        object.__setattr__(self, "acc_modes", modes)
+
     def to_json(self):
         obj = {"kind": self.kind, "weight_width": self.weight_width,
-               "acc_width": self.acc_width, "weight_image": list(self.weight_image)}
+               "acc_width": self.acc_width, "weight_image": list(self.weight_image),
+               "acc_modes": [list(mode) for mode in self.acc_modes]}
         if self.tables:
             obj.update(value_width=self.value_width,
                        tables=[[list(t) for t in row] for row in self.tables],
@@ -86,7 +94,8 @@ class EngineImage:
     @classmethod
     def from_json(cls, obj):
         return cls(obj["kind"], obj["weight_width"], obj["acc_width"],
-                   tuple(obj["weight_image"]), obj.get("value_width", 0),
+                   tuple(obj["weight_image"]), tuple(tuple(m) for m in obj["acc_modes"]),
+                   obj.get("value_width", 0),
                    tuple(tuple(tuple(t) for t in row) for row in obj.get("tables", ())),
                    tuple(obj.get("table_bounds", ())))
 

@@ -324,6 +324,42 @@ def _layer_acc_bits(layer, kind, act_width, weight_width, int_w, p):
                              layer.reduction)
 
 
+def _narrow(layer, growth_bits):
+    """Whether ``layer``'s narrow accumulator can overflow: it asks for fewer bits than bit
+    growth gives its longest dot product (a wider one is exact, like none)."""
+    return layer.acc_width is not None and layer.acc_width < growth_bits
+
+
+def _acc_modes(layers, kinds, growth, engine_acc):
+    """Per engine kind its accumulator bounds ``((width, overflow), ...)``, and per layer
+    the index of its bound (the descriptor's ``acc_mode``).
+
+    A layer whose narrow accumulator can overflow needs its own ``(acc_width,
+    acc_overflow)``; any other layer shares the first bound at least as wide as its bit
+    growth (nothing overflows there), else the engine's full width with wrap-around (free).
+    So an engine whose layers all ask for one narrow accumulator has one bound and no
+    ``acc_mode`` select."""
+    modes = {kind: [] for kind in engine_acc}
+    for layer, kind, bits in zip(layers, kinds, growth):
+        mode = (layer.acc_width, layer.acc_overflow)
+        if _narrow(layer, bits) and mode not in modes[kind]:
+            modes[kind].append(mode)
+    index = []
+    for layer, kind, bits in zip(layers, kinds, growth):
+        if _narrow(layer, bits):
+            index.append(modes[kind].index((layer.acc_width, layer.acc_overflow)))
+            continue
+        full = (engine_acc[kind], "wrap")
+        if full not in modes[kind] and not any(w >= bits for w, _ in modes[kind]):
+            modes[kind].append(full)
+        index.append(modes[kind].index(full) if full in modes[kind] else
+                     next(n for n, (w, _) in enumerate(modes[kind]) if w >= bits))
+    for kind, kind_modes in modes.items():
+        if not kind_modes:
+            kind_modes.append((engine_acc[kind], "wrap"))
+    return {kind: tuple(m) for kind, m in modes.items()}, index
+
+
 def compile_graph(graph, config, *, allow_large=False):
     """Lower ``graph`` onto ``config``; return a :class:`CompiledDesign`.
 
@@ -370,8 +406,14 @@ def compile_graph(graph, config, *, allow_large=False):
                        for layer in scaled), default=0)
     engine_acc = dict.fromkeys(engines, 0)
     need_acc = 0
+    growth = []
     for layer, kind in zip(layers, kinds):
         bits = _layer_acc_bits(layer, kind, act_width, weight_widths[kind], int_widths[kind], p)
+        growth.append(bits)
+        if _narrow(layer, bits):
+            # the narrow bound, in an accumulator that holds every product exactly
+            bits = max(layer.acc_width, act_width + (
+                weight_widths[kind] if kind == "fixed" else int_widths[kind]))
         engine_acc[kind] = max(engine_acc[kind], bits)
         bias = _thresholds(layer, act_width) if layer.binary_out else layer.bias
         if bias is not None and bias.size:
@@ -384,6 +426,7 @@ def compile_graph(graph, config, *, allow_large=False):
                               f"has {acc_width!r}; raise acc_width")
     if config.acc_width:
         engine_acc = dict.fromkeys(engines, acc_width)
+    acc_modes, layer_modes = _acc_modes(layers, kinds, growth, engine_acc)
 
     # activation memory: two ping-pong regions of the largest tensor
     sizes = [int(np.prod(graph.input_shape))] + [
@@ -466,6 +509,7 @@ def compile_graph(graph, config, *, allow_large=False):
             rounding=layer.rounding, overflow=layer.overflow,
             binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
             engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
+            acc_mode=layer_modes[index],
         )
         # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
         if kind == "xnor":
@@ -521,7 +565,7 @@ def compile_graph(graph, config, *, allow_large=False):
         input_base=0, output_base=(n_layers % 2) * region,
         layers=tuple(programs),
         engines=tuple(EngineImage(kind, weight_widths[kind], engine_acc[kind],
-                                  tuple(images[kind]),
+                                  tuple(images[kind]), acc_modes[kind],
                                   *((int_widths[kind], tuple(table_rows), tuple(table_bounds))
                                     if kind == "codebook" else ()))
                       for kind in engines),

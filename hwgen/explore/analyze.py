@@ -14,6 +14,13 @@ input, see :mod:`hwgen.explore.layers`) separately, on a calibration batch:
 
 The two choices differ where a few large values matter less to the output than the many
 small ones (or more).
+
+With an accumulator width ``N`` (``hwgen analyze --acc-width N``),
+:func:`accumulator_report` compares, on the test split, the quantized model's accuracy with
+output-only quantization (extrinsic: accumulators sized by bit growth) against the same
+model with every Conv2d/Linear layer accumulating in ``N`` bits (intrinsic), saturating and
+wrapping after every addition (:func:`hwgen.golden.network.narrow_dot`); the golden model
+computes both, so these are the hardware's accuracies.
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ from .layers import (
     with_weight,
 )
 
-__all__ = ["HIST_BINS", "Analysis", "FracChoice", "LayerAnalysis", "TensorStats", "analyze",
-           "tensor_stats", "write_analysis"]
+__all__ = ["HIST_BINS", "AccumulatorReport", "Analysis", "FracChoice", "LayerAnalysis",
+           "TensorStats", "accumulator_report", "analyze", "tensor_stats", "write_analysis"]
 
 #: Bins of each histogram.
 HIST_BINS = 64
@@ -231,14 +238,80 @@ def is_analysis_dir(path):
     return (Path(path) / "analysis.json").is_file()
 
 
-def write_analysis(analysis, out_dir):
-    """Write ``analysis.json`` and one ``hist_<layer>.png`` per layer into ``out_dir``
-    (everything is rendered before the first file is written; each file atomically).
-    Returns the paths."""
+def write_analysis(analysis, out_dir, accumulator=None):
+    """Write ``analysis.json``, one ``hist_<layer>.png`` per layer and, with an
+    :class:`AccumulatorReport`, ``accumulator.json`` into ``out_dir`` (everything is
+    rendered before the first file is written; each file atomically). Returns the paths."""
     import json
 
     from ..files import write_files
     files = {"analysis.json": json.dumps(analysis.to_json(), indent=1).encode()}
+    if accumulator is not None:
+        files["accumulator.json"] = json.dumps(accumulator.to_json(), indent=1).encode()
     for la in analysis.layers:
         files[f"hist_{_safe(la.name)}.png"] = _hist_png(la)
     return write_files(out_dir, files)
+
+
+# --- intrinsic vs extrinsic quantization --------------------------------------------------
+
+@dataclass(frozen=True)
+class AccumulatorReport:
+    """Test accuracy of one quantized model with exact accumulators and with ``acc_width``-bit
+    ones. ``rows`` are ``(quantization, accuracy, overflows)``: ``"extrinsic"`` (outputs
+    only), ``"intrinsic saturate"`` and ``"intrinsic wrap"``; ``overflows`` counts the
+    additions the overflow mode changed, summed over the layers and the test images."""
+
+    model: str
+    scheme: str
+    acc_width: int
+    test_images: int
+    rows: tuple
+
+    def to_json(self):
+        return {"model": self.model, "scheme": self.scheme, "acc_width": self.acc_width,
+                "test_images": self.test_images,
+                "rows": [{"quantization": q, "accuracy": a, "overflows": n}
+                         for q, a, n in self.rows]}
+
+    def format_table(self):
+        rows = [(q, f"{100 * a:.2f} %", "-" if n is None else str(n)) for q, a, n in self.rows]
+        head = (f"model {self.model}, scheme {self.scheme}: {self.acc_width}-bit accumulators, "
+                f"{self.test_images} test images")
+        return "\n".join([
+            head,
+            format_table(["quantization", "accuracy", "overflows"], rows,
+                         align=["<", ">", ">"])])
+
+
+def accumulator_report(qmodel, acc_width, x=None, y=None):
+    """:class:`AccumulatorReport` of ``qmodel`` (a :class:`hwgen.quant.QuantizedModel`) with
+    ``acc_width``-bit accumulators in every Conv2d/Linear layer that can have one (XNOR
+    layers keep theirs), on ``x``, ``y`` (default: its data set's test split)."""
+    from dataclasses import replace
+
+    from .. import golden, ir
+    from ..errors import check_int
+    from ..numerics import BinaryFormat
+    acc_width = check_int(acc_width, "Accumulator width", 2, ir.MAX_ACC_WIDTH)
+    x, y = qmodel._test_set(x, y)
+    xi = qmodel.quantize_input(x)
+    y = np.asarray(y)
+    graph = qmodel.graph
+
+    def accuracy(g):
+        out = golden.run(g, xi)
+        return float(np.mean(np.argmax(out.reshape(len(out), -1), axis=1) == y))
+
+    rows = [("extrinsic", accuracy(graph), None)]
+    for mode in ("saturate", "wrap"):
+        layers = tuple(
+            replace(layer, acc_width=acc_width, acc_overflow=mode)
+            if isinstance(layer, (ir.Conv2d, ir.Linear))
+            and not isinstance(layer.in_fmt, BinaryFormat) else layer
+            for layer in graph.layers)
+        g = ir.Graph(graph.name, graph.input_shape, graph.input_fmt, layers)
+        overflows = sum(golden.accumulator_overflows(g, xi).values())
+        rows.append((f"intrinsic {mode}", accuracy(g), overflows))
+    scheme = getattr(qmodel.scheme, "name", str(qmodel.scheme))
+    return AccumulatorReport(qmodel.name, scheme, acc_width, len(xi), tuple(rows))

@@ -31,13 +31,16 @@ def wrap_signed(x, width):
     return ((x & mask) ^ sign) - sign
 
 
-def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0):
+def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0, overflow="wrap"):
     """Cycle-level reference of one MAC processing element.
 
     Step ``t`` presents ``a_seq[t]``, ``w_seq[t]`` and ``ctl_seq[t] = (valid, first, last)``
     at the PE's inputs; at the clock edge that ends the step, when ``valid``,
-    ``acc <= (0 if first else acc) + a*w`` and, when also ``last``, ``result`` loads the
-    same sum. Both registers start at 0 and wrap to ``acc_width`` bits. With
+    ``acc <= bound((0 if first else acc) + a*w)`` and, when also ``last``, ``result`` loads
+    the same sum. Both registers start at 0; ``bound`` is ``overflow`` at ``acc_width`` bits
+    (``"wrap"``: the low bits, two's complement; ``"saturate"``: clamped to the signed
+    range, the sum of the exact product), after every addition as
+    :func:`hwgen.golden.network.narrow_dot` specifies. With
     ``product_stages = S`` the product and the control are registered ``S`` times first, so
     every step takes effect ``S`` cycles later (the PE's latency is ``1 + S``).
 
@@ -51,6 +54,8 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0):
         Width of the accumulator (and of ``result``).
     product_stages : int
         Pipeline registers on the product.
+    overflow : str
+        ``"wrap"`` or ``"saturate"``.
 
     Returns
     -------
@@ -63,23 +68,33 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0):
     if not (a.shape == w.shape == (len(ctl),)):
         raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {w.shape!r} and "
                          f"{ctl.shape!r}")
-    return _accumulate(a * w, ctl, acc_width, product_stages)
+    return _accumulate(a * w, ctl, acc_width, product_stages, overflow)
 
 
-def _accumulate(products, ctl, acc_width, product_stages):
+def _accumulate(products, ctl, acc_width, product_stages, overflow="wrap"):
     """The accumulate/result behaviour every PE kind shares (see :func:`pe_mac`)."""
+    if overflow not in ("wrap", "saturate"):
+        raise FormatError(f"PE overflow must be 'wrap' or 'saturate', not {overflow!r}")
     n = len(products)
     acc = np.int64(0)
     result = np.int64(0)
     results = np.zeros(n, dtype=np.int64)
     s = product_stages
     # The pipeline starts empty: s idle steps in front, the last s steps not yet applied.
-    prods = np.concatenate([np.zeros(s, dtype=np.int64),
-                            wrap_signed(products, acc_width)])[:n]
+    products = np.asarray(products, dtype=np.int64)
+    if overflow == "wrap":
+        products = wrap_signed(products, acc_width)
+        bound = wrap_signed
+    else:
+        lo, hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+
+        def bound(x, _width):
+            return np.int64(min(max(int(x), lo), hi))
+    prods = np.concatenate([np.zeros(s, dtype=np.int64), products])[:n]
     ctl = np.concatenate([np.zeros((s, 3), dtype=np.int64), ctl])[:n]
     for t, (valid, first, last) in enumerate(ctl):
         if valid:
-            total = wrap_signed((0 if first else acc) + prods[t], acc_width)
+            total = bound((0 if first else acc) + prods[t], acc_width)
             acc = total
             if last:
                 result = total
@@ -87,13 +102,14 @@ def _accumulate(products, ctl, acc_width, product_stages):
     return results
 
 
-def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product_stages=0):
+def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product_stages=0,
+             overflow="wrap"):
     """Cycle-level reference of one shift processing element
     (:class:`hwgen.rtl.pe_shift.PEShift`).
 
     The product of step ``t`` is ``0`` when ``zero_seq[t]``, else ``a << code`` negated when
-    ``sign_seq[t]``, wrapped to ``acc_width`` bits; accumulation, ``result`` and the
-    pipeline are those of :func:`pe_mac`.
+    ``sign_seq[t]``; accumulation (with ``overflow``), ``result`` and the pipeline are
+    those of :func:`pe_mac`.
 
     Parameters
     ----------
@@ -104,6 +120,8 @@ def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product
     ctl_seq : array_like of int, shape (N, 3)
         ``(valid, first, last)`` of each step.
     acc_width, product_stages : int
+        As for :func:`pe_mac`.
+    overflow : str
         As for :func:`pe_mac`.
 
     Returns
@@ -118,10 +136,14 @@ def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product
                          f"{sign.shape!r}, {code.shape!r} and {ctl.shape!r}")
     if np.any((code < 0) | (code > 62)):
         raise FormatError(f"Shift codes must be in 0..62, not {code!r}")
-    # Shifting left then wrapping equals wrapping the exact product: only the low bits count.
-    shifted = wrap_signed(a << np.minimum(code, acc_width), acc_width)
+    if overflow == "wrap":
+        # Shifting left then wrapping equals wrapping the exact product: only the low bits
+        # count.
+        shifted = wrap_signed(a << np.minimum(code, acc_width), acc_width)
+    else:
+        shifted = a << code
     prods = np.where(zero != 0, 0, np.where(sign != 0, -shifted, shifted))
-    return _accumulate(prods, ctl, acc_width, product_stages)
+    return _accumulate(prods, ctl, acc_width, product_stages, overflow)
 
 
 def pe_xnor(a_seq, mask_seq, w_seq, ctl_seq, p, acc_width=64, product_stages=0):

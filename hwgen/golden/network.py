@@ -7,6 +7,13 @@ the arithmetic of :mod:`hwgen.ir`'s docstring::
     out = requantize(acc, acc_frac, out_fmt, rounding, overflow)   # or thresholds
     out = relu(out); out = maxpool(out, pool)   # floor mode
 
+Narrow accumulators (intrinsic quantization)
+    A layer with ``acc_width`` computes ``dot`` with :func:`narrow_dot`, the one
+    specification of the order the hardware's PEs follow: the accumulator starts at 0 and
+    each product, in the reduction order ``k = (ci·KH + ky)·KW + kx`` (``ci`` for a Linear
+    layer), is added and then bounded to ``acc_width`` bits by ``acc_overflow``. Such layers
+    always take the reference path.
+
 Two executors compute the same integers:
 
 The reference (:func:`run_layer`, and :func:`run_layers` with ``fast=False``)
@@ -50,9 +57,10 @@ import numpy as np
 
 from .. import ir
 from ..errors import FormatError, ShapeError, UnsupportedLayerError
-from ..numerics import QFormat, requantize
+from ..numerics import QFormat, apply_overflow, requantize
 
-__all__ = ["im2col", "overflow_counts", "run", "run_layer", "run_layers"]
+__all__ = ["accumulator_overflows", "im2col", "narrow_dot", "overflow_counts", "run",
+           "run_layer", "run_layers"]
 
 _FLOAT_EXACT = 2 ** 53
 
@@ -68,6 +76,52 @@ def _exact_matmul(a, b, extra=0):
         raise FormatError(f"Dot products of {a.shape[-1]} terms of magnitude up to "
                           f"{amax!r} × {bmax!r} can overflow a 64-bit accumulator")
     return a @ b
+
+
+def narrow_dot(a, w, acc_width, overflow):
+    """Dot products of the rows of ``a`` ``(M, K)`` with the rows of ``w`` ``(C, K)`` in an
+    ``acc_width``-bit accumulator: ``(dot (M, C), overflows)``.
+
+    The order (the hardware PE's, :class:`hwgen.rtl.pe.PE`, exactly)::
+
+        acc = 0
+        for k in range(K):                      # the reduction order of a, w's columns
+            acc = bound(acc + a[:, k] * w[:, k])
+        dot = acc
+
+    where ``bound`` is ``overflow`` (``"saturate"``: clamp to ``[-2**(W-1), 2**(W-1) - 1]``,
+    ``"wrap"``: keep the low ``W`` bits, two's complement) at ``W = acc_width`` bits, at the
+    product's fractional length ``F_a + F_w``. For a layer, column ``k`` of its im2col
+    matrix (:func:`im2col`) is step ``k`` of the sequencer: ``k = (ci·KH + ky)·KW + kx``,
+    input channel outermost, kernel column innermost (``ci`` alone for a Linear layer);
+    a zero-padding position is the addition of a product 0. The scale, the bias
+    (``acc = dot·scale + bias``) and the requantization then follow in the
+    post-processing unit exactly as for an exact ``dot``: the bias is never added in the
+    narrow accumulator. ``overflows`` counts the additions whose result ``bound`` changed.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
+        raise ShapeError(f"Narrow dot products need (M, K) and (C, K) matrices, not "
+                         f"{a.shape!r} and {w.shape!r}")
+    fmt = QFormat(acc_width, 0)
+    acc = np.zeros((a.shape[0], w.shape[0]), dtype=np.int64)
+    overflows = 0
+    for k in range(a.shape[1]):
+        exact = acc + a[:, k, None] * w[None, :, k]
+        acc = apply_overflow(exact, fmt, overflow)
+        overflows += int(np.count_nonzero(acc != exact))
+    return acc, overflows
+
+
+def _dot(layer, a, w, acc_counts):
+    """``a @ w.T`` of a dense layer: exact, or :func:`narrow_dot` with its accumulator."""
+    if layer.acc_width is None:
+        return _exact_matmul(a, w.T, _bias_bound(layer))
+    dot, n = narrow_dot(a, w, layer.acc_width, layer.acc_overflow)
+    if acc_counts is not None:
+        acc_counts[layer.name] = acc_counts.get(layer.name, 0) + n
+    return dot
 
 
 def im2col(x, kernel, stride=1, padding=0):
@@ -131,19 +185,19 @@ def _bias_bound(layer):
     return 0 if layer.bias is None else int(np.abs(layer.bias).max(initial=0))
 
 
-def _conv2d(layer, x, counts=None):
+def _conv2d(layer, x, counts=None, acc_counts=None):
     cols = im2col(x, layer.kernel, layer.stride, layer.padding)
     n, ho, wo, k = cols.shape
     w = layer.weight.reshape(layer.out_channels, k)
-    dot = _exact_matmul(cols.reshape(-1, k), w.T, _bias_bound(layer))
+    dot = _dot(layer, cols.reshape(-1, k), w, acc_counts)
     out = _post(layer, dot, counts).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
     if layer.pool > 1:
         out = _maxpool(out, layer.pool)
     return np.ascontiguousarray(out)
 
 
-def _linear(layer, x, counts=None):
-    return _post(layer, _exact_matmul(x, layer.weight.T, _bias_bound(layer)), counts)
+def _linear(layer, x, counts=None, acc_counts=None):
+    return _post(layer, _dot(layer, x, layer.weight, acc_counts), counts)
 
 
 def _avgpool(layer, x, counts=None):
@@ -158,13 +212,14 @@ def _avgpool(layer, x, counts=None):
     return out
 
 
-def run_layer(layer, x, counts=None):
+def run_layer(layer, x, counts=None, acc_counts=None):
     """Run one IR node on a batch of integer activations ``(N, *layer.in_shape)``; a dict
-    ``counts`` collects overflow counts (see :func:`overflow_counts`)."""
+    ``counts`` collects overflow counts (see :func:`overflow_counts`), ``acc_counts`` those
+    of narrow accumulators (see :func:`accumulator_overflows`)."""
     if isinstance(layer, ir.Conv2d):
-        return _conv2d(layer, x, counts)
+        return _conv2d(layer, x, counts, acc_counts)
     if isinstance(layer, ir.Linear):
-        return _linear(layer, x, counts)
+        return _linear(layer, x, counts, acc_counts)
     if isinstance(layer, ir.MaxPool2d):
         return _maxpool(x, layer.pool)
     if isinstance(layer, ir.AvgPool2d):
@@ -233,6 +288,18 @@ def overflow_counts(graph, x_int):
     """
     counts = {}
     run_layers(graph, x_int, counts)
+    return counts
+
+
+def accumulator_overflows(graph, x_int):
+    """Per layer with a narrow accumulator (``acc_width``), how many additions its
+    ``acc_overflow`` mode changed on the inputs ``x_int`` (:func:`narrow_dot`), counted
+    over every output position the layer computes (pooled-away ones included): ``{name:
+    count}``."""
+    x = _check_input(graph, x_int)
+    counts = {layer.name: 0 for layer in graph.layers if getattr(layer, "acc_width", None)}
+    for layer in graph.layers:
+        x = run_layer(layer, x, acc_counts=counts)
     return counts
 
 
@@ -320,6 +387,8 @@ def fast_path(layer, in_bound, ieee32=None):
     exactly; saturation bounds (``out_fmt``'s range) too. ``ieee32`` (default: asked
     from torch) says whether float32 may be used.
     """
+    if layer.acc_width is not None:
+        return "int64", "int64"
     k, in_bound = layer.reduction, int(in_bound)
     terms = _fused_terms(layer)
     dtypes = _dtypes(ieee32)

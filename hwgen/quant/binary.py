@@ -63,6 +63,8 @@ class BinarySpec:
     rounding: str = "nearest_even"
     overflow: str = "saturate"
     bias_width: int = 32
+    acc_width: int | None = None
+    acc_overflow: str = "saturate"
 
     kind = "binary"
     KEYS = ("scale", "scale_frac", "stochastic") + OUTPUT_KEYS
@@ -173,7 +175,8 @@ class BinaryKind(QuantKind):
         out = layer.out_fmt
         return replace(spec, out_width=out.width, frac=out.frac, binary_out=layer.binary_out,
                        rounding=layer.rounding, overflow=layer.overflow,
-                       bias_width=layer.bias_width)
+                       bias_width=layer.bias_width, acc_width=layer.acc_width,
+                       acc_overflow=layer.acc_overflow)
 
     def fake_quant(self, weight, w_fmts):
         return binarize(weight)

@@ -88,6 +88,8 @@ class CodebookSpec:
     rounding: str = "nearest_even"
     overflow: str = "saturate"
     bias_width: int = 32
+    acc_width: int | None = None
+    acc_overflow: str = "saturate"
 
     kind = "codebook"
     KEYS = ("bits", "weight_width", "weight_frac", "per_channel", "init") + OUTPUT_KEYS
@@ -265,7 +267,8 @@ class CodebookKind(QuantKind):
         return replace(spec, bits=f0.bits, weight_width=f0.width, per_channel=f0.per_channel,
                        weight_frac=wf if f0.per_channel else wf[0], out_width=out.width,
                        frac=out.frac, binary_out=layer.binary_out, rounding=layer.rounding,
-                       overflow=layer.overflow, bias_width=layer.bias_width)
+                       overflow=layer.overflow, bias_width=layer.bias_width,
+                       acc_width=layer.acc_width, acc_overflow=layer.acc_overflow)
 
     # --- values -------------------------------------------------------------------------
 

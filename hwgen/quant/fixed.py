@@ -6,7 +6,8 @@ Layer keys (all optional): ``width`` (weights and outputs; 8), ``weight_width`` 
 channel), ``per_channel`` (per-output-channel weight formats; false), ``rounding``
 (``nearest_even``, ``nearest_up`` or ``floor``: the layer's requantization;
 ``nearest_even``), ``overflow`` (``saturate`` or ``wrap``; ``saturate``) and ``bias_width``
-(32). Widths are at least 2: a signed 1-bit integer holds only -1 and 0 (binary weights
+(32), ``acc_width`` and ``acc_overflow`` (narrow accumulators, :mod:`hwgen.quant.outputs`).
+Widths are at least 2: a signed 1-bit integer holds only -1 and 0 (binary weights
 are a kind of their own).
 
 ``"auto"`` fractional lengths are calibrated (dynamic fixed point, :func:`calibrate_frac`).
@@ -79,10 +80,12 @@ class FixedSpec:
     overflow: str = "saturate"
     bias_width: int = 32
     binary_out: bool = False
+    acc_width: int | None = None
+    acc_overflow: str = "saturate"
 
     kind = "fixed"
     KEYS = ("width", "weight_width", "out_width", "frac", "weight_frac", "per_channel",
-            "rounding", "overflow", "bias_width", "binary_out")
+            "rounding", "overflow", "bias_width", "binary_out", "acc_width", "acc_overflow")
 
     @classmethod
     def from_json(cls, obj, where, base=None):
@@ -126,6 +129,8 @@ class FixedSpec:
                 raise FormatError(f"{where}: binary_out must be true or false, not "
                                   f"{obj['binary_out']!r}")
             kw["binary_out"] = obj["binary_out"]
+        from .outputs import parse_acc_keys
+        kw.update(parse_acc_keys(obj, where))
         return replace(base, **kw)
 
     def to_json(self):
@@ -133,7 +138,8 @@ class FixedSpec:
         return {"weight_width": self.weight_width, "out_width": self.out_width,
                 "weight_frac": wf, "frac": self.frac, "per_channel": self.per_channel,
                 "rounding": self.rounding, "overflow": self.overflow,
-                "bias_width": self.bias_width, "binary_out": self.binary_out}
+                "bias_width": self.bias_width, "binary_out": self.binary_out,
+                "acc_width": self.acc_width, "acc_overflow": self.acc_overflow}
 
 
 # --- calibration -----------------------------------------------------------------------
@@ -255,7 +261,8 @@ class FixedKind(QuantKind):
         return self.spec_type(weight_width=layer.w_fmts[0].width, out_width=layer.out_fmt.width,
                          weight_frac=wf, frac=layer.out_fmt.frac, per_channel=len(set(wf)) > 1,
                          rounding=layer.rounding, overflow=layer.overflow,
-                         bias_width=layer.bias_width, binary_out=layer.binary_out)
+                         bias_width=layer.bias_width, binary_out=layer.binary_out,
+                         acc_width=layer.acc_width, acc_overflow=layer.acc_overflow)
 
     def weight_bytes(self, count_per_channel, w_fmts):
         return math.ceil(sum(count_per_channel * f.width for f in w_fmts) / 8)

@@ -18,6 +18,12 @@ weights are ``±m·2**-scale_frac`` with the same integer multiplier ``m`` the I
 (:mod:`hwgen.quant.outputs`) takes the sign of that sum in training (straight-through
 gradient) and, in eval mode, compares the integer dot product with the layer's integer
 thresholds, exactly as the golden model does.
+
+A layer with a narrow accumulator (``acc_width``, intrinsic quantization) computes its
+integer dot product in a loop over the reduction, in the order and with the overflow mode
+:func:`hwgen.golden.network.narrow_dot` specifies (int64 tensors: exact; slow), then adds
+the scale and bias and requantizes as usual. Its gradient is the exact sum's
+(straight-through).
 """
 
 from __future__ import annotations
@@ -65,8 +71,12 @@ class QuantInput(nn.Module):
 class _QuantDense(nn.Module):
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu=False,
                  rounding="nearest_even", overflow="saturate", bias_width=32,
-                 dtype=torch.float64, kind=DEFAULT_KIND, spec=None):
+                 dtype=torch.float64, kind=DEFAULT_KIND, spec=None, acc_width=None,
+                 acc_overflow="saturate"):
         super().__init__()
+        ir.check_accumulator(name, in_fmt, acc_width, acc_overflow)
+        self.acc_width = acc_width
+        self.acc_overflow = acc_overflow
         self.name = name
         self.in_shape = tuple(in_shape)
         self.weight = nn.Parameter(torch.tensor(np.array(weight), dtype=dtype))
@@ -130,7 +140,46 @@ class _QuantDense(nn.Module):
     def _acc(self, x):
         w = self.kind.layer_weights(self)
         b = None if self.bias is None else fake_quant(self.bias, self.bias_fmts)
-        return self._linear_op(x, w, b)
+        acc = self._linear_op(x, w, b)
+        if self.acc_width is None:
+            return acc
+        # The narrow accumulator's value, with the exact sum's gradient.
+        dot = self._narrow_dot(x)
+        sc = self.int_scale()
+        w_frac = torch.tensor([f.frac for f in self.w_fmts], dtype=x.dtype)
+        step = 2.0 ** -(self.in_fmt.frac + w_frac + (0 if sc is None else sc[1]))
+        if sc is not None:
+            step = step * torch.tensor(sc[0], dtype=x.dtype)
+        shape = (1, -1) + (1,) * (dot.dim() - 2)
+        narrow = dot * step.reshape(shape)
+        if b is not None:
+            narrow = narrow + b.detach().reshape(shape)
+        return acc + (narrow - acc).detach()
+
+    def _narrow_dot(self, x):
+        """The integer dot products of the narrow accumulator (``x``'s dtype): the loop of
+        :func:`hwgen.golden.network.narrow_dot`, in int64 torch."""
+        xi = torch.round(x.detach() * 2.0 ** self.in_fmt.frac).to(torch.int64)
+        w = torch.from_numpy(self.int_weight()).reshape(self.weight.shape[0], -1)
+        if isinstance(self, QuantConv2d):
+            sy, sx = ir.stride_pair(self.stride)
+            cols = F.unfold(xi.to(torch.float64), self.weight.shape[2:],
+                            padding=self.padding, stride=(sy, sx)).to(torch.int64)
+        else:
+            cols = xi[:, :, None]                              # (N, K, 1)
+        lo, hi = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
+        acc = torch.zeros((cols.shape[0], w.shape[0], cols.shape[2]), dtype=torch.int64)
+        for k in range(cols.shape[1]):
+            acc = acc + w[None, :, k, None] * cols[:, None, k, :]
+            if self.acc_overflow == "saturate":
+                acc = acc.clamp(lo, hi)
+            else:
+                acc = torch.remainder(acc - lo, 1 << self.acc_width) + lo
+        if isinstance(self, QuantConv2d):
+            ho, wo = ir.conv_shape(self.in_shape, tuple(self.weight.shape), self.stride,
+                                   self.padding)[1:]
+            return acc.reshape(len(acc), -1, ho, wo).to(x.dtype)
+        return acc[:, :, 0].to(x.dtype)
 
     def _dense(self, x):
         """The layer's output before pooling."""
@@ -141,8 +190,11 @@ class _QuantDense(nn.Module):
             return binary_activation(self._acc(x))
         # The integer comparison of the hardware: x·2**F_in and the weights' integers are
         # integers, and so is every partial sum of their dot product (exact in float64).
-        w_int = torch.tensor(self.int_weight(), dtype=x.dtype)
-        dot = self._linear_op(x * 2.0 ** self.in_fmt.frac, w_int, None)
+        if self.acc_width is not None:
+            dot = self._narrow_dot(x)
+        else:
+            w_int = torch.tensor(self.int_weight(), dtype=x.dtype)
+            dot = self._linear_op(x * 2.0 ** self.in_fmt.frac, w_int, None)
         thr, flip = self.thresholds()
         shape = (1, -1) + (1,) * (dot.dim() - 2)
         thr = torch.tensor(thr, dtype=x.dtype).reshape(shape)
@@ -154,9 +206,14 @@ class _QuantDense(nn.Module):
         """The IR node's scale/threshold keywords (and its bias, which thresholds absorb)."""
         if self.binary_out:
             thr, flip = self.thresholds()
-            return {"bias": None, "threshold": thr, "flip": flip, "relu": False}
+            extra = {"bias": None, "threshold": thr, "flip": flip, "relu": False}
+            if self.acc_width is not None:
+                extra.update(acc_width=self.acc_width, acc_overflow=self.acc_overflow)
+            return extra
         sc = self.int_scale()
         extra = {"bias": self.int_bias(), "relu": self.relu}
+        if self.acc_width is not None:
+            extra.update(acc_width=self.acc_width, acc_overflow=self.acc_overflow)
         if sc is not None:
             extra.update(scale=sc[0], scale_frac=sc[1])
         return extra
@@ -213,9 +270,11 @@ class QuantConv2d(_QuantDense):
 
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, stride=1,
                  padding=0, relu=False, pool=1, rounding="nearest_even", overflow="saturate",
-                 bias_width=32, dtype=torch.float64, kind=DEFAULT_KIND, spec=None):
+                 bias_width=32, dtype=torch.float64, kind=DEFAULT_KIND, spec=None,
+                 acc_width=None, acc_overflow="saturate"):
         super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
-                         rounding, overflow, bias_width, dtype, kind, spec)
+                         rounding, overflow, bias_width, dtype, kind, spec, acc_width,
+                         acc_overflow)
         self.stride = stride
         self.padding = padding
         self.pool = pool
@@ -241,9 +300,11 @@ class QuantLinear(_QuantDense):
 
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, relu=False,
                  rounding="nearest_even", overflow="saturate", bias_width=32,
-                 dtype=torch.float64, kind=DEFAULT_KIND, spec=None):
+                 dtype=torch.float64, kind=DEFAULT_KIND, spec=None, acc_width=None,
+                 acc_overflow="saturate"):
         super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
-                         rounding, overflow, bias_width, dtype, kind, spec)
+                         rounding, overflow, bias_width, dtype, kind, spec, acc_width,
+                         acc_overflow)
 
     def _linear_op(self, x, w, b):
         return F.linear(x, w, b)

@@ -7,6 +7,13 @@ integer threshold on the dot product; the sign replaces the layer's ReLU), ``rou
 ``overflow`` and ``bias_width`` (32). Binary outputs ignore ``out_width``, ``frac``,
 ``rounding`` and ``overflow``.
 
+Accumulator keys (:data:`ACC_KEYS`, among the output keys): ``acc_width`` (null: the
+accumulator is sized by bit growth and never overflows, only the output is quantized,
+*extrinsic* quantization; an integer: the dot product is accumulated in that many bits at
+the product's fractional length, *intrinsic* quantization) and ``acc_overflow``
+(``saturate`` or ``wrap``; ``saturate``), applied after every addition in the order
+:func:`hwgen.golden.network.narrow_dot` documents.
+
 Binary activations
     ``out = +1 if acc >= 0 else -1`` (sign with sign(0) = +1), where ``acc = dot·α + b`` is
     the layer's real pre-activation. In training the gradient is the straight-through
@@ -25,11 +32,14 @@ from ..errors import FormatError, check_int
 from ..numerics import HW_OVERFLOW_MODES, HW_ROUNDING_MODES, BinaryFormat, QFormat
 from .fixed import MAX_BIAS_WIDTH, calibrate_frac, check_frac, check_width
 
-__all__ = ["OUTPUT_KEYS", "binary_activation", "fold_thresholds", "output_format",
+__all__ = ["ACC_KEYS", "OUTPUT_KEYS", "binary_activation", "fold_thresholds", "output_format",
            "parse_output_keys", "threshold_bits"]
 
 #: The keys every kind's layer entry accepts for the layer's output.
 OUTPUT_KEYS = ("out_width", "frac", "binary_out", "rounding", "overflow", "bias_width")
+#: The accumulator keys (narrow accumulators, see the module docstring).
+ACC_KEYS = ("acc_width", "acc_overflow")
+OUTPUT_KEYS += ACC_KEYS
 
 
 def check_bool(value, what):
@@ -71,13 +81,33 @@ def parse_output_keys(obj, where):
     if "bias_width" in obj:
         kw["bias_width"] = check_width(obj["bias_width"], f"{where}: bias_width",
                                        MAX_BIAS_WIDTH)
+    kw.update(parse_acc_keys(obj, where))
+    return kw
+
+
+def parse_acc_keys(obj, where):
+    """The accumulator keys of the layer entry ``obj`` as dataclass keyword arguments."""
+    from ..ir import MAX_ACC_WIDTH
+    kw = {}
+    if "acc_width" in obj and obj["acc_width"] is not None:
+        kw["acc_width"] = check_int(obj["acc_width"], f"{where}: acc_width", 2, MAX_ACC_WIDTH,
+                                    error=FormatError)
+    elif "acc_width" in obj:
+        kw["acc_width"] = None
+    if "acc_overflow" in obj:
+        kw["acc_overflow"] = check_choice(obj["acc_overflow"], f"{where}: acc_overflow",
+                                          HW_OVERFLOW_MODES)
     return kw
 
 
 def output_keys_to_json(spec):
     return {"out_width": spec.out_width, "frac": spec.frac, "binary_out": spec.binary_out,
             "rounding": spec.rounding, "overflow": spec.overflow,
-            "bias_width": spec.bias_width}
+            "bias_width": spec.bias_width, **acc_keys_to_json(spec)}
+
+
+def acc_keys_to_json(spec):
+    return {"acc_width": spec.acc_width, "acc_overflow": spec.acc_overflow}
 
 
 def output_format(activations, spec):

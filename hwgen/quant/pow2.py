@@ -66,6 +66,8 @@ class Pow2Spec:
     rounding: str = "nearest_even"
     overflow: str = "saturate"
     bias_width: int = 32
+    acc_width: int | None = None
+    acc_overflow: str = "saturate"
 
     kind = "pow2"
     KEYS = ("bits", "e_max", "per_channel") + OUTPUT_KEYS
@@ -159,7 +161,8 @@ class Pow2Kind(QuantKind):
         return self.spec_type(bits=bits, e_max=e, per_channel=len(set(e)) > 1,
                               out_width=out.width, frac=out.frac, binary_out=layer.binary_out,
                               rounding=layer.rounding, overflow=layer.overflow,
-                              bias_width=layer.bias_width)
+                              bias_width=layer.bias_width, acc_width=layer.acc_width,
+                              acc_overflow=layer.acc_overflow)
 
     def weight_bytes(self, count_per_channel, w_fmts):
         return math.ceil(sum(count_per_channel * f.stored_bits for f in w_fmts) / 8)

@@ -49,6 +49,8 @@ class Engine(wiring.Component):
         :class:`~hwgen.rtl.weight_lookup.WeightLookup`. The weight memory then holds
         ``cols`` indices of ``index_width`` bits a word, and the lookup turns them into the
         PEs' ``w_width``-bit weights in front of the feed register (no extra cycle).
+    acc_modes : tuple of (int, str), optional
+        The PEs' accumulator bounds (:class:`~hwgen.rtl.pe.PE`).
 
     Members
     -------
@@ -60,6 +62,8 @@ class Engine(wiring.Component):
         The running layer's real channels in its last channel group (XNOR kinds).
     result : Out(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
         The array's result registers.
+    acc_mode : In(range(len(acc_modes)))
+        The running layer's accumulator bound (only with two modes or more).
 
     Attributes
     ----------
@@ -70,7 +74,8 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, rows, cols, pe_kind, *, a_width, w_width, acc_width, weight_image,
-                 count_width, product_stages=0, word_width=None, lookup=None):
+                 count_width, product_stages=0, word_width=None, lookup=None,
+                 acc_modes=None):
         self._rows = check_positive(rows, "Engine rows", ShapeError)
         self._cols = check_positive(cols, "Engine columns", ShapeError)
         self._pe_cls = pe_class(pe_kind)
@@ -79,7 +84,7 @@ class Engine(wiring.Component):
         self._count_width = check_positive(count_width, "Engine count width")
         self.array = SystolicArray(rows, cols, lambda: self._pe_cls.create(
             a_width=a_width, w_width=w_width, acc_width=acc_width,
-            product_stages=product_stages))
+            product_stages=product_stages, acc_modes=acc_modes))
         self.lookup = None
         if lookup is not None:
             self.lookup = WeightLookup(cols, value_width=w_width, addr_width=count_width,
@@ -93,12 +98,15 @@ class Engine(wiring.Component):
                              f"{self._word_layout.size} bits but its PEs take "
                              f"{data.Layout.cast(self.array.w.shape()).size}")
         self._word_width = check_positive(word_width or a_width, "Engine word width")
-        super().__init__({
+        ports = {
             "step": In(engine_step_layout(rows, count_width)),
             "a": In(data.ArrayLayout(unsigned(self._word_width), rows)),
             "tail_bits": In(count_width),
             "result": Out(self.array.result.shape()),
-        })
+        }
+        if "acc_mode" in self.array.signature.members:
+            ports["acc_mode"] = In(self.array.signature.members["acc_mode"].shape)
+        super().__init__(ports)
 
     @property
     def pe_class(self):
@@ -161,4 +169,6 @@ class Engine(wiring.Component):
         m.d.sync += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
                      ctl.last.eq(step.last), w.eq(w_data)]
         m.d.comb += [array.ctl.eq(ctl), array.w.eq(w), self.result.eq(array.result)]
+        if "acc_mode" in self.signature.members:
+            m.d.comb += array.acc_mode.eq(self.acc_mode)
         return m

@@ -8,10 +8,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import timing
-from ..errors import ArgumentError, check_int
+from ..errors import ArgumentError, FormatError, check_int
 from .layouts import PECtl, PEKind
 
-__all__ = ["PE", "WidthsPE", "pe_class", "pe_kinds"]
+__all__ = ["PE", "WidthsPE", "check_acc_modes", "pe_class", "pe_kinds"]
 
 _KINDS = {}
 
@@ -47,12 +47,24 @@ class PE(wiring.Component):
                 result <= (0 if ctl'.first else acc) + p'
 
     When the control is not valid only the pass-through registers change. The accumulator
-    is ``acc_shape`` wide and wraps; the compiler sizes it so that it never overflows.
+    is ``acc_shape`` wide and wraps; the compiler sizes it so that it never overflows,
+    unless a layer asks for a narrow accumulator: then ``acc_modes`` lists the bounds the
+    PE can apply, ``(width, overflow)`` each, and the ``acc_mode`` port (present with two
+    modes or more; the layer descriptor's ``acc_mode``) selects one. The mode bounds every
+    sum before it is stored, ``acc <= bound((0 if first else acc) + p')`` (and ``result``
+    the same), as :func:`hwgen.golden.network.narrow_dot` specifies: ``"wrap"`` keeps the
+    low ``width`` bits (sign-extended; free at the full width), ``"saturate"`` clamps the
+    exact sum (one bit wider than ``acc_shape``) to ``width`` signed bits: a test that the
+    bits from ``width − 1`` up are all equal and a multiplexer, in the same cycle (the
+    latency does not change).
 
     Parameters
     ----------
     product_stages : int
         Pipeline registers between the product and the accumulator (0 or more).
+    acc_modes : tuple of (int, str), optional
+        The accumulator's bounds ``(width, "wrap" | "saturate")``, ``2 <= width <=
+        acc_shape.width``; default ``((acc_shape.width, "wrap"),)``.
 
     Members
     -------
@@ -70,6 +82,8 @@ class PE(wiring.Component):
         ``ctl_i`` delayed by one cycle, to the right neighbour.
     result : Out(acc_shape)
         The dot product finished by the most recent ``last`` step; held until the next one.
+    acc_mode : In(range(len(acc_modes)))
+        Index of the accumulator bound in ``acc_modes`` (only with two modes or more).
     """
 
     kind = None
@@ -89,11 +103,12 @@ class PE(wiring.Component):
                 raise ArgumentError(f"PE kind {name!r} is already defined by {old.__qualname__}")
             _KINDS[name] = cls
 
-    def __init__(self, *, product_stages=0):
+    def __init__(self, *, product_stages=0, acc_modes=None):
         if type(self).product is PE.product:
             raise TypeError(f"{type(self).__name__} must implement PE.product()")
         self._product_stages = check_int(product_stages, "PE product stages", minimum=0)
-        super().__init__({
+        self._acc_modes = check_acc_modes(acc_modes, Shape.cast(self.acc_shape).width)
+        ports = {
             "a_i": In(self.a_shape),
             "w_i": In(self.w_shape),
             "ctl_i": In(PECtl),
@@ -101,12 +116,21 @@ class PE(wiring.Component):
             "w_o": Out(self.w_shape),
             "ctl_o": Out(PECtl),
             "result": Out(self.acc_shape),
-        })
+        }
+        if len(self._acc_modes) > 1:
+            ports["acc_mode"] = In(range(len(self._acc_modes)))
+        super().__init__(ports)
 
     @classmethod
-    def create(cls, *, a_width, w_width, acc_width, product_stages=0):
+    def create(cls, *, a_width, w_width, acc_width, product_stages=0, acc_modes=None):
         """The PE of this kind for a design's activation, weight and accumulator widths."""
-        return cls(a_width, w_width, acc_width, product_stages=product_stages)
+        return cls(a_width, w_width, acc_width, product_stages=product_stages,
+                   acc_modes=acc_modes)
+
+    @property
+    def acc_modes(self):
+        """The accumulator's bounds, ``((width, overflow), ...)``."""
+        return self._acc_modes
 
     @classmethod
     def weight_shape(cls, w_width):
@@ -205,17 +229,29 @@ class PE(wiring.Component):
             ctl = stage_ctl
 
         acc = Signal(self.acc_shape)
+        width = Shape.cast(self.acc_shape).width
+        # A saturating bound needs the exact sum: one bit more than the accumulator.
+        saturating = any(mode == "saturate" for _, mode in self._acc_modes)
+        exact = Signal(signed(width + 1)) if saturating else Signal(self.acc_shape)
         # One adder serves both the accumulator and the result: selecting 0 for the first
         # step restarts the dot product without a separate clear cycle.
-        total = Signal(self.acc_shape)
         if carry is None:
             with m.If(ctl.first):
-                m.d.comb += total.eq(term)
+                m.d.comb += exact.eq(term)
             with m.Else():
-                m.d.comb += total.eq(acc + term)
+                m.d.comb += exact.eq(acc + term)
         else:
             # The carry-in joins the accumulator's adder (one carry chain, no second adder).
-            m.d.comb += total.eq(Mux(ctl.first, 0, acc) + term + carry)
+            m.d.comb += exact.eq(Mux(ctl.first, 0, acc) + term + carry)
+        bounded = [_bound(m, exact, w, mode, n) for n, (w, mode) in enumerate(self._acc_modes)]
+        total = Signal(self.acc_shape)
+        if len(bounded) == 1:
+            m.d.comb += total.eq(bounded[0])
+        else:
+            with m.Switch(self.acc_mode):
+                for n, value in enumerate(bounded):
+                    with m.Case(n):
+                        m.d.comb += total.eq(value)
 
         with m.If(ctl.valid):
             m.d.sync += acc.eq(total)
@@ -225,6 +261,41 @@ class PE(wiring.Component):
         return m
 
 
+def check_acc_modes(acc_modes, acc_width):
+    """``acc_modes`` as a tuple of ``(width, overflow)`` pairs (default ``((acc_width,
+    "wrap"),)``), each width in ``[2, acc_width]`` and overflow ``"wrap"`` or
+    ``"saturate"``; else :class:`~hwgen.errors.FormatError`."""
+    if acc_modes is None:
+        return ((acc_width, "wrap"),)
+    modes = tuple(tuple(mode) for mode in acc_modes) \
+        if isinstance(acc_modes, (tuple, list)) else None
+    if not modes or any(len(mode) != 2 for mode in modes):
+        raise FormatError(f"PE accumulator modes must be a non-empty sequence of "
+                          f"(width, overflow) pairs, not {acc_modes!r}")
+    for w, mode in modes:
+        check_int(w, "PE accumulator mode width", minimum=2)
+        if w > acc_width:
+            raise FormatError(f"PE accumulator mode width must be at most the accumulator "
+                              f"width {acc_width!r}, not {w!r}")
+        if mode not in ("wrap", "saturate"):
+            raise FormatError(f"PE accumulator mode overflow must be 'wrap' or 'saturate', "
+                              f"not {mode!r}")
+    return modes
+
+
+def _bound(m, exact, width, mode, n):
+    """``exact`` (a signed sum) bounded to ``width`` signed bits by ``mode``."""
+    low = exact[:width].as_signed()
+    if mode == "wrap":
+        return low
+    # The sum fits when every bit from width − 1 up is a copy of the sign.
+    top = exact[width - 1:]
+    fits = Signal(name=f"acc_fits_{n}")
+    m.d.comb += fits.eq((top == 0) | (top == (1 << len(top)) - 1))
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return Mux(fits, low, Mux(exact[-1], lo, hi))
+
+
 class WidthsPE(PE):
     """A PE of a signed activation of ``a_width`` bits, a weight field of ``w_width`` bits
     (laid out by the subclass's :meth:`weight_shape`) and a signed accumulator of
@@ -232,9 +303,9 @@ class WidthsPE(PE):
     subclass checks its widths, then calls ``super().__init__(a_width, w_width, acc_width,
     product_stages=...)``."""
 
-    def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
+    def __init__(self, a_width, w_width, acc_width, *, product_stages=0, acc_modes=None):
         self._a_width, self._w_width, self._acc_width = a_width, w_width, acc_width
-        super().__init__(product_stages=product_stages)
+        super().__init__(product_stages=product_stages, acc_modes=acc_modes)
 
     @property
     def a_width(self):

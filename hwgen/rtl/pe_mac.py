@@ -26,6 +26,8 @@ class PEMac(WidthsPE):
         Weight width in bits (positive).
     acc_width : int
         Accumulator width in bits, at least ``a_width + w_width``.
+    acc_modes : tuple of (int, str), optional
+        The accumulator's bounds (narrow accumulators, see :class:`~hwgen.rtl.pe.PE`).
     product_stages : int
         Pipeline registers on the product (the PE's latency is ``1 + product_stages``,
         see :class:`~hwgen.rtl.pe.PE`).
@@ -40,14 +42,15 @@ class PEMac(WidthsPE):
     kind = PEKind.FIXED
     pad_value = 0
 
-    def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
+    def __init__(self, a_width, w_width, acc_width, *, product_stages=0, acc_modes=None):
         check_positive(a_width, "Activation width")
         check_positive(w_width, "Weight width")
         check_positive(acc_width, "Accumulator width")
         if acc_width < a_width + w_width:
             raise FormatError(f"Accumulator width must be at least the product width "
                               f"{a_width + w_width!r}, not {acc_width!r}")
-        super().__init__(a_width, w_width, acc_width, product_stages=product_stages)
+        super().__init__(a_width, w_width, acc_width, product_stages=product_stages,
+                         acc_modes=acc_modes)
 
     @classmethod
     def weight_shape(cls, w_width):

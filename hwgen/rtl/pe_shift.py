@@ -39,6 +39,8 @@ class PEShift(WidthsPE):
         Stored weight width: 2 + exponent code bits (at least 2).
     acc_width : int
         Accumulator width, at least ``a_width + 1`` (so that ``−a`` is exact).
+    acc_modes : tuple of (int, str), optional
+        The accumulator's bounds (narrow accumulators, see :class:`~hwgen.rtl.pe.PE`).
     product_stages : int
         Pipeline registers on the product (latency ``1 + product_stages``).
 
@@ -51,7 +53,7 @@ class PEShift(WidthsPE):
     kind = PEKind.SHIFT
     pad_value = 0
 
-    def __init__(self, a_width, w_width, acc_width, *, product_stages=0):
+    def __init__(self, a_width, w_width, acc_width, *, product_stages=0, acc_modes=None):
         check_positive(a_width, "Activation width")
         check_positive(w_width, "Weight width")
         if w_width < 2:
@@ -61,7 +63,8 @@ class PEShift(WidthsPE):
         if acc_width < a_width + 1:
             raise FormatError(f"Accumulator width must be at least the activation width + 1 "
                               f"{a_width + 1!r}, not {acc_width!r}")
-        super().__init__(a_width, w_width, acc_width, product_stages=product_stages)
+        super().__init__(a_width, w_width, acc_width, product_stages=product_stages,
+                         acc_modes=acc_modes)
 
     @classmethod
     def code_bits(cls, w_width):

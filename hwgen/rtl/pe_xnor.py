@@ -52,7 +52,7 @@ class PEXnor(PE):
     kind = PEKind.XNOR
     pad_value = 0
 
-    def __init__(self, p, acc_width, *, product_stages=0):
+    def __init__(self, p, acc_width, *, product_stages=0, acc_modes=None):
         self._p = check_positive(p, "XNOR PE width")
         check_positive(acc_width, "Accumulator width")
         need = ceil_log2(p + 1) + 1
@@ -60,13 +60,13 @@ class PEXnor(PE):
             raise FormatError(f"Accumulator width must be at least {need!r} for {p!r} binary "
                               f"products, not {acc_width!r}")
         self._acc_width = acc_width
-        super().__init__(product_stages=product_stages)
+        super().__init__(product_stages=product_stages, acc_modes=acc_modes)
 
     @classmethod
-    def create(cls, *, a_width, w_width, acc_width, product_stages=0):
+    def create(cls, *, a_width, w_width, acc_width, product_stages=0, acc_modes=None):
         """The PE for a design whose stored weight word per column is ``w_width = P`` bits
         (``a_width``, the activation field's size ``2·P``, follows from it)."""
-        return cls(w_width, acc_width, product_stages=product_stages)
+        return cls(w_width, acc_width, product_stages=product_stages, acc_modes=acc_modes)
 
     @classmethod
     def weight_shape(cls, w_width):

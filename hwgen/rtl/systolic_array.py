@@ -56,6 +56,9 @@ class SystolicArray(wiring.Component):
         Step ``k``'s control, one for the whole array.
     result : Out(ArrayLayout(ArrayLayout(acc_shape, cols), rows))
         ``result[r][c]`` is PE ``(r, c)``'s result register.
+    acc_mode : In(range(len(pe.acc_modes)))
+        Every PE's accumulator bound (only when the PEs have the port; constant while a
+        layer runs).
 
     Attributes
     ----------
@@ -81,12 +84,15 @@ class SystolicArray(wiring.Component):
                 if (pe.signature != pe0.signature) or pe.latency != pe0.latency:
                     raise ShapeError(f"PE factory must return PEs of one signature and latency, "
                                      f"but PE ({r}, {c}) is {pe!r}")
-        super().__init__({
+        ports = {
             "a": In(data.ArrayLayout(self._a_shape, rows)),
             "w": In(data.ArrayLayout(self._w_shape, cols)),
             "ctl": In(PECtl),
             "result": Out(data.ArrayLayout(data.ArrayLayout(self._acc_shape, cols), rows)),
-        })
+        }
+        if "acc_mode" in pe0.signature.members:
+            ports["acc_mode"] = In(pe0.signature.members["acc_mode"].shape)
+        super().__init__(ports)
 
     @staticmethod
     def _make_pe(pe_factory, r, c):
@@ -181,5 +187,7 @@ class SystolicArray(wiring.Component):
                 if r + 1 < self._rows:
                     m.d.comb += self._pes[r + 1][c].w_i.eq(pe.w_o)
                 m.d.comb += self.result[r][c].eq(pe.result)
+                if "acc_mode" in self.signature.members:
+                    m.d.comb += pe.acc_mode.eq(self.acc_mode)
 
         return m

@@ -107,7 +107,8 @@ class Accelerator(wiring.Component):
                 w_width=image.value_width if image.tables else image.weight_width,
                 acc_width=image.acc_width,
                 weight_image=image.weight_image, count_width=count_width,
-                product_stages=d.config.pe_stages, word_width=d.word_width, lookup=lookup))
+                product_stages=d.config.pe_stages, word_width=d.word_width, lookup=lookup,
+                acc_modes=image.acc_modes))
             m.submodules[f"engine_{image.kind}"] = engines[-1]
         drain = m.submodules.drain = Drain(rows, cols, [e.acc_shape for e in engines],
                                            count_width, pe_latency=engines[0].pe_latency)
@@ -156,6 +157,8 @@ class Accelerator(wiring.Component):
             m.d.comb += [engine.step.eq(seq.step), engine.a.eq(buf.rd_data),
                          engine.tail_bits.eq(desc.tail_bits),
                          drain.results[f"e{n}"].eq(engine.result)]
+            if "acc_mode" in engine.signature.members:
+                m.d.comb += engine.acc_mode.eq(desc.acc_mode)
             if len(engines) > 1:
                 m.d.comb += engine.step.valid.eq(seq.step.valid & (desc.engine == n))
         m.d.comb += [drain.win.eq(desc.win), drain.out_base.eq(desc.out_base),
