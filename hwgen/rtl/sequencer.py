@@ -259,16 +259,26 @@ class Sequencer(wiring.Component):
             pre["m0"].eq(Mux(carry, m0 + desc.rows_mod - desc.win, m0 + desc.rows_mod)),
         ]
 
+        # The flags' bounds, loaded at SETUP from the program's constants: a counter's
+        # next value reaches its bound when the counter equals ``at_*`` (the bound minus 2,
+        # or minus 1 for is_tail; negative bounds wrap to values the counter never takes),
+        # and ``one_*`` tells the flag of a counter's first value. So the flags need one
+        # equality compare each, and no adder.
+        at = {name: Signal(cw + 1, name=f"at_{name}")
+              for name in ("last", "end", "tail", "kx", "ky")}
+        one = {name: Signal(name=f"one_{name}")
+               for name in ("last", "end", "tail", "kx", "ky")}
+
         def j_flags(restart):
             """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
             with m.If(restart):
-                m.d.sync += [is_first.eq(1), is_feed.eq(1), is_last.eq(desc.k_len == 1),
-                             is_tail.eq(desc.tail_from == 0), is_end.eq(desc.period == 1)]
+                m.d.sync += [is_first.eq(1), is_feed.eq(1), is_last.eq(one["last"]),
+                             is_tail.eq(one["tail"]), is_end.eq(one["end"])]
             with m.Else():
                 m.d.sync += [is_first.eq(0), is_feed.eq(is_feed & ~is_last),
-                             is_last.eq(j + 2 == desc.k_len),
-                             is_tail.eq(j + 1 >= desc.tail_from),
-                             is_end.eq(j + 2 == desc.period)]
+                             is_last.eq(j == at["last"]),
+                             is_tail.eq(is_tail | (j == at["tail"])),
+                             is_end.eq(j == at["end"])]
 
         # --- the tile's job for the drain ------------------------------------------------
         # The step, the buffer reads and the job leave through registers
@@ -380,6 +390,11 @@ class Sequencer(wiring.Component):
                             fold_addr.eq((entry.in_base + entry.start_base)
                                          % (1 << aw)),
                         ]
+                        bounds = {"last": entry.k_len, "end": entry.period,
+                                  "tail": entry.tail_from + 1, "kx": entry.kw, "ky": entry.kh}
+                        m.d.sync += [at[name].eq((bound - 2) % (1 << (cw + 1)))
+                                     for name, bound in bounds.items()]
+                        m.d.sync += [one[name].eq(bound == 1) for name, bound in bounds.items()]
                         m.d.comb += [
                             walker.restart_last.index.eq(entry.walk_len == 1),
                             walker.restart_last.dx.eq(entry.pool == 1),
@@ -411,19 +426,19 @@ class Sequencer(wiring.Component):
             with m.If(is_feed):
                 with m.If(is_last):
                     m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0),
-                                 kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
+                                 kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
                 with m.Elif(~kx_last):
                     m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1),
-                                 kx_last.eq(kx + 2 == desc.kw)]
+                                 kx_last.eq(kx == at["kx"])]
                 with m.Elif(~ky_last):
                     m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky),
-                                 kx_last.eq(desc.kw == 1), ky_last.eq(ky + 2 == desc.kh)]
+                                 kx_last.eq(one["kx"]), ky_last.eq(ky == at["ky"])]
                 with m.Else():
                     m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci),
-                                 kx_last.eq(desc.kw == 1), ky_last.eq(desc.kh == 1)]
+                                 kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
             # tile boundary
             j_flags(is_end)
-            m.d.sync += walk_step.eq(Mux(is_end, ~(pt_last & ct_last), j + 1 < rows))
+            m.d.sync += walk_step.eq(Mux(is_end, ~(pt_last & ct_last), j < rows - 1))
             with m.If(is_end):
                 m.d.sync += j.eq(0)
                 m.d.sync += [s.eq(Mux(rec_fresh, b, a))
