@@ -8,7 +8,17 @@ from .. import timing
 from ..errors import check_positive
 from .layouts import walker_config_layout
 
-__all__ = ["PixelWalker"]
+__all__ = ["PixelWalker", "walk_bounds"]
+
+
+def walk_bounds(walk_len, pool, pw, count_width):
+    """``(restart_last, restart_at)`` of a walk, as the :class:`PixelWalker` samples them
+    with ``restart``: per loop (``index``, ``dx``, ``dy``, ``px``) whether its bound is 1,
+    and the bound minus 2 modulo ``2**(count_width + 1)`` (the counter's value one step
+    before its last; a bound of 1 gives a value the counter never takes)."""
+    bounds = {"index": walk_len, "dx": pool, "dy": pool, "px": pw}
+    return ({name: int(b == 1) for name, b in bounds.items()},
+            {name: (b - 2) % (1 << (count_width + 1)) for name, b in bounds.items()})
 
 
 class PixelWalker(wiring.Component):
@@ -26,8 +36,9 @@ class PixelWalker(wiring.Component):
     The state is held as offsets from the start corner, so ``restart`` needs no ``cfg``
     yet: a layer's configuration may arrive in the cycle after its restart. The loops'
     terminal counts are registered flags; the ones of the first pixel come with
-    ``restart`` in ``restart_last`` (from constants the user knows before ``cfg``), so
-    that no compare of ``cfg`` lies in front of a step.
+    ``restart`` in ``restart_last``, and the loops' bounds (minus 2) in ``restart_at``
+    (from constants the user knows before ``cfg``), so that no adder or compare of ``cfg``
+    lies in front of a step and each flag is one equality compare.
 
     Parameters
     ----------
@@ -45,6 +56,9 @@ class PixelWalker(wiring.Component):
     restart_last : In(StructLayout({"index": 1, "dx": 1, "dy": 1, "px": 1}))
         Sampled with ``restart``: ``walk_len == 1``, ``pool == 1``, ``pool == 1`` and
         ``pw == 1`` of the walk restarted into.
+    restart_at : In(StructLayout({"index": count_width + 1, "dx": …, "dy": …, "px": …}))
+        Sampled with ``restart``: ``walk_len − 2``, ``pool − 2``, ``pool − 2`` and
+        ``pw − 2`` modulo ``2**(count_width + 1)`` (:func:`walk_bounds`).
     step : In(1)
         Advance to the next pixel at the next edge.
     iy, ix, base : Out(signed(coord_width))
@@ -68,6 +82,8 @@ class PixelWalker(wiring.Component):
             "cfg": In(walker_config_layout(coord_width, count_width)),
             "restart": In(1),
             "restart_last": In(data.StructLayout({"index": 1, "dx": 1, "dy": 1, "px": 1})),
+            "restart_at": In(data.StructLayout({name: unsigned(count_width + 1)
+                                                for name in ("index", "dx", "dy", "px")})),
             "step": In(1),
             "iy": Out(signed(coord_width)),
             "ix": Out(signed(coord_width)),
@@ -103,20 +119,24 @@ class PixelWalker(wiring.Component):
         # Terminal counts as registered flags, each computed from the next value (see the
         # sequencer): ``*_last`` is ``x + 1 == bound`` of the current ``x``; after a restart
         # they are ``restart_last``.
-        flags = {name: Signal(name=f"{name}_last") for name in ("index", "dx", "dy", "px")}
-        bounds = {"index": cfg.walk_len, "dx": cfg.pool, "dy": cfg.pool, "px": cfg.pw}
+        names = ("index", "dx", "dy", "px")
+        flags = {name: Signal(name=f"{name}_last") for name in names}
+        ones = {name: Signal(name=f"{name}_one") for name in names}
+        at = {name: Signal(self._count_width + 1, name=f"{name}_at") for name in names}
         counters = {"index": index, "dx": dx, "dy": dy, "px": px}
 
         def set_counter(name, step):
             """``counter <= counter + 1`` (``step``) or ``0``, with its flag."""
             counter = counters[name]
             if not step:
-                return [counter.eq(0), flags[name].eq(bounds[name] == 1)]
-            return [counter.eq(counter + 1), flags[name].eq(counter + 2 == bounds[name])]
+                return [counter.eq(0), flags[name].eq(ones[name])]
+            return [counter.eq(counter + 1), flags[name].eq(counter == at[name])]
 
         with m.If(self.restart):
             m.d.sync += [index.eq(0), dx.eq(0), dy.eq(0), px.eq(0)]
             m.d.sync += [flags[name].eq(self.restart_last[name]) for name in flags]
+            m.d.sync += [ones[name].eq(self.restart_last[name]) for name in flags]
+            m.d.sync += [at[name].eq(self.restart_at[name]) for name in flags]
             m.d.sync += [offset.eq(0) for offset in offsets.values()]
         with m.Elif(self.step):
             with m.If(flags["index"]):

@@ -18,7 +18,7 @@ from .layouts import (
     drain_job_layout,
     engine_step_layout,
 )
-from .pixel_walker import PixelWalker
+from .pixel_walker import PixelWalker, walk_bounds
 
 __all__ = ["Sequencer"]
 
@@ -395,12 +395,9 @@ class Sequencer(wiring.Component):
                         m.d.sync += [at[name].eq((bound - 2) % (1 << (cw + 1)))
                                      for name, bound in bounds.items()]
                         m.d.sync += [one[name].eq(bound == 1) for name, bound in bounds.items()]
-                        m.d.comb += [
-                            walker.restart_last.index.eq(entry.walk_len == 1),
-                            walker.restart_last.dx.eq(entry.pool == 1),
-                            walker.restart_last.dy.eq(entry.pool == 1),
-                            walker.restart_last.px.eq(entry.pw == 1),
-                        ]
+                        last, at_w = walk_bounds(entry.walk_len, entry.pool, entry.pw, cw)
+                        m.d.comb += [walker.restart_last[n].eq(v) for n, v in last.items()]
+                        m.d.comb += [walker.restart_at[n].eq(v) for n, v in at_w.items()]
             m.d.sync += walk_step.eq(1)
             fsm.go("WALK")
         with fsm.state("WALK"):

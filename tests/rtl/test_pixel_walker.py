@@ -8,7 +8,7 @@ from hwgen.compiler import walk_deltas
 from hwgen.errors import FormatError
 from hwgen.golden.blocks import pixel_walker
 from hwgen.rtl.layouts import WALKER_COUNT_FIELDS, WALKER_SIGNED_FIELDS
-from hwgen.rtl.pixel_walker import PixelWalker
+from hwgen.rtl.pixel_walker import PixelWalker, walk_bounds
 
 
 def test_construction_errors():
@@ -50,8 +50,9 @@ def test_walk_matches_the_golden_model(run_sim, h, w, k, stride, pad, pool, rows
         # the configuration arrives a cycle after the restart, its first pixel's terminal
         # flags with it
         ctx.set(dut.restart, 1)
-        ctx.set(dut.restart_last, {"index": walk_len == 1, "dx": pool == 1, "dy": pool == 1,
-                                   "px": pw == 1})
+        last, at = walk_bounds(walk_len, pool, pw, 10)
+        ctx.set(dut.restart_last, last)
+        ctx.set(dut.restart_at, at)
         await ctx.tick()
         ctx.set(dut.restart, 0)
         for name in WALKER_SIGNED_FIELDS + WALKER_COUNT_FIELDS:
