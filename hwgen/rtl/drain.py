@@ -147,19 +147,23 @@ class Drain(wiring.Component):
         slot = Signal(range(rows * cols))     # r·cols + c, the slot's place in `results`
         job = Signal(job_layout)
         q, pos = Signal(unsigned(self._count_width)), Signal(unsigned(self._count_width))
+        # ``pos_last``: ``pos + 1 == win``, registered with each new ``pos`` (a flag, so that
+        # no adder and compare lie in front of the counters' enables and the output)
+        pos_last = Signal()
         # A new job may arrive in the cycle the previous one reads its last slot: the read
         # uses the old registers, the edge loads the new ones.
         with m.If(arrived.valid):
             m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), slot.eq(0), job.eq(arrived),
-                         q.eq(arrived.q0), pos.eq(arrived.m0)]
+                         q.eq(arrived.q0), pos.eq(arrived.m0),
+                         pos_last.eq(arrived.m0 + 1 == self.win)]
         with m.Elif(reading):
             m.d.sync += slot.eq(slot + 1)
             with m.If(c == cols - 1):
                 m.d.sync += [c.eq(0), r.eq(r + 1)]
-                with m.If(pos + 1 == self.win):
-                    m.d.sync += [pos.eq(0), q.eq(q + 1)]
+                with m.If(pos_last):
+                    m.d.sync += [pos.eq(0), q.eq(q + 1), pos_last.eq(self.win == 1)]
                 with m.Else():
-                    m.d.sync += pos.eq(pos + 1)
+                    m.d.sync += [pos.eq(pos + 1), pos_last.eq(pos + 2 == self.win)]
                 with m.If(r == rows - 1):
                     m.d.sync += reading.eq(0)
             with m.Else():
@@ -187,7 +191,7 @@ class Drain(wiring.Component):
             self.o.acc.eq(Array(picked)[self.engine] if len(picked) > 1 else picked[0]),
             self.o.col.eq(c),
             self.o.pool_first.eq(pos == 0),
-            self.o.pool_last.eq(pos + 1 == self.win),
+            self.o.pool_last.eq(pos_last),
             self.o.tag.eq(self.out_base + q),
         ]
         return m

@@ -356,12 +356,22 @@ class PostProcess(wiring.Component):
         # --- stage 4: max-pool and output -----------------------------------------------
         # The pooling registers keep one bit more than the output so that unsigned formats
         # with W = out_width compare correctly.
+        # The running maximum of the item's column is read a stage early, into ``current``
+        # (so that no column multiplexer lies in front of the compare); when the item now
+        # in stage 4 writes that same column, its result is forwarded.
         pool = Array(Signal(signed(S + 1), name=f"pool_{k}") for k in range(self._cols))
         col = s3.get("col", 0)
-        current = pool[col]
+        current = Signal(signed(S + 1), name="s4_current")
         new = Signal(signed(S + 1), name="s4_new")
         m.d.comb += new.eq(Mux(s3["pool_first"] | (v > current), v, current))
         c3 = s3["cfg"]
+        writes = s3["valid"] & c3.pool
+        if self._cols > 1:
+            with m.If(s2["valid"]):
+                m.d.sync += current.eq(Mux(writes & (col == s2["col"]), new, pool[s2["col"]]))
+        else:
+            with m.If(s2["valid"]):
+                m.d.sync += current.eq(Mux(writes, new, pool[0]))
         m.d.sync += o.valid.eq(0)
         with m.If(s3["valid"]):
             with m.If(c3.pool):
