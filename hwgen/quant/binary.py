@@ -131,12 +131,6 @@ class BinaryKind(QuantKind):
 
     spec_type = BinarySpec
 
-    def parse_spec(self, obj, where, base=None):
-        return self.spec_type.from_json(obj, where, base)
-
-    def spec_to_json(self, spec):
-        return spec.to_json()
-
     def weight_formats(self, layer_name, weight, spec):
         return (BinaryFormat(),) * weight.shape[0]
 

@@ -224,12 +224,6 @@ class CodebookKind(QuantKind):
 
     spec_type = CodebookSpec
 
-    def parse_spec(self, obj, where, base=None):
-        return self.spec_type.from_json(obj, where, base)
-
-    def spec_to_json(self, spec):
-        return spec.to_json()
-
     def weight_formats(self, layer_name, weight, spec):
         cout = weight.shape[0]
         wf = spec.weight_frac

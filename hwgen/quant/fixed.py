@@ -229,12 +229,6 @@ class FixedKind(QuantKind):
 
     spec_type = FixedSpec
 
-    def parse_spec(self, obj, where, base=None):
-        return self.spec_type.from_json(obj, where, base)
-
-    def spec_to_json(self, spec):
-        return spec.to_json()
-
     def weight_formats(self, layer_name, weight, spec):
         cout = weight.shape[0]
         w, wf = spec.weight_width, spec.weight_frac

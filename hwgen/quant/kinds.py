@@ -32,7 +32,8 @@ KINDS = {}
 
 
 class QuantKind:
-    """One quantizer kind. Subclasses set :attr:`spec_type` and implement every method.
+    """One quantizer kind. Subclasses set :attr:`spec_type` and implement every method
+    without a default.
 
     The layer spec (an instance of :attr:`spec_type`) is a frozen dataclass with the
     kind's keys as fields and a ``kind`` field holding the kind's name.
@@ -48,12 +49,13 @@ class QuantKind:
     def parse_spec(self, obj, where, base=None):
         """The layer spec for the JSON object ``obj`` (already decoded) on top of ``base``
         (a spec of this kind, or None for the kind's defaults); messages start with
-        ``where``."""
-        raise NotImplementedError
+        ``where``. By default: the spec type's ``from_json(obj, where, base)``."""
+        return self.spec_type.from_json(obj, where, base)
 
     def spec_to_json(self, spec):
-        """``spec`` as a JSON object that :meth:`parse_spec` reads back."""
-        raise NotImplementedError
+        """``spec`` as a JSON object that :meth:`parse_spec` reads back. By default: its
+        ``to_json()``."""
+        return spec.to_json()
 
     # --- formats --------------------------------------------------------------------------
 

@@ -126,12 +126,6 @@ class Pow2Kind(QuantKind):
 
     spec_type = Pow2Spec
 
-    def parse_spec(self, obj, where, base=None):
-        return self.spec_type.from_json(obj, where, base)
-
-    def spec_to_json(self, spec):
-        return spec.to_json()
-
     def weight_formats(self, layer_name, weight, spec):
         cout = weight.shape[0]
         e = spec.e_max
