@@ -88,7 +88,7 @@ def build_network(stages, input_shape, scheme, x_calib=None, name="model",
             out_fmt = kind.output_format(lambda i=i, s=s: layer_activations(i, s), spec)
             common = {"relu": s.relu, "rounding": spec.rounding, "overflow": spec.overflow,
                       "bias_width": spec.bias_width, "dtype": dtype, "kind": kind.name,
-                      "spec": spec}
+                      "spec": spec, "seed": scheme.seed, "layer_number": i}
             if isinstance(s, frontend.ConvStage):
                 layer = QuantConv2d(s.name, s.in_shape, s.weight, s.bias, fmt, w_fmts, out_fmt,
                                     stride=s.stride, padding=s.padding, pool=s.pool, **common)
