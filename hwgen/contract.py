@@ -44,6 +44,8 @@ __all__ = [
     "MODE",
     "SHIFT_BITS",
     "SIGNED",
+    "WORD",
+    "WORD_BITS",
     "LayerDescriptor",
     "descriptor_fields",
     "param_word_fields",
@@ -55,15 +57,19 @@ __all__ = [
 #: several engines (``engine``, ``tail_from``, ``tail_bits``, ``pack_out``); the output
 #: address of a channel (``offset``, ``bit``) in the parameter word, not in the descriptor.
 #: Version 5: ``acc_mode`` (narrow accumulators: the engine's accumulator bound).
-CONTRACT_VERSION = 5
+#: Version 6: ``rounding`` may be ``stochastic``; ``rand_mask`` (a :data:`WORD` field).
+CONTRACT_VERSION = 6
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
 
 #: Kinds of descriptor fields: unsigned counts, signed coordinates and address offsets,
-#: and mode names (``rounding``: :data:`hwgen.numerics.HW_ROUNDING_MODES`, ``overflow``:
-#: :data:`hwgen.numerics.HW_OVERFLOW_MODES`).
-COUNT, SIGNED, MODE = "unsigned", "signed", "mode"
+#: mode names (``rounding``: :data:`hwgen.numerics.HW_ROUNDING_MODES`, ``overflow``:
+#: :data:`hwgen.numerics.HW_OVERFLOW_MODES`) and constant words of :data:`WORD_BITS` bits
+#: (not counters: they do not widen the sequencer's counts).
+COUNT, SIGNED, MODE, WORD = "unsigned", "signed", "mode", "word"
+#: Width of a :data:`WORD` field.
+WORD_BITS = 32
 
 
 def _count(doc):
@@ -76,6 +82,10 @@ def _signed(doc):
 
 def _mode(doc):
     return field(metadata={"kind": MODE, "doc": doc})
+
+
+def _word(doc):
+    return field(default=0, metadata={"kind": WORD, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,11 @@ class LayerDescriptor:
     acc_mode: int = field(default=0, metadata={
         "kind": COUNT, "doc": "index of the layer's accumulator bound in its engine's "
                               "acc_modes (narrow accumulators)"})
+    # stochastic rounding
+    rand_mask: int = _word("stochastic rounding: the layer's random mask, "
+                           "hwgen.numerics.stochastic_random(seed, layer_number, 0, 0); the "
+                           "post-processing unit XORs it into the hash of each value's "
+                           "position")
 
     def __post_init__(self):
         for f in fields(self):
@@ -164,6 +179,9 @@ class LayerDescriptor:
             elif f.metadata["kind"] == COUNT and value < 0:
                 raise FormatError(f"Descriptor field {f.name!r} is a count and must not be "
                                   f"negative, not {value!r}")
+            elif f.metadata["kind"] == WORD and not 0 <= value < 1 << WORD_BITS:
+                raise FormatError(f"Descriptor field {f.name!r} is a {WORD_BITS}-bit word, "
+                                  f"not {value!r}")
 
     def to_json(self):
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -178,7 +196,7 @@ class LayerDescriptor:
 
 def descriptor_fields():
     """``((name, kind), ...)`` of :class:`LayerDescriptor` in register order; ``kind`` is
-    :data:`COUNT`, :data:`SIGNED` or :data:`MODE`."""
+    :data:`COUNT`, :data:`SIGNED`, :data:`MODE` or :data:`WORD`."""
     return tuple((f.name, f.metadata["kind"]) for f in fields(LayerDescriptor))
 
 

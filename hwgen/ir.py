@@ -12,6 +12,8 @@ and RTL)::
     acc[c]  = dot[c] * scale[c] + bias[c]      # at acc_frac[c] = in_fmt.frac + w_fmts[c].frac
                                                #   (+ scale_frac when there is a scale)
     out[c]  = requantize(acc[c], acc_frac[c], out_fmt, rounding, overflow)
+                                               #   stochastic: random = layer_random(seed,
+                                               #   layer_number, pre_pool_shape, pool)
     out     = relu(out)                        # if relu
     out     = maxpool(out, pool, stride=pool)  # if pool > 1 (floor mode)
 
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import FormatError, ShapeError, UnsupportedLayerError
-from .numerics import HW_OVERFLOW_MODES, BinaryFormat, QFormat
+from .numerics import HW_OVERFLOW_MODES, BinaryFormat, QFormat, layer_random
 
 __all__ = ["MAX_ACC_WIDTH", "AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d",
            "check_accumulator", "conv_shape", "frozen_int", "pooled_shape", "stride_pair"]
@@ -130,10 +132,19 @@ class _Dense:
     flip: np.ndarray | None = None
     acc_width: int | None = None
     acc_overflow: str = "saturate"
+    #: Stochastic rounding's seed and the layer's number (its place in the graph): the
+    #: random values are :func:`hwgen.numerics.layer_random` of them (see :meth:`random`).
+    seed: int = 0
+    layer_number: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "weight", frozen_int(self.weight))
         check_accumulator(self.name, self.in_fmt, self.acc_width, self.acc_overflow)
+        for name in ("seed", "layer_number"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise FormatError(f"Layer {self.name!r} {name} must be a non-negative integer, "
+                                  f"not {value!r}")
         for name in ("scale", "threshold", "flip"):
             value = getattr(self, name)
             if value is not None:
@@ -183,6 +194,14 @@ class _Dense:
         extra = self.scale_frac if self.scale is not None else 0
         return np.array([self.in_fmt.frac + f.frac + extra for f in self.w_fmts],
                         dtype=np.int64)
+
+    def random(self):
+        """Stochastic rounding's random values for the layer's pre-pool outputs
+        (:func:`hwgen.numerics.layer_random`, shape :attr:`pre_pool_shape`, channel first), or
+        None when the layer rounds otherwise."""
+        if self.rounding != "stochastic" or self.binary_out:
+            return None
+        return layer_random(self.seed, self.layer_number, self.pre_pool_shape, self.pool)
 
     @property
     def reduction(self):
@@ -282,6 +301,11 @@ class AvgPool2d:
     pool: int
     rounding: str = "nearest_even"
     overflow: str = "saturate"
+
+    def __post_init__(self):
+        if self.rounding == "stochastic":
+            raise FormatError(f"Average pool {self.name!r} cannot round stochastically; give "
+                              f"it another rounding")
 
     @property
     def out_shape(self):

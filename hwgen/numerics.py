@@ -16,10 +16,15 @@ Rounding modes when fractional bits are dropped:
 ``floor``
     Plain arithmetic shift right.
 ``stochastic``
-    Add a uniform random value below one step, then floor. Seeded and reproducible; the
-    float and the integer paths draw the same uniform numbers, so
-    ``requantize(a, f, fmt, "stochastic", seed=s)`` equals
-    ``quantize(a * 2**-f, fmt, "stochastic", seed=s)``.
+    Add a random value below one step, then floor. The random values are not drawn from a
+    generator but are a pure function of where the value is, :func:`stochastic_random`
+    ``r = rand(seed, layer, index, slot)`` (32 bits), which the golden model computes for a
+    whole tensor with numpy and the hardware's post-processing unit for each value it
+    drains, in any order. :func:`requantize` by ``s`` bits adds ``v = r mod 2**s`` (for
+    ``s > 32``: ``r * 2**(s-32)``), so the step's fraction ``v / 2**s`` is uniform below one
+    step; :func:`quantize` of real values adds ``r / 2**32`` (the same as a requantization by
+    32 bits or more). The caller passes ``r`` as ``random=``; :func:`stochastic_positions`
+    says which ``index`` and ``slot`` each value of a layer's output has.
 
 Overflow modes: ``saturate`` clamps to the format's range, ``wrap`` keeps the low ``W`` bits.
 
@@ -51,10 +56,13 @@ __all__ = [
     "check_rounding",
     "dequantize",
     "format_from_json",
+    "layer_random",
     "product_width",
     "quantize",
     "requantize",
     "sqnr_db",
+    "stochastic_positions",
+    "stochastic_random",
     "sum_width",
 ]
 
@@ -62,9 +70,8 @@ __all__ = [
 ROUNDING_MODES = ("nearest_even", "nearest_up", "floor", "stochastic")
 #: Every overflow mode.
 OVERFLOW_MODES = ("saturate", "wrap")
-#: The rounding modes a layer's requantization may use in hardware (and so in the IR):
-#: ``stochastic`` needs a random source the hardware does not have yet.
-HW_ROUNDING_MODES = ("nearest_even", "nearest_up", "floor")
+#: The rounding modes a layer's requantization may use in hardware (and so in the IR).
+HW_ROUNDING_MODES = ("nearest_even", "nearest_up", "floor", "stochastic")
 #: The overflow modes the hardware implements.
 HW_OVERFLOW_MODES = ("saturate", "wrap")
 
@@ -330,8 +337,128 @@ def _like(result, x):
     return result
 
 
-def _uniform(shape, seed):
-    return np.random.default_rng(seed).random(shape)
+# --- stochastic rounding's random values ------------------------------------------------
+
+#: Bits of a stochastic rounding random value ``r``.
+RANDOM_BITS = 32
+_MASK32 = (1 << RANDOM_BITS) - 1
+#: Odd constant (2**32 / golden ratio) that spreads layer numbers over the seed word.
+LAYER_MIX = 0x9E3779B9
+#: Bit of the seed word where the pooling-window slot enters.
+SLOT_SHIFT = 24
+
+
+def _xorshift32(x):
+    """One xorshift32 round (Marsaglia's 13, 17, 5) of uint64 words below 2**32."""
+    m = np.uint64(_MASK32)
+    x = x ^ ((x << np.uint64(13)) & m)
+    x = x ^ (x >> np.uint64(17))
+    return x ^ ((x << np.uint64(5)) & m)
+
+
+def stochastic_random(seed, layer, index, slot=0):
+    """The random value of stochastic rounding at one place: ``rand(seed, layer, index,
+    slot)``, a 32-bit integer.
+
+    With ``w = (seed ^ ((layer + 1) · 0x9E3779B9) ^ index ^ (slot << 24)) mod 2**32`` (``^``:
+    bitwise exclusive or of the non-negative integers; the product is taken mod
+    ``2**32``), ``r = rev(xs(xs(xs(w))))`` where ``xs`` is one xorshift32 round on 32-bit
+    words and ``rev`` reverses the order of the 32 bits (bit ``j`` goes to bit ``31 - j``)::
+
+        xs:  x ^= (x << 13) mod 2**32;  x ^= x >> 17;  x ^= (x << 5) mod 2**32
+
+    The reversal brings the best-mixed (top) bits of the xorshift to the bottom, where
+    rounding by a few bits reads them.
+
+    ``seed`` is the scheme's seed, ``layer`` the layer's place in the IR graph, ``index`` and
+    ``slot`` the value's place in the layer's output (:func:`stochastic_positions`).
+
+    ``xs`` and ``rev`` are linear over GF(2), so ``r = rev(xs(xs(xs(index ^ (slot << 24)))))
+    ^ mask`` with
+    ``mask = stochastic_random(seed, layer, 0, 0)``: the hardware hashes the position and
+    XORs in the layer's mask, which the compiler computes.
+
+    Parameters
+    ----------
+    seed, layer : int
+        Non-negative integers (only their values mod ``2**32`` count).
+    index, slot : int or array_like of int
+        Non-negative, broadcast against each other.
+
+    Returns
+    -------
+    numpy.ndarray of int64 in ``[0, 2**32)``
+    """
+    seed = _check_int(seed, "Stochastic rounding seed", minimum=0)
+    layer = _check_int(layer, "Stochastic rounding layer number", minimum=0)
+    index = np.asarray(index, dtype=np.int64)
+    slot = np.asarray(slot, dtype=np.int64)
+    if (index < 0).any() or (slot < 0).any():
+        raise FormatError("Stochastic rounding positions must not be negative")
+    # layer + 1: the hash maps 0 to 0, which should not be the first value of every tensor
+    key = (seed ^ ((layer + 1) * LAYER_MIX)) & _MASK32
+    w = (np.uint64(key) ^ (index.astype(np.uint64) & np.uint64(_MASK32))
+         ^ ((slot.astype(np.uint64) << np.uint64(SLOT_SHIFT)) & np.uint64(_MASK32)))
+    h = _xorshift32(_xorshift32(_xorshift32(w)))
+    r = np.zeros_like(h)
+    for j in range(RANDOM_BITS):
+        r |= ((h >> np.uint64(j)) & np.uint64(1)) << np.uint64(RANDOM_BITS - 1 - j)
+    return r.astype(np.int64)
+
+
+def stochastic_positions(shape, pool=1):
+    """``(index, slot)`` of every value of a layer's output before max-pooling.
+
+    ``shape`` is ``(C,)`` (a Linear layer: ``index = c``, ``slot = 0``) or ``(C, H, W)``.
+    With ``pool`` ``p`` (1: none), ``Hp, Wp = H // p, W // p`` windows, the value at
+    ``(c, y, x)`` lies in window ``(y // p, x // p)`` of the pooled output, whose flat
+    ``(C, Hp, Wp)`` index is ``index = c·Hp·Wp + (y // p)·Wp + x // p``, at ``slot = (y % p)·p
+    + x % p`` in it (row-major; 0 without pooling, where ``index`` is the flat ``(C, H, W)``
+    index). Values outside whole windows are pooled away; their positions are computed
+    the same way. These are what the hardware has when it requantizes a value: its output
+    word's address (after the region's base) and its place in the pooling window.
+
+    Returns
+    -------
+    (index, slot) : numpy.ndarray of int64, each of ``shape``
+    """
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 1:
+        return np.arange(shape[0], dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    if len(shape) != 3:
+        raise FormatError(f"Stochastic rounding positions need a (C,) or (C, H, W) shape, "
+                          f"not {shape!r}")
+    c, h, w = shape
+    p = _check_int(pool, "Pool size", minimum=1)
+    hp, wp = max(h // p, 1), max(w // p, 1)
+    ci, y, x = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    index = ci * hp * wp + (y // p) * wp + x // p
+    slot = (y % p) * p + x % p
+    return index.astype(np.int64), slot.astype(np.int64)
+
+
+def layer_random(seed, layer, shape, pool=1):
+    """:func:`stochastic_random` at every :func:`stochastic_positions` of ``shape``."""
+    index, slot = stochastic_positions(shape, pool)
+    return stochastic_random(seed, layer, index, slot)
+
+
+def _check_random(random, rounding, shape):
+    """The random values of a stochastic rounding, broadcast to ``shape``."""
+    if rounding != "stochastic":
+        return None
+    if random is None:
+        raise FormatError("Stochastic rounding needs its random values: pass random= "
+                          "(see hwgen.numerics.stochastic_random)")
+    r = _to_numpy(random).astype(np.int64)
+    if r.size and (r.min() < 0 or r.max() > _MASK32):
+        raise FormatError(f"Stochastic rounding random values must be 32-bit unsigned "
+                          f"integers, not {int(r.min() if r.min() < 0 else r.max())!r}")
+    try:
+        return np.broadcast_to(r, shape)
+    except ValueError:
+        raise FormatError(f"Stochastic rounding random values of shape {r.shape!r} do not "
+                          f"broadcast to the values' shape {tuple(shape)!r}") from None
 
 
 def apply_overflow(q, fmt, mode="saturate"):
@@ -346,24 +473,30 @@ def apply_overflow(q, fmt, mode="saturate"):
     return ((q - fmt.min_int) & (mod - 1)) + fmt.min_int
 
 
-def _round_float(y, rounding, seed):
+def _round_float(y, rounding, random):
     if rounding == "nearest_even":
         return np.rint(y)
     if rounding == "nearest_up":
         return np.floor(y + 0.5)
     if rounding == "floor":
         return np.floor(y)
-    return np.floor(y + _uniform(y.shape, seed))
+    # floor(y + r/2**32) without rounding the sum: y - floor(y) and 1 - r/2**32 are exact.
+    fl = np.floor(y)
+    with np.errstate(invalid="ignore"):
+        up = (y - fl) >= 1.0 - np.ldexp(random.astype(np.float64), -RANDOM_BITS)
+    return fl + up
 
 
-def quantize(x, fmt, rounding="nearest_even", overflow="saturate", seed=None):
+def quantize(x, fmt, rounding="nearest_even", overflow="saturate", random=None):
     """Quantize real values ``x`` to integers of ``fmt``.
 
     Returns int64 integers (numpy array, or torch tensor for a torch input) ``q`` such that
     ``q * 2**-fmt.frac`` is ``x`` rounded with ``rounding`` and bounded with
     ``overflow``. Power-of-two formats round the exponent to nearest in the log domain
     and flush values below half of ``2**e_min`` to zero; binary formats take the sign
-    (zero counts as +1).
+    (zero counts as +1). ``stochastic`` rounds ``x * 2**frac + random / 2**32`` down
+    (``random``: 32-bit integers broadcastable against ``x``, see
+    :func:`stochastic_random`).
     """
     check_rounding(rounding)
     check_overflow(overflow)
@@ -382,7 +515,8 @@ def quantize(x, fmt, rounding="nearest_even", overflow="saturate", seed=None):
     if not isinstance(fmt, QFormat):
         raise FormatError(f"Format must be a QFormat, Pow2Format, BinaryFormat or "
                           f"CodebookFormat, not {fmt!r}")
-    y = _round_float(np.ldexp(xn, fmt.frac), rounding, seed)
+    y = np.ldexp(xn, fmt.frac)
+    y = _round_float(y, rounding, _check_random(random, rounding, y.shape))
     # Clamp in float first so that the cast to int64 is defined for any input.
     y = np.clip(y, -2.0 ** 63, 2.0 ** 63 - 1024)
     return _like(apply_overflow(y.astype(np.int64), fmt, overflow), x)
@@ -395,17 +529,24 @@ def dequantize(q, fmt):
 
 
 def requantize(acc, from_frac, to_fmt, rounding="nearest_even", overflow="saturate",
-               seed=None):
+               random=None):
     """Integer ``acc`` at fractional length ``from_frac`` to integers of ``to_fmt``.
 
     This is the hardware's post-processing step: shift right by
     ``s = from_frac - to_fmt.frac`` with ``rounding`` (a left shift, exact, when ``s < 0``),
     then apply ``overflow``. ``from_frac`` may be an array broadcastable against
     ``acc`` (per-channel formats).
+
+    ``stochastic`` needs ``random``, 32-bit integers ``r`` broadcastable against ``acc``
+    (:func:`stochastic_random`): the result is ``floor((acc + v) / 2**s)`` with
+    ``v = r mod 2**s`` (the low ``s`` bits of ``r``) for ``0 <= s <= 32`` and
+    ``v = r * 2**(s - 32)`` for ``s > 32`` (so that ``v / 2**s`` is ``r``'s fraction,
+    as in :func:`quantize`).
     """
     check_rounding(rounding)
     check_overflow(overflow)
     a = _to_numpy(acc).astype(np.int64)
+    random = _check_random(random, rounding, a.shape)
     shift = np.broadcast_to(np.asarray(from_frac, dtype=np.int64) - to_fmt.frac, a.shape)
     # Beyond 63 bits every int64 shifts to the same answer: clamp, and treat >= 64 apart.
     right = np.minimum(np.maximum(shift, 0), 63)
@@ -432,17 +573,25 @@ def requantize(acc, from_frac, to_fmt, rounding="nearest_even", overflow="satura
         up = (rem > half) | ((rem == half) & (half > 0) & ((floor_q & 1) == 1))
         q = floor_q + up.astype(np.int64)
     else:
-        u = _uniform(a.shape, seed)
-        v = np.floor(np.ldexp(u, right)).astype(np.int64)
-        q = floor_q + ((rem + v) >> right)
+        # v = r mod 2**s (s <= 32) or r << (s - 32): below 2**63; the carry out of the low
+        # `right` bits in uint64, where rem + v < 2**64.
+        r = random.astype(np.uint64)
+        ru = right.astype(np.uint64)
+        low = np.minimum(ru, np.uint64(RANDOM_BITS))
+        v = np.where(ru <= RANDOM_BITS, r & ((np.uint64(1) << low) - np.uint64(1)),
+                     r << (ru - low))
+        q = floor_q + ((rem.astype(np.uint64) + v) >> ru).astype(np.int64)
     # Shifts of 64 bits and more: |a| / 2**shift <= 1/2, so only floor of a negative moves.
     huge = shift >= 64
     if huge.any():
         if rounding == "floor":
             q = np.where(huge, np.where(a < 0, -1, 0), q)
         elif rounding == "stochastic":
-            q = np.where(huge, np.floor(np.ldexp(a.astype(np.float64), -np.minimum(shift, 1100))
-                                        + u).astype(np.int64), q)
+            # floor((a + r·2**(s-32)) / 2**s) in Python integers (a rare, exact path)
+            exact = [(int(x) + (int(rv) << (int(sv) - RANDOM_BITS))) >> int(sv)
+                     for x, rv, sv in zip(a[huge], random[huge], shift[huge])]
+            q = q.copy()
+            q[huge] = np.array(exact, dtype=np.int64)
         else:
             q = np.where(huge, 0, q)
     q = np.where(shift < 0, a_left, q)

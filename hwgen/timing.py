@@ -94,11 +94,12 @@ def drain_latency():
     return memory_read_latency()
 
 
-def post_process_latency(scaled=False):
+def post_process_latency(scaled=False, stochastic=False):
     """Cycles from the post-processing unit's input to its output: 4 (bias and rounding
     constant; shift; overflow, ReLU or threshold; pooling register), plus 1 when the design
-    has per-channel scales (the registered multiplier in front)."""
-    return 4 + int(bool(scaled))
+    has per-channel scales (the registered multiplier in front) or stochastic rounding (the
+    registered hash of the position in front; it shares the multiplier's stage)."""
+    return 4 + int(bool(scaled) or bool(stochastic))
 
 
 def pixel_walker_latency():

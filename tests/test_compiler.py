@@ -70,11 +70,23 @@ def test_does_not_fit_messages():
         compile_graph(g, AcceleratorConfig(buffer_depth=100))
 
 
+def test_stochastic_layers_carry_their_mask():
+    from hwgen.numerics import stochastic_random
+    design = compile_graph(graph(conv(rounding="stochastic", seed=6, layer_number=3)),
+                           AcceleratorConfig())
+    assert design.roundings == ("stochastic",)
+    # the hash of the seed word alone: rand(6, 3, 0, 0)
+    assert design.layers[0].desc.rand_mask == int(stochastic_random(6, 3, 0, 0))
+    plain = compile_graph(graph(conv()), AcceleratorConfig())
+    assert plain.layers[0].desc.rand_mask == 0
+    assert design.post_latency == plain.post_latency + 1
+    assert design.layers[0].cycles.total == plain.layers[0].cycles.total + 1
+    with pytest.raises(FormatError, match=r"^Descriptor field 'rand_mask' is a 32-bit word, "
+                                          r"not 4294967296$"):
+        LayerDescriptor(**{**plain.layers[0].desc.to_json(), "rand_mask": 1 << 32})
+
+
 def test_unsupported_layers():
-    with pytest.raises(UnsupportedLayerError, match=r"^Layer 'c' uses rounding 'stochastic'; "
-                                                    r"the hardware rounds with nearest_even, "
-                                                    r"nearest_up, floor$"):
-        compile_graph(graph(conv(rounding="stochastic")), AcceleratorConfig())
     pool = ir.MaxPool2d("pool", (5, 4, 3), F8, 2)
     with pytest.raises(UnsupportedLayerError, match=r"^Layer 'pool' \(MaxPool2d\) has no "
                                                     r"hardware mapping"):
@@ -240,8 +252,8 @@ def test_compiler_predicts_the_hand_count():
 def test_descriptor_is_typed():
     names = [name for name, _ in descriptor_fields()]
     assert names[:2] == ["k_len", "period"]
-    assert names[-8:] == ["rounding", "overflow", "binary_out", "pack_out", "engine",
-                          "tail_from", "tail_bits", "acc_mode"]
+    assert names[-9:] == ["rounding", "overflow", "binary_out", "pack_out", "engine",
+                          "tail_from", "tail_bits", "acc_mode", "rand_mask"]
     desc = compile_graph(graph(conv()), AcceleratorConfig()).layers[0].desc
     with pytest.raises(FormatError, match=r"^Descriptor field 'npix' is a count and must not "
                                           r"be negative, not -1$"):

@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 from hwgen import contract
-from hwgen.contract import COUNT, MODE, SIGNED, descriptor_fields
+from hwgen.contract import COUNT, MODE, SIGNED, WORD, descriptor_fields
 
 ROOT = Path(__file__).resolve().parent.parent / "hwgen"
 
@@ -63,8 +63,9 @@ def test_contract_and_timing_are_plain_python():
 
 def test_descriptor_fields_are_typed_and_documented():
     kinds = dict(descriptor_fields())
-    assert set(kinds.values()) == {COUNT, SIGNED, MODE}
+    assert set(kinds.values()) == {COUNT, SIGNED, MODE, WORD}
     assert [n for n, k in kinds.items() if k == MODE] == ["rounding", "overflow"]
+    assert [n for n, k in kinds.items() if k == WORD] == ["rand_mask"]
     assert kinds["start_base"] == SIGNED and kinds["npix"] == COUNT
     for f in contract.LayerDescriptor.__dataclass_fields__.values():
         assert f.metadata["doc"], f.name

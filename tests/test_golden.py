@@ -198,6 +198,100 @@ def test_conv_against_naive_loops(stride, padding, pool, relu):
     np.testing.assert_array_equal(golden.run(graph, x), naive_conv(layer, x))
 
 
+def _ref_rand(seed, layer, index, slot):
+    """rand(seed, layer, index, slot) from hwgen.numerics.stochastic_random's docstring."""
+    w = (seed ^ ((layer + 1) * 0x9E3779B9) ^ index ^ (slot << 24)) % 2 ** 32
+    for _ in range(3):
+        w ^= (w << 13) % 2 ** 32
+        w ^= w >> 17
+        w ^= (w << 5) % 2 ** 32
+    return int(format(w, "032b")[::-1], 2)
+
+
+def naive_stochastic_conv(layer, x):
+    """Loops over every output of a saturating stochastic conv: the value at (c, i, j) adds
+    the low s bits of rand(seed, layer, c·Hp·Wp + (i//p)·Wp + j//p, (i%p)·p + j%p)."""
+    n = x.shape[0]
+    cout, cin, kh, kw = layer.weight.shape
+    _, ho, wo = layer.pre_pool_shape
+    q = layer.pool
+    hp, wp = ho // q, wo // q
+    out = np.zeros((n, cout, ho, wo), dtype=np.int64)
+    fmt = layer.out_fmt
+    for b in range(n):
+        for c in range(cout):
+            s = int(layer.acc_frac[c]) - fmt.frac
+            for i in range(ho):
+                for j in range(wo):
+                    acc = sum(int(x[b, ci, i + di, j + dj]) * int(layer.weight[c, ci, di, dj])
+                              for ci in range(cin) for di in range(kh) for dj in range(kw))
+                    acc += int(layer.bias[c])
+                    r = _ref_rand(layer.seed, layer.layer_number,
+                                  c * hp * wp + (i // q) * wp + j // q, (i % q) * q + j % q)
+                    v = (acc + r % 2 ** s) // 2 ** s
+                    v = max(fmt.min_int, min(fmt.max_int, v))
+                    out[b, c, i, j] = max(v, 0) if layer.relu else v
+    pooled = np.zeros((n, cout, hp, wp), dtype=np.int64)
+    for i in range(hp):
+        for j in range(wp):
+            pooled[:, :, i, j] = out[:, :, i * q:i * q + q, j * q:j * q + q].max(axis=(2, 3))
+    return pooled
+
+
+@pytest.mark.parametrize("pool,relu,seed", [(2, True, 0), (1, False, 77), (3, False, 5)])
+def test_stochastic_conv_against_naive_loops(pool, relu, seed):
+    rng = np.random.default_rng(pool + seed)
+    w_fmts = tuple(QFormat(6, f) for f in rng.integers(2, 7, 3))
+    layer = ir.Conv2d("c", (2, 8, 7), rng.integers(-32, 32, (3, 2, 3, 3)),
+                      rng.integers(-3000, 3000, 3), QFormat(8, 5), w_fmts, QFormat(5, 2),
+                      relu=relu, pool=pool, rounding="stochastic", seed=seed, layer_number=2)
+    x = rng.integers(-128, 128, (2, 2, 8, 7))
+    graph = ir.Graph("g", (2, 8, 7), QFormat(8, 5), (layer,))
+    want = naive_stochastic_conv(layer, x)
+    np.testing.assert_array_equal(golden.run(graph, x), want)
+    np.testing.assert_array_equal(golden.run(graph, x, fast=False), want)
+
+
+def test_stochastic_linear_by_hand():
+    layer = ir.Linear("fc", (2,), np.array([[3, -1], [1, 1], [2, 2]]), np.array([0, 5, -7]),
+                      QFormat(8, 0), [QFormat(4, 4)] * 3, QFormat(8, 0),
+                      rounding="stochastic", seed=9, layer_number=4)
+    x = np.array([[5, 7], [-3, 1]])
+    want = [[(int(a) + _ref_rand(9, 4, c, 0) % 16) // 16
+             for c, a in enumerate(row)] for row in x @ layer.weight.T + layer.bias]
+    graph = ir.Graph("g", (2,), QFormat(8, 0), (layer,))
+    np.testing.assert_array_equal(golden.run(graph, x), want)
+
+
+def test_stochastic_layer_fields_checked():
+    with pytest.raises(FormatError, match=r"^Layer 'fc' seed must be a non-negative integer, "
+                                          r"not -1$"):
+        ir.Linear("fc", (2,), np.ones((1, 2)), None, QFormat(8, 0), [QFormat(4, 4)],
+                  QFormat(8, 0), rounding="stochastic", seed=-1)
+    with pytest.raises(FormatError, match=r"^Average pool 'p' cannot round stochastically; "
+                                          r"give it another rounding$"):
+        ir.AvgPool2d("p", (1, 4, 4), QFormat(8, 0), QFormat(8, 0), 2, "stochastic")
+
+
+@pytest.mark.parametrize("model,width", [("builtin:digits-cnn", 4), ("builtin:mlp", 6)])
+def test_stochastic_golden_equals_torch_on_whole_test_split(tmp_path, model, width):
+    spec = tmp_path / "st.json"
+    spec.write_text(f'{{"default": {{"width": {width}, "rounding": "stochastic"}}, '
+                    f'"seed": 3}}')
+    qm = load_quantized(model, str(spec))
+    assert {getattr(layer, "seed", 3) for layer in qm.graph.layers} == {3}
+    fq, g, ints = torch_vs_golden(qm, qm.dataset.x_test)
+    np.testing.assert_array_equal(fq, g)
+    assert len(np.unique(ints)) > 5
+    # The seed matters: another one gives other outputs from the same formats and weights.
+    spec.write_text(spec.read_text().replace('"seed": 3', '"seed": 4'))
+    other = load_quantized(model, str(spec))
+    assert [str(layer.out_fmt) for layer in other.graph.layers if hasattr(layer, "out_fmt")] \
+        == [str(layer.out_fmt) for layer in qm.graph.layers if hasattr(layer, "out_fmt")]
+    assert not np.array_equal(golden.run(other.graph, other.quantize_input(qm.dataset.x_test)),
+                              ints)
+
+
 def test_linear_by_hand():
     layer = ir.Linear("fc", (3,), [[1, 2, 3], [-4, 5, -6]], [10, -10], QFormat(8, 1),
                       (QFormat(8, 1), QFormat(8, 2)), QFormat(4, 0), relu=True)

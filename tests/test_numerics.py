@@ -19,14 +19,22 @@ from hwgen.numerics import (
     apply_overflow,
     dequantize,
     format_from_json,
+    layer_random,
     product_width,
     quantize,
     requantize,
     sqnr_db,
+    stochastic_positions,
+    stochastic_random,
     sum_width,
 )
 
 DETERMINISTIC = [r for r in ROUNDING_MODES if r != "stochastic"]
+
+
+def _random(seed, shape):
+    """32-bit random values for stochastic rounding from an outside generator."""
+    return np.random.default_rng(seed).integers(0, 2 ** 32, size=shape, dtype=np.int64)
 
 # --- construction and error messages -----------------------------------------------------
 
@@ -160,7 +168,7 @@ reals = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=20)
        st.sampled_from(OVERFLOW_MODES), st.integers(0, 2 ** 32))
 def test_quantize_in_range(width, frac, signed, xs, rounding, overflow, seed):
     fmt = QFormat(width, frac, signed)
-    q = quantize(np.array(xs), fmt, rounding, overflow, seed=seed)
+    q = quantize(np.array(xs), fmt, rounding, overflow, random=_random(seed, len(xs)))
     assert q.dtype == np.int64
     assert np.all(q >= fmt.min_int) and np.all(q <= fmt.max_int)
 
@@ -182,7 +190,7 @@ def test_quantize_idempotent(width, frac, signed, data, rounding, overflow, seed
     q = np.array(data.draw(st.lists(st.integers(fmt.min_int, fmt.max_int), min_size=1,
                                     max_size=20)), dtype=np.int64)
     np.testing.assert_array_equal(
-        quantize(dequantize(q, fmt), fmt, rounding, overflow, seed=seed), q)
+        quantize(dequantize(q, fmt), fmt, rounding, overflow, random=_random(seed, q.shape)), q)
 
 
 @settings(max_examples=150, deadline=None)
@@ -193,7 +201,8 @@ def test_round_trip_error_below_one_step(width, frac, signed, unit, rounding, ov
     fmt = QFormat(width, frac, signed)
     # Values inside the representable range, where overflow plays no part.
     x = fmt.min_value + np.array(unit) * (fmt.max_value - fmt.min_value)
-    err = np.abs(dequantize(quantize(x, fmt, rounding, overflow, seed=seed), fmt) - x)
+    err = np.abs(dequantize(quantize(x, fmt, rounding, overflow,
+                                     random=_random(seed, x.shape)), fmt) - x)
     limit = fmt.step / 2 if rounding.startswith("nearest") else fmt.step
     assert np.all(err <= limit)
     if rounding == "floor":
@@ -205,7 +214,8 @@ def test_round_trip_error_below_one_step(width, frac, signed, unit, rounding, ov
 def test_stochastic_rounding_unbiased(x, seed):
     fmt = QFormat(8, 4)
     n = 20000
-    q = dequantize(quantize(np.full(n, x), fmt, "stochastic", seed=seed), fmt)
+    q = dequantize(quantize(np.full(n, x), fmt, "stochastic",
+                            random=layer_random(seed, 0, (n,))), fmt)
     p = (x * 16) % 1.0
     sigma = fmt.step * math.sqrt(p * (1 - p) / n)
     # Five standard deviations (plus float slack): a false failure is a 1-in-a-million event.
@@ -215,22 +225,37 @@ def test_stochastic_rounding_unbiased(x, seed):
 def test_stochastic_rounding_seeded():
     x = np.linspace(-1, 1, 100)
     fmt = QFormat(8, 3)
-    a = quantize(x, fmt, "stochastic", seed=7)
-    np.testing.assert_array_equal(a, quantize(x, fmt, "stochastic", seed=7))
-    assert not np.array_equal(a, quantize(x, fmt, "stochastic", seed=8))
+    a = quantize(x, fmt, "stochastic", random=layer_random(7, 0, (100,)))
+    np.testing.assert_array_equal(a, quantize(x, fmt, "stochastic",
+                                              random=layer_random(7, 0, (100,))))
+    assert not np.array_equal(a, quantize(x, fmt, "stochastic",
+                                          random=layer_random(8, 0, (100,))))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(-2 ** 20, 2 ** 20), min_size=1, max_size=20), st.integers(-6, 16),
-       widths, fracs, signs, st.sampled_from(ROUNDING_MODES), st.sampled_from(OVERFLOW_MODES),
-       st.integers(0, 2 ** 32))
+       widths, fracs, signs, st.sampled_from(DETERMINISTIC), st.sampled_from(OVERFLOW_MODES))
 def test_requantize_is_quantize_of_dequantized(acc, from_frac, width, frac, signed, rounding,
-                                               overflow, seed):
+                                               overflow):
     a = np.array(acc, dtype=np.int64)
     fmt = QFormat(width, frac, signed)
-    ours = requantize(a, from_frac, fmt, rounding, overflow, seed=seed)
+    ours = requantize(a, from_frac, fmt, rounding, overflow)
     real = dequantize(a, QFormat(32, from_frac))
-    np.testing.assert_array_equal(ours, quantize(real, fmt, rounding, overflow, seed=seed))
+    np.testing.assert_array_equal(ours, quantize(real, fmt, rounding, overflow))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-2 ** 20, 2 ** 20), min_size=1, max_size=20), st.integers(32, 60),
+       st.integers(1, 24), signs, st.sampled_from(OVERFLOW_MODES), st.integers(0, 2 ** 32))
+def test_stochastic_requantize_by_32_bits_or_more_is_quantize(acc, shift, width, signed,
+                                                              overflow, seed):
+    # From a shift of 32 bits on, all 32 random bits are the fraction, as for real values.
+    a = np.array(acc, dtype=np.int64)
+    fmt = QFormat(width, 2, signed)
+    r = _random(seed, a.shape)
+    ours = requantize(a, shift + 2, fmt, "stochastic", overflow, random=r)
+    real = dequantize(a, QFormat(32, shift + 2))
+    np.testing.assert_array_equal(ours, quantize(real, fmt, "stochastic", overflow, random=r))
 
 
 @settings(max_examples=100, deadline=None)
@@ -276,3 +301,121 @@ def test_requantize_exact_for_every_int64_and_shift(a, shift, width, signed, rou
     fmt = QFormat(width, 0, signed)
     got = requantize(np.array([a]), shift, fmt, rounding, overflow)
     assert int(got[0]) == _exact_requantize(a, shift, fmt, rounding, overflow)
+
+
+# --- stochastic rounding: the random values and their use --------------------------------
+
+def _ref_rand(seed, layer, index, slot):
+    """rand(seed, layer, index, slot) re-implemented from stochastic_random's docstring."""
+    w = (seed ^ ((layer + 1) * 0x9E3779B9) ^ index ^ (slot << 24)) % 2 ** 32
+    for _ in range(3):
+        w ^= (w << 13) % 2 ** 32
+        w ^= w >> 17
+        w ^= (w << 5) % 2 ** 32
+    return int(format(w, "032b")[::-1], 2)
+
+
+def _ref_stochastic(a, shift, r, fmt, overflow):
+    """requantize with stochastic rounding in Python integers, from its docstring."""
+    if shift < 0:
+        q = a * 2 ** -shift
+    else:
+        v = r % 2 ** shift if shift <= 32 else r * 2 ** (shift - 32)
+        q = (a + v) // 2 ** shift
+    if overflow == "saturate":
+        return max(fmt.min_int, min(fmt.max_int, q))
+    return (q - fmt.min_int) % 2 ** fmt.width + fmt.min_int
+
+
+def test_stochastic_needs_random_values():
+    with pytest.raises(FormatError, match=r"^Stochastic rounding needs its random values: "
+                                          r"pass random= \(see hwgen\.numerics\."
+                                          r"stochastic_random\)$"):
+        requantize(np.arange(4), 3, QFormat(8, 0), "stochastic")
+
+
+def test_stochastic_random_values_must_fit():
+    with pytest.raises(FormatError, match=r"^Stochastic rounding random values of shape "
+                                          r"\(3,\) do not broadcast to the values' shape "
+                                          r"\(4,\)$"):
+        requantize(np.arange(4), 3, QFormat(8, 0), "stochastic", random=np.zeros(3))
+    with pytest.raises(FormatError, match=r"^Stochastic rounding random values must be "
+                                          r"32-bit unsigned integers, not 4294967296$"):
+        quantize(np.zeros(2), QFormat(8, 0), "stochastic", random=np.array([0, 2 ** 32]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2 ** 40), st.integers(0, 300), st.integers(0, 2 ** 30),
+       st.integers(0, 255))
+def test_stochastic_random_is_its_definition(seed, layer, index, slot):
+    assert int(stochastic_random(seed, layer, index, slot)) == \
+        _ref_rand(seed, layer, index, slot)
+
+
+def test_stochastic_random_vectorised():
+    index = np.arange(40).reshape(5, 8)
+    got = stochastic_random(3, 2, index, 1)
+    assert got.shape == (5, 8) and got.dtype == np.int64
+    assert [int(v) for v in got.ravel()] == [_ref_rand(3, 2, i, 1) for i in range(40)]
+
+
+def test_stochastic_positions_by_hand():
+    # (1, 3, 5) with 2x2 pooling: 1 x 2 windows (the last row and column are pooled away)
+    index, slot = stochastic_positions((1, 3, 5), 2)
+    np.testing.assert_array_equal(index[0], [[0, 0, 1, 1, 2],
+                                             [0, 0, 1, 1, 2],
+                                             [2, 2, 3, 3, 4]])
+    np.testing.assert_array_equal(slot[0], [[0, 1, 0, 1, 0],
+                                            [2, 3, 2, 3, 2],
+                                            [0, 1, 0, 1, 0]])
+    index, slot = stochastic_positions((2, 2, 3))
+    np.testing.assert_array_equal(index.ravel(), np.arange(12))
+    assert not slot.any()
+    index, slot = stochastic_positions((5,))
+    np.testing.assert_array_equal(index, np.arange(5))
+    np.testing.assert_array_equal(layer_random(4, 1, (2, 4, 4), 2)[1, 3, 2],
+                                  _ref_rand(4, 1, 4 + 1 * 2 + 1, 1 * 2 + 0))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-2 ** 63, 2 ** 63 - 1) | st.integers(-999, 999), st.integers(-70, 80),
+       st.integers(0, 2 ** 32 - 1), st.integers(1, 62), st.booleans(),
+       st.sampled_from(OVERFLOW_MODES))
+def test_stochastic_requantize_is_its_definition(a, shift, r, width, signed, overflow):
+    fmt = QFormat(width, 0, signed)
+    got = requantize(np.array([a]), shift, fmt, "stochastic", overflow, random=np.array([r]))
+    assert int(got[0]) == _ref_stochastic(a, shift, r, fmt, overflow)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(-2 ** 20, 2 ** 20), st.integers(1, 12), st.integers(0, 2 ** 32),
+       st.integers(0, 50))
+def test_stochastic_requantize_unbiased(a, shift, seed, layer):
+    # The mean over a tensor's positions is a / 2**shift within five standard deviations.
+    n = 4096
+    q = requantize(np.full(n, a), shift, QFormat(32, 0), "stochastic",
+                   random=layer_random(seed, layer, (4, 32, 32), 2).ravel()[:n])
+    p = (a % 2 ** shift) / 2 ** shift
+    assert abs(q.mean() - a / 2 ** shift) <= 5 * math.sqrt(p * (1 - p) / n) + 1e-12
+
+
+def test_stochastic_rounding_over_seeds_unbiased():
+    # One value at one place, rounded with many seeds: the seed alone makes it random.
+    seeds = np.arange(20000)
+    r = np.array([stochastic_random(int(s), 1, 37, 2) for s in seeds])
+    q = requantize(np.full(len(seeds), 11), 3, QFormat(16, 0), "stochastic", random=r)
+    p = 3 / 8
+    assert abs(q.mean() - 11 / 8) <= 5 * math.sqrt(p * (1 - p) / len(seeds))
+    assert set(np.unique(q)) == {1, 2}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=20),
+       st.integers(-8, 24), st.integers(0, 2 ** 32))
+def test_stochastic_quantize_is_floor_of_value_plus_fraction(xs, frac, seed):
+    from fractions import Fraction
+    x = np.array(xs)
+    r = _random(seed, x.shape)
+    got = quantize(x, QFormat(64, frac), "stochastic", random=r)
+    for v, rv, q in zip(xs, r, got):
+        assert int(q) == math.floor(Fraction(v) * Fraction(2) ** frac + Fraction(int(rv), 2 ** 32))

@@ -72,13 +72,16 @@ def test_scheme_file_not_json(tmp_path):
     ({"layers": {"fc": {"kind": "pow3"}}}, r"layer 'fc': kind must be one of fixed, binary, codebook, pow2, ternary, not 'pow3'"),
     ({"layers": {"fc": 8}}, r"layer 'fc' must be a JSON object, not 8"),
     ({"default": {"frac": "big"}}, r"default: frac must be an integer or 'auto', not 'big'"),
-    ({"layers": {"fc": {"rounding": "stochastic"}}},
-     r"layer 'fc': rounding must be one of nearest_even, nearest_up, floor, not 'stochastic'"),
+    ({"layers": {"fc": {"rounding": "random"}}},
+     (r"layer 'fc': rounding must be one of nearest_even, nearest_up, floor, stochastic, not "
+     r"'random'")),
+    ({"seed": -1}, r"seed must be a non-negative integer, not -1"),
     ({"default": {"overflow": "clip"}},
      r"default: overflow must be one of saturate, wrap, not 'clip'"),
     ({"input": {"width": 8, "signed": False}},
      r"input has unknown key 'signed'; keys are width, frac"),
-    ({"precision": 8}, r"has unknown key 'precision'; keys are name, input, default, first, last, layers"),
+    ({"precision": 8}, (r"has unknown key 'precision'; keys are name, input, default, first, last, layers, "
+                    r"seed")),
 ])
 def test_bad_spec_file(tmp_path, spec, message):
     p = write_json(tmp_path, spec)

@@ -134,8 +134,8 @@ class CompiledDesign:
     @property
     def post_latency(self):
         """Latency of the post-processing unit: :func:`hwgen.timing.post_process_latency`
-        (one cycle more with the per-channel multiplier)."""
-        return timing.post_process_latency(self.scale_width > 0)
+        (one cycle more with the per-channel multiplier or stochastic rounding)."""
+        return timing.post_process_latency(self.scale_width > 0, "stochastic" in self.roundings)
 
     @property
     def engine_kinds(self):

@@ -49,6 +49,7 @@ from ..numerics import (
     Pow2Format,
     QFormat,
     accumulator_width,
+    stochastic_random,
     sum_width,
 )
 from . import pack
@@ -458,7 +459,8 @@ def compile_graph(graph, config, *, allow_large=False):
     table_rows, table_bounds = [], []
     param_image, programs = [], []
     pe_lat = timing.pe_latency(config.pe_stages)
-    post_lat = timing.post_process_latency(scale_width > 0)
+    roundings = tuple(sorted({layer.rounding for layer in layers}))
+    post_lat = timing.post_process_latency(scale_width > 0, "stochastic" in roundings)
     for index, (layer, kind) in enumerate(zip(layers, kinds)):
         cin, h, w, kh, kw, stride, pad, pool = geometry[index]
         cout = layer.out_channels
@@ -510,6 +512,8 @@ def compile_graph(graph, config, *, allow_large=False):
             binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
             engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
             acc_mode=layer_modes[index],
+            rand_mask=int(stochastic_random(layer.seed, layer.layer_number, 0, 0))
+            if layer.rounding == "stochastic" and not layer.binary_out else 0,
         )
         # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
         if kind == "xnor":
@@ -570,7 +574,7 @@ def compile_graph(graph, config, *, allow_large=False):
                                     if kind == "codebook" else ()))
                       for kind in engines),
         param_image=tuple(param_image),
-        roundings=tuple(sorted({l.rounding for l in layers})),
+        roundings=roundings,
         overflows=tuple(sorted({l.overflow for l in layers})),
         scale_width=scale_width,
         thresholds=any(layer.binary_out for layer in layers),

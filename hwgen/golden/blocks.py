@@ -196,7 +196,7 @@ def systolic_array(A, W):
 
 
 def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="saturate",
-                 relu=False, scale=None, binary=False, flip=0):
+                 relu=False, scale=None, binary=False, flip=0, random=None):
     """Bias, requantize, overflow and ReLU of the post-processing unit (no pooling).
 
     ``y = requantize(acc + bias, from_frac=shift, to_fmt=QFormat(fmt.width, 0, fmt.signed),
@@ -206,7 +206,8 @@ def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="satur
     (the bias is then at the scaled binary point). With ``binary`` the result is instead
     ``+1`` where ``acc·scale + bias >= 0`` (``<= 0`` where ``flip``), else ``−1``: the
     threshold compare of a binary output with ``bias = −threshold`` (``shift``, ``fmt``,
-    the modes and ``relu`` are then ignored).
+    the modes and ``relu`` are then ignored). Stochastic rounding takes the random values
+    ``random`` (:func:`hwgen.numerics.stochastic_random` of each value's position).
 
     Parameters
     ----------
@@ -232,7 +233,8 @@ def post_process(acc, bias, shift, fmt, rounding="nearest_even", overflow="satur
     if binary:
         x = acc + bias
         return np.where(np.asarray(flip, dtype=bool), x <= 0, x >= 0).astype(np.int64) * 2 - 1
-    y = requantize(acc + bias, shift, QFormat(fmt.width, 0, fmt.signed), rounding, overflow)
+    y = requantize(acc + bias, shift, QFormat(fmt.width, 0, fmt.signed), rounding, overflow,
+                   random)
     if relu:
         y = np.maximum(y, 0)
     return np.asarray(y, dtype=np.int64)

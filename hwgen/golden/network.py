@@ -40,9 +40,9 @@ The fast path (the default of :func:`run_layers` and :func:`run`)
     comes first, on the sums.
 
     *Thresholds* (binary outputs) compare the sums ``K · max|a| · max|w| < 2**24`` (2**53)
-    with the integer thresholds; *wrap-around* layers (and every layer when overflow
-    counts are asked for) take the reference's requantization on the exact sums, converted
-    to int64. Anything larger runs on the reference path.
+    with the integer thresholds; *wrap-around* and *stochastic* layers (and every layer
+    when overflow counts are asked for) take the reference's requantization on the exact
+    sums, converted to int64. Anything larger runs on the reference path.
 
     float32 is used only when torch computes float32 convolutions and matrix products in
     IEEE arithmetic (no TF32 or bfloat16; checked on every call). Convolutions are direct or
@@ -138,12 +138,13 @@ def im2col(x, kernel, stride=1, padding=0):
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho, wo, c * kh * kw)
 
 
-def _count_overflows(layer, acc, frac, out, counts):
+def _count_overflows(layer, acc, frac, out, counts, random=None):
     """Record in ``counts[layer.name]`` how many of ``out`` the overflow mode changed:
     ``(saturated, wrapped)``. A value counts when it differs from the same requantization
     into an unbounded format, after the ReLU (a negative value saturated and then zeroed by
     the ReLU changed nothing)."""
-    wide = requantize(acc, frac, QFormat(64, layer.out_fmt.frac), layer.rounding, "saturate")
+    wide = requantize(acc, frac, QFormat(64, layer.out_fmt.frac), layer.rounding, "saturate",
+                      random)
     if getattr(layer, "relu", False):
         wide = np.maximum(wide, 0)
         out = np.maximum(out, 0)
@@ -152,8 +153,15 @@ def _count_overflows(layer, acc, frac, out, counts):
     counts[layer.name] = (sat + n, wrap) if layer.overflow == "saturate" else (sat, wrap + n)
 
 
+def _random_channel_last(layer):
+    """The layer's stochastic rounding random values ``(H, W, C)`` or ``(C,)``, or None."""
+    r = layer.random()
+    return r if r is None or r.ndim == 1 else r.transpose(1, 2, 0)
+
+
 def _post(layer, dot, counts=None):
-    """Threshold (binary outputs), or scale, bias, requantize and ReLU (channel axis last)."""
+    """Threshold (binary outputs), or scale, bias, requantize and ReLU (channel axis last;
+    a convolution's ``dot`` is ``(N, H, W, C)``, a linear layer's ``(N, C)``)."""
     if layer.binary_out:
         hit = np.where(layer.flip.astype(bool), dot <= layer.threshold, dot >= layer.threshold)
         return np.where(hit, 1, -1).astype(np.int64)
@@ -166,9 +174,11 @@ def _post(layer, dot, counts=None):
         acc = acc * layer.scale
     if layer.bias is not None:
         acc = acc + layer.bias
-    out = requantize(acc, layer.acc_frac, layer.out_fmt, layer.rounding, layer.overflow)
+    random = _random_channel_last(layer)
+    out = requantize(acc, layer.acc_frac, layer.out_fmt, layer.rounding, layer.overflow,
+                     random)
     if counts is not None:
-        _count_overflows(layer, acc, layer.acc_frac, out, counts)
+        _count_overflows(layer, acc, layer.acc_frac, out, counts, random)
     if layer.relu:
         out = np.maximum(out, 0)
     return out
@@ -190,7 +200,7 @@ def _conv2d(layer, x, counts=None, acc_counts=None):
     n, ho, wo, k = cols.shape
     w = layer.weight.reshape(layer.out_channels, k)
     dot = _dot(layer, cols.reshape(-1, k), w, acc_counts)
-    out = _post(layer, dot, counts).reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+    out = _post(layer, dot.reshape(n, ho, wo, -1), counts).transpose(0, 3, 1, 2)
     if layer.pool > 1:
         out = _maxpool(out, layer.pool)
     return np.ascontiguousarray(out)

@@ -4,9 +4,10 @@ Layer keys (all optional): ``width`` (weights and outputs; 8), ``weight_width`` 
 ``out_width`` (override one of the two), ``frac`` (output fractional length, an integer or
 ``"auto"``), ``weight_frac`` (an integer, ``"auto"``, or a list with one integer per output
 channel), ``per_channel`` (per-output-channel weight formats; false), ``rounding``
-(``nearest_even``, ``nearest_up`` or ``floor``: the layer's requantization;
-``nearest_even``), ``overflow`` (``saturate`` or ``wrap``; ``saturate``) and ``bias_width``
-(32), ``acc_width`` and ``acc_overflow`` (narrow accumulators, :mod:`hwgen.quant.outputs`).
+(``nearest_even``, ``nearest_up``, ``floor`` or ``stochastic``: the layer's requantization;
+``nearest_even``; stochastic rounding's seed is the scheme's ``seed``), ``overflow``
+(``saturate`` or ``wrap``; ``saturate``), ``bias_width`` (32), ``acc_width`` and
+``acc_overflow`` (narrow accumulators, :mod:`hwgen.quant.outputs`).
 Widths are at least 2: a signed 1-bit integer holds only -1 and 0 (binary weights
 are a kind of their own).
 
@@ -32,6 +33,7 @@ from ..numerics import (
     dequantize,
     quantize,
     sqnr_db,
+    stochastic_random,
 )
 from .kinds import QuantKind, register_kind
 
@@ -156,16 +158,18 @@ def calibrate_frac(x, width, rounding="nearest_even", overflow="saturate", signe
     """The fractional length for ``width``-bit integers that represents ``x`` best.
 
     ``IL = ceil(log2 max|x|)`` gives ``F0 = width - IL - signed``; of ``F0-1 … F0+3`` the
-    ``F`` with the highest SQNR wins (the smallest on ties).
+    ``F`` with the highest SQNR wins (the smallest on ties). Stochastic rounding is measured
+    with the random values of seed 0, layer 0 at the samples' flat positions.
     """
     x = _sample(x)
+    random = stochastic_random(0, 0, np.arange(x.size)) if rounding == "stochastic" else None
     m = float(np.max(np.abs(x), initial=0.0))
     il = math.ceil(math.log2(m)) if m > 0 else 0
     f0 = width - il - int(signed)
     best, best_sqnr = f0, -math.inf
     for f in range(f0 - 1, f0 + 4):
         fmt = QFormat(width, f, signed)
-        s = sqnr_db(x, dequantize(quantize(x, fmt, rounding, overflow), fmt))
+        s = sqnr_db(x, dequantize(quantize(x, fmt, rounding, overflow, random), fmt))
         if s > best_sqnr:
             best, best_sqnr = f, s
     return best

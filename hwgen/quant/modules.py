@@ -36,8 +36,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ir
-from ..errors import ShapeError
-from ..numerics import BinaryFormat, check_overflow, check_rounding, quantize
+from ..errors import FormatError, ShapeError
+from ..numerics import (
+    BinaryFormat,
+    check_overflow,
+    check_rounding,
+    layer_random,
+    quantize,
+    requantize,
+)
 from .fixed import fake_quant
 from .kinds import DEFAULT_KIND, get_kind
 from .outputs import binary_activation, fold_thresholds, threshold_bits
@@ -72,7 +79,7 @@ class _QuantDense(nn.Module):
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu=False,
                  rounding="nearest_even", overflow="saturate", bias_width=32,
                  dtype=torch.float64, kind=DEFAULT_KIND, spec=None, acc_width=None,
-                 acc_overflow="saturate"):
+                 acc_overflow="saturate", seed=0, layer_number=0):
         super().__init__()
         ir.check_accumulator(name, in_fmt, acc_width, acc_overflow)
         self.acc_width = acc_width
@@ -92,6 +99,10 @@ class _QuantDense(nn.Module):
         self.relu = relu and not isinstance(out_fmt, BinaryFormat)
         self.rounding = check_rounding(rounding)
         self.overflow = check_overflow(overflow)
+        #: Stochastic rounding's seed and the layer's place in the network (see
+        #: :meth:`hwgen.ir.Conv2d.random`).
+        self.seed = seed
+        self.layer_number = layer_number
         self.bias_width = bias_width
         self.kind = get_kind(kind)
         #: The layer's spec (of ``kind``), for kinds whose values depend on more than the
@@ -181,10 +192,26 @@ class _QuantDense(nn.Module):
             return acc.reshape(len(acc), -1, ho, wo).to(x.dtype)
         return acc[:, :, 0].to(x.dtype)
 
+    def _requantize(self, acc):
+        """The output values of the accumulator values ``acc``; stochastic rounding
+        requantizes the exact integers (float64 holds ``acc·2**acc_frac`` exactly) with the
+        golden model's random values, with a straight-through gradient."""
+        if self.rounding != "stochastic":
+            return fake_quant(acc, self.out_fmt, self.rounding, self.overflow)
+        sc = self.int_scale()
+        frac = np.array([self.in_fmt.frac + f.frac + (0 if sc is None else sc[1])
+                         for f in self.w_fmts], dtype=np.int64)
+        frac = frac.reshape((-1,) + (1,) * (acc.dim() - 2))
+        a = torch.round(acc.detach() * torch.from_numpy(np.ldexp(1.0, frac)).to(acc.dtype))
+        r = layer_random(self.seed, self.layer_number, acc.shape[1:], getattr(self, "pool", 1))
+        q = requantize(a.to(torch.int64), frac, self.out_fmt, "stochastic", self.overflow, r)
+        y = q.to(acc.dtype) * 2.0 ** -self.out_fmt.frac
+        return acc + (y - acc).detach()
+
     def _dense(self, x):
         """The layer's output before pooling."""
         if not self.binary_out:
-            y = fake_quant(self._acc(x), self.out_fmt, self.rounding, self.overflow)
+            y = self._requantize(self._acc(x))
             return F.relu(y) if self.relu else y
         if self.training:
             return binary_activation(self._acc(x))
@@ -271,10 +298,10 @@ class QuantConv2d(_QuantDense):
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, stride=1,
                  padding=0, relu=False, pool=1, rounding="nearest_even", overflow="saturate",
                  bias_width=32, dtype=torch.float64, kind=DEFAULT_KIND, spec=None,
-                 acc_width=None, acc_overflow="saturate"):
+                 acc_width=None, acc_overflow="saturate", seed=0, layer_number=0):
         super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
                          rounding, overflow, bias_width, dtype, kind, spec, acc_width,
-                         acc_overflow)
+                         acc_overflow, seed, layer_number)
         self.stride = stride
         self.padding = padding
         self.pool = pool
@@ -291,7 +318,8 @@ class QuantConv2d(_QuantDense):
         return ir.Conv2d(self.name, self.in_shape, self.int_weight(), extra.pop("bias"),
                          self.in_fmt, self.w_fmts, self.out_fmt, pool=self.pool,
                          rounding=self.rounding, overflow=self.overflow, stride=self.stride,
-                         padding=self.padding, **extra)
+                         padding=self.padding, seed=self.seed,
+                         layer_number=self.layer_number, **extra)
 
 
 class QuantLinear(_QuantDense):
@@ -301,10 +329,10 @@ class QuantLinear(_QuantDense):
     def __init__(self, name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, *, relu=False,
                  rounding="nearest_even", overflow="saturate", bias_width=32,
                  dtype=torch.float64, kind=DEFAULT_KIND, spec=None, acc_width=None,
-                 acc_overflow="saturate"):
+                 acc_overflow="saturate", seed=0, layer_number=0):
         super().__init__(name, in_shape, weight, bias, in_fmt, w_fmts, out_fmt, relu,
                          rounding, overflow, bias_width, dtype, kind, spec, acc_width,
-                         acc_overflow)
+                         acc_overflow, seed, layer_number)
 
     def _linear_op(self, x, w, b):
         return F.linear(x, w, b)
@@ -316,7 +344,8 @@ class QuantLinear(_QuantDense):
         extra = self._ir_extras()
         return ir.Linear(self.name, self.in_shape, self.int_weight(), extra.pop("bias"),
                          self.in_fmt, self.w_fmts, self.out_fmt, rounding=self.rounding,
-                         overflow=self.overflow, **extra)
+                         overflow=self.overflow, seed=self.seed,
+                         layer_number=self.layer_number, **extra)
 
 
 class QuantMaxPool2d(nn.Module):
@@ -344,6 +373,9 @@ class QuantAvgPool2d(nn.Module):
         self.name, self.in_shape, self.fmt, self.out_fmt, self.pool = \
             name, tuple(in_shape), fmt, out_fmt, pool
         self.rounding, self.overflow = check_rounding(rounding), check_overflow(overflow)
+        if self.rounding == "stochastic":
+            raise FormatError(f"Average pool {name!r} cannot round stochastically; give it "
+                              f"another rounding")
 
     def forward(self, x):
         return fake_quant(F.avg_pool2d(x, self.pool), self.out_fmt, self.rounding,
@@ -425,5 +457,6 @@ class QuantNetwork(nn.Module):
                 specs.append((layer.name, FixedSpec(rounding=layer.rounding,
                                                     overflow=layer.overflow)))
         name = self.scheme.name if self.scheme is not None else "resolved"
+        seed = self.scheme.seed if self.scheme is not None else 0
         return Scheme(name, self.input_fmt.width, self.input_fmt.frac, FixedSpec(),
-                      tuple(specs))
+                      tuple(specs), seed=seed)

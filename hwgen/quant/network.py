@@ -89,7 +89,8 @@ def build_network(stages, input_shape, scheme, x_calib=None, name="model",
             common = {"relu": s.relu, "rounding": spec.rounding, "overflow": spec.overflow,
                       "bias_width": spec.bias_width, "dtype": dtype, "kind": kind.name,
                       "spec": spec, "acc_width": getattr(spec, "acc_width", None),
-                      "acc_overflow": getattr(spec, "acc_overflow", "saturate")}
+                      "acc_overflow": getattr(spec, "acc_overflow", "saturate"),
+                      "seed": scheme.seed, "layer_number": i}
             if isinstance(s, frontend.ConvStage):
                 layer = QuantConv2d(s.name, s.in_shape, s.weight, s.bias, fmt, w_fmts, out_fmt,
                                     stride=s.stride, padding=s.padding, pool=s.pool, **common)

@@ -29,7 +29,10 @@ A path to a JSON file
     key; an entry of another kind starts from that kind's defaults. ``input`` takes
     ``width`` (default: the default layer's ``out_width``, else 8) and ``frac`` (an integer
     or ``"auto"``). Average pools use the ``rounding``/``overflow`` of their entry and keep
-    their input's format; max-pools and flattens pass formats through.
+    their input's format; max-pools and flattens pass formats through. ``seed`` (a
+    non-negative integer; 0) seeds the layers' ``"rounding": "stochastic"``: a layer's
+    random values are :func:`hwgen.numerics.layer_random` of the seed and its place in the
+    network, the same in the torch model, the golden model and the hardware.
 
 ``pow2-4``
     4-bit power-of-two weights (:mod:`hwgen.quant.pow2`: zero flag, sign, 2-bit exponent;
@@ -80,6 +83,7 @@ class Scheme:
     layers: tuple = ()
     first: object = None
     last: object = None
+    seed: int = 0
 
     def layer(self, name, dense_names=None):
         """The spec of layer ``name``; ``dense_names`` (the model's Conv2d/Linear layers in
@@ -113,6 +117,8 @@ class Scheme:
             if getattr(self, key) is not None:
                 obj[key] = spec_to_json(getattr(self, key), base)
         obj["layers"] = {n: spec_to_json(s, base) for n, s in self.layers}
+        if self.seed:
+            obj["seed"] = self.seed
         return obj
 
 
@@ -168,9 +174,12 @@ def scheme_from_json(obj, where="Scheme"):
     if not isinstance(obj, dict):
         raise FormatError(f"{where} must be a JSON object, not {type(obj).__name__!r}")
     for key in obj:
-        if key not in ("name", "input", "default", "first", "last", "layers"):
+        if key not in ("name", "input", "default", "first", "last", "layers", "seed"):
             raise FormatError(f"{where} has unknown key {key!r}; keys are name, input, "
-                              f"default, first, last, layers")
+                              f"default, first, last, layers, seed")
+    seed = obj.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise FormatError(f"{where}: seed must be a non-negative integer, not {seed!r}")
     name = obj.get("name", "custom")
     if not isinstance(name, str) or not name:
         raise FormatError(f"{where}: name must be a non-empty string, not {name!r}")
@@ -191,7 +200,7 @@ def scheme_from_json(obj, where="Scheme"):
                   for n, v in layers.items())
     ends = {key: layer_spec_from_json(obj[key], f"{where} {key}", default)
             for key in ("first", "last") if key in obj}
-    return Scheme(name, in_width, in_frac, default, specs, **ends)
+    return Scheme(name, in_width, in_frac, default, specs, **ends, seed=seed)
 
 
 def load_scheme(scheme):

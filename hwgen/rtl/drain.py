@@ -45,6 +45,10 @@ class Drain(wiring.Component):
         Bits of the job's counts and of the addresses.
     pe_latency : int
         Latency of the array's PEs (:attr:`hwgen.rtl.pe.PE.latency`).
+    positions : bool
+        Also give each slot's pooled pixel ``o.pixel`` (``q``) and place in its pooling
+        window ``o.slot``: stochastic rounding's position, once the channel's ``offset`` is
+        added to ``pixel``.
 
     Members
     -------
@@ -60,7 +64,7 @@ class Drain(wiring.Component):
         The running layer's engine; steady during a layer.
     param_addr : Out(count_width)
         Parameter memory address of the slot being read (read it with one cycle latency).
-    o : Out(drain_output_layout(acc_shape, cols, count_width))
+    o : Out(drain_output_layout(acc_shape, cols, count_width, positions))
         The slot read in the previous cycle.
     busy : Out(1)
         A job is waiting in the delay line or being read.
@@ -73,11 +77,12 @@ class Drain(wiring.Component):
         Cycles from ``param_addr`` to ``o``.
     """
 
-    def __init__(self, rows, cols, acc_shapes, count_width, *, pe_latency):
+    def __init__(self, rows, cols, acc_shapes, count_width, *, pe_latency, positions=False):
         self._rows = check_positive(rows, "Drain rows")
         self._cols = check_positive(cols, "Drain columns")
         self._count_width = check_positive(count_width, "Drain count width")
         self._pe_latency = check_positive(pe_latency, "PE latency")
+        self._positions = bool(positions)
         if not isinstance(acc_shapes, (list, tuple)):
             acc_shapes = [acc_shapes]
         self._n_engines = len(acc_shapes)
@@ -92,7 +97,7 @@ class Drain(wiring.Component):
                 for n, shape in enumerate(acc_shapes)})),
             "engine": In(range(max(2, self._n_engines))),
             "param_addr": Out(count_width),
-            "o": Out(drain_output_layout(acc_shape, cols, count_width)),
+            "o": Out(drain_output_layout(acc_shape, cols, count_width, self._positions)),
             "busy": Out(1),
         })
 
@@ -194,4 +199,6 @@ class Drain(wiring.Component):
             self.o.pool_last.eq(pos_last),
             self.o.tag.eq(self.out_base + q),
         ]
+        if self._positions:
+            m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
         return m

@@ -8,7 +8,7 @@ from amaranth.hdl import Shape, ShapeCastable, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import bits_for
 
-from ..contract import COUNT, MODE, SIGNED, descriptor_fields, param_word_fields
+from ..contract import COUNT, MODE, SIGNED, WORD, WORD_BITS, descriptor_fields, param_word_fields
 from ..errors import ArgumentError, FormatError, ShapeError, check_positive
 
 __all__ = [
@@ -46,18 +46,19 @@ PECtl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 class Rounding(enum.Enum, shape=2):
     """Rounding applied when the post-processing shift drops fractional bits.
 
-    The names match :data:`hwgen.numerics.ROUNDING_MODES`; ``stochastic`` has no hardware
-    implementation yet.
+    The names match :data:`hwgen.numerics.ROUNDING_MODES`.
     """
 
     NEAREST_EVEN = 0
     NEAREST_UP = 1
     FLOOR = 2
+    STOCHASTIC = 3
 
     @classmethod
     def from_name(cls, name):
         """The member for numerics' rounding name (``"nearest_even"``, ``"nearest_up"``,
-        ``"floor"``); raises :class:`~hwgen.errors.FormatError` for any other name."""
+        ``"floor"``, ``"stochastic"``); raises :class:`~hwgen.errors.FormatError` for any
+        other name."""
         return _from_name(cls, name, "Rounding mode")
 
 
@@ -110,7 +111,8 @@ def _from_name(cls, name, what):
     return cls[name.upper()]
 
 
-def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_width=0):
+def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_width=0,
+                              position_width=0):
     """Layout of :class:`~hwgen.rtl.post_process.PostProcess`'s input ``i``.
 
     Fields: ``valid`` (1), ``acc`` (``signed(acc_width)``), ``bias``
@@ -118,8 +120,11 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_w
     binary point), ``scale`` (``signed(scale_width)``, only when ``scale_width > 0``),
     ``flip`` (1: threshold compare ``<= 0`` instead of ``>= 0``), ``shift`` (``signed(shift_width)``: positive shifts
     right with rounding, negative shifts left exactly), ``col`` (``range(cols)``, selects the
-    pooling register), ``pool_first`` (1), ``pool_last`` (1) and ``tag`` (``tag_shape``,
-    passed through untouched).
+    pooling register), ``pool_first`` (1), ``pool_last`` (1), ``tag`` (``tag_shape``,
+    passed through untouched) and, when ``position_width > 0`` (stochastic rounding), the
+    value's position :func:`hwgen.numerics.stochastic_positions`: ``index``
+    (``unsigned(position_width)``) and ``slot`` (``unsigned(8)``: only its low 8 bits enter
+    the random value).
     """
     check_positive(acc_width, "Accumulator width")
     check_positive(cols, "Number of columns", ShapeError)
@@ -127,7 +132,13 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_w
         raise FormatError(f"Shift width must be an integer of at least 2, not {shift_width!r}")
     if isinstance(scale_width, bool) or not isinstance(scale_width, int) or scale_width < 0:
         raise FormatError(f"Scale width must be a non-negative integer, not {scale_width!r}")
+    if isinstance(position_width, bool) or not isinstance(position_width, int) \
+            or position_width < 0:
+        raise FormatError(f"Position width must be a non-negative integer, not "
+                          f"{position_width!r}")
     scale = {"scale": signed(scale_width)} if scale_width else {}
+    position = {"index": unsigned(position_width), "slot": unsigned(8)} if position_width \
+        else {}
     return data.StructLayout({
         "valid": 1,
         "acc": signed(acc_width),
@@ -140,16 +151,19 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_w
         "pool_first": 1,
         "pool_last": 1,
         "tag": _check_shape(tag_shape),
+        **position,
     })
 
 
-def post_process_config_layout(out_width):
+def post_process_config_layout(out_width, stochastic=False):
     """Layout of :class:`~hwgen.rtl.post_process.PostProcess`'s configuration ``cfg``.
 
     Fields: ``rounding`` (:class:`Rounding`), ``overflow`` (:class:`Overflow`), ``width``
     (the output format's width ``W``, ``1 <= W <= out_width``), ``signed`` (1: two's
-    complement format), ``relu`` (1), ``pool`` (1: running max-pool enabled) and ``binary``
-    (1: the output is +1/−1 by a threshold compare, not a requantized value).
+    complement format), ``relu`` (1), ``pool`` (1: running max-pool enabled), ``binary``
+    (1: the output is +1/−1 by a threshold compare, not a requantized value) and, with
+    ``stochastic``, ``mask`` (``unsigned(32)``: the layer's random mask, the descriptor's
+    ``rand_mask``).
     """
     check_positive(out_width, "Output width")
     return data.StructLayout({
@@ -160,6 +174,7 @@ def post_process_config_layout(out_width):
         "relu": 1,
         "pool": 1,
         "binary": 1,
+        **({"mask": unsigned(WORD_BITS)} if stochastic else {}),
     })
 
 
@@ -217,20 +232,24 @@ def drain_job_layout(count_width):
     return data.StructLayout(fields)
 
 
-def drain_output_layout(acc_shape, cols, count_width):
+def drain_output_layout(acc_shape, cols, count_width, positions=False):
     """Layout of :class:`~hwgen.rtl.drain.Drain`'s ``o``: ``valid``, the sum ``acc``, its
     column ``col``, ``pool_first``/``pool_last`` and the output address ``tag`` — the
-    fields :class:`~hwgen.rtl.post_process.PostProcess` takes besides bias and shift."""
+    fields :class:`~hwgen.rtl.post_process.PostProcess` takes besides bias and shift —
+    and, with ``positions``, the pooled pixel ``pixel`` (``tag`` before the region's base)
+    and the place in the pooling window ``slot`` (both ``unsigned(count_width)``)."""
+    extra = {"pixel": unsigned(count_width), "slot": unsigned(count_width)} if positions \
+        else {}
     return data.StructLayout({
         "valid": 1, "acc": _check_shape(acc_shape), "col": range(max(cols, 2)),
-        "pool_first": 1, "pool_last": 1, "tag": unsigned(count_width)})
+        "pool_first": 1, "pool_last": 1, "tag": unsigned(count_width), **extra})
 
 
 def descriptor_layout(coord_width, count_width):
     """Layout of the sequencer's descriptor register, derived from
     :func:`hwgen.contract.descriptor_fields`: signed fields are ``signed(coord_width)``,
-    counts ``unsigned(count_width)``, ``rounding`` a :class:`Rounding` and ``overflow`` an
-    :class:`Overflow`."""
+    counts ``unsigned(count_width)``, words ``unsigned(32)``, ``rounding`` a
+    :class:`Rounding` and ``overflow`` an :class:`Overflow`."""
     check_positive(coord_width, "Descriptor coordinate width")
     check_positive(count_width, "Descriptor count width")
     fields = {}
@@ -239,6 +258,8 @@ def descriptor_layout(coord_width, count_width):
             fields[name] = signed(coord_width)
         elif kind == COUNT:
             fields[name] = unsigned(count_width)
+        elif kind == WORD:
+            fields[name] = unsigned(WORD_BITS)
         else:
             assert kind == MODE
             fields[name] = {"rounding": Rounding, "overflow": Overflow}[name]

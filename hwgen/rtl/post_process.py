@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import timing
 from ..errors import FormatError, check_positive
-from ..numerics import OVERFLOW_MODES, ROUNDING_MODES
+from ..numerics import OVERFLOW_MODES, RANDOM_BITS, ROUNDING_MODES, SLOT_SHIFT
 from .layouts import (
     Overflow,
     Rounding,
@@ -16,6 +16,17 @@ from .layouts import (
 )
 
 __all__ = ["PostProcess"]
+
+
+def _hash(word):
+    """``rev(xs(xs(xs(word))))`` of :func:`hwgen.numerics.stochastic_random` on a 32-bit
+    value: XOR gates only."""
+    x = word
+    for _ in range(3):
+        x = (x ^ (x << 13))[:RANDOM_BITS]
+        x = x ^ (x >> 17)
+        x = (x ^ (x << 5))[:RANDOM_BITS]
+    return Cat(*(x[RANDOM_BITS - 1 - j] for j in range(RANDOM_BITS)))
 
 
 def _check_modes(modes, enum, all_names, what):
@@ -62,10 +73,14 @@ class PostProcess(wiring.Component):
     mode selected in ``cfg`` but not generated behaves as the first generated one; ``W``
     must be in ``1..out_width``.
 
-    Pipeline (``latency = 4``, 5 with ``scale_width``): with scales, stage 0 multiplies
-    ``acc`` by the per-channel ``scale`` (``acc·scale`` replaces ``acc`` below; the bias is
-    at the scaled accumulator's binary point); stage 1 adds the bias and the rounding
-    constant and decodes the shift; stage 2 shifts (and settles ties to even); stage 3
+    Pipeline (``latency = 4``, 5 with ``scale_width`` or stochastic rounding): with scales,
+    stage 0 multiplies ``acc`` by the per-channel ``scale`` (``acc·scale`` replaces ``acc``
+    below; the bias is at the scaled accumulator's binary point); with stochastic rounding
+    it also hashes the item's position into its random value ``r`` (XOR gates:
+    :func:`hwgen.numerics.stochastic_random` of ``index`` and ``slot`` is the hash of
+    ``index ^ (slot << 24)`` XOR ``cfg.mask``); stage 1 adds the bias and the rounding
+    constant (``2**(s-1)`` to nearest, the low ``s`` bits of ``r`` stochastically) and
+    decodes the shift; stage 2 shifts (and settles ties to even); stage 3
     applies overflow and ReLU, or the threshold; stage 4 updates the pooling register and
     drives ``o``.
 
@@ -85,7 +100,8 @@ class PostProcess(wiring.Component):
     tag_shape : shape-like
         Shape of the ``tag`` field passed through with each value (e.g. a write address).
     roundings : tuple of str
-        Rounding modes generated: any of ``"nearest_even"``, ``"nearest_up"``, ``"floor"``.
+        Rounding modes generated: any of ``"nearest_even"``, ``"nearest_up"``, ``"floor"``,
+        ``"stochastic"``.
     overflows : tuple of str
         Overflow modes generated: any of ``"saturate"``, ``"wrap"``.
     shift_width : int
@@ -102,14 +118,19 @@ class PostProcess(wiring.Component):
         The ``(width, signed)`` output formats the design uses: with just one, the format's
         bounds are constants and ``cfg.width``/``cfg.signed`` are ignored. ``None``
         (default): any format ``cfg`` names.
+    position_width : int
+        Width of ``i.index`` with stochastic rounding (16); ignored without.
 
     Members
     -------
-    i : In(post_process_input_layout(acc_width, cols, tag_shape, shift_width, scale_width))
+    i : In(post_process_input_layout(acc_width, cols, tag_shape, shift_width, scale_width,
+    position_width))
         ``valid``, ``acc``, ``bias``, (``scale``), ``flip``, ``shift``, ``col``,
-        ``pool_first``, ``pool_last``, ``tag``.
-    cfg : In(post_process_config_layout(out_width))
-        ``rounding``, ``overflow``, ``width``, ``signed``, ``relu``, ``pool``, ``binary``.
+        ``pool_first``, ``pool_last``, ``tag``, (``index``, ``slot``: the item's position
+        for stochastic rounding, :func:`hwgen.numerics.stochastic_positions`).
+    cfg : In(post_process_config_layout(out_width, stochastic))
+        ``rounding``, ``overflow``, ``width``, ``signed``, ``relu``, ``pool``, ``binary``,
+        (``mask``: the layer's random mask, ``stochastic_random(seed, layer, 0, 0)``).
     o : Out(post_process_output_layout(out_width, tag_shape))
         ``valid``, ``value`` (``signed(out_width)``), ``tag`` (of the input emitted).
 
@@ -124,17 +145,19 @@ class PostProcess(wiring.Component):
     def __init__(self, acc_width, out_width, cols, tag_shape,
                  roundings=("nearest_even", "nearest_up", "floor"),
                  overflows=("saturate", "wrap"), shift_width=7, scale_width=0,
-                 thresholds=False, shifts=None, formats=None):
+                 thresholds=False, shifts=None, formats=None, position_width=16):
         self._acc_width = check_positive(acc_width, "Accumulator width")
         self._out_width = check_positive(out_width, "Output width")
         self._cols = cols
         self._tag_shape = tag_shape
         self._shift_width = shift_width
-        i_layout = post_process_input_layout(acc_width, cols, tag_shape, shift_width,
-                                             scale_width)
         self._scale_width = scale_width
         self._thresholds = bool(thresholds)
         self._roundings = _check_modes(roundings, Rounding, ROUNDING_MODES, "Rounding mode")
+        self._position_width = check_positive(position_width, "Position width") \
+            if self.stochastic else 0
+        i_layout = post_process_input_layout(acc_width, cols, tag_shape, shift_width,
+                                             scale_width, self._position_width)
         self._overflows = _check_modes(overflows, Overflow, OVERFLOW_MODES, "Overflow mode")
         full = (-(1 << (shift_width - 1)), (1 << (shift_width - 1)) - 1)
         self._shifts = full if shifts is None else (int(shifts[0]), int(shifts[1]))
@@ -148,7 +171,7 @@ class PostProcess(wiring.Component):
                               f"{formats!r}")
         super().__init__({
             "i": In(i_layout),
-            "cfg": In(post_process_config_layout(out_width)),
+            "cfg": In(post_process_config_layout(out_width, self.stochastic)),
             "o": Out(post_process_output_layout(out_width, tag_shape)),
         })
 
@@ -197,21 +220,32 @@ class PostProcess(wiring.Component):
         return self._scale_width
 
     @property
+    def stochastic(self):
+        """Stochastic rounding is generated (the inputs ``index`` and ``slot`` and
+        ``cfg.mask`` exist)."""
+        return Rounding.STOCHASTIC in self._roundings
+
+    @property
+    def position_width(self):
+        """Width of ``i.index`` (0 without stochastic rounding)."""
+        return self._position_width
+
+    @property
     def thresholds(self):
         return self._thresholds
 
     @property
     def latency(self):
         """Cycles from ``i.valid`` to the corresponding ``o.valid``:
-        :func:`hwgen.timing.post_process_latency` of ``scale_width > 0`` = 4, or 5 with the
-        multiplier."""
-        return timing.post_process_latency(self._scale_width > 0)
+        :func:`hwgen.timing.post_process_latency` of ``scale_width > 0`` and
+        :attr:`stochastic` = 4, or 5 with the multiplier or stochastic rounding."""
+        return timing.post_process_latency(self._scale_width > 0, self.stochastic)
 
     def elaborate(self, platform):
         m = Module()
         A, S = self._acc_width + self._scale_width, self._out_width
         i, cfg, o = self.i, self.cfg, self.o
-        cfg_layout = post_process_config_layout(S)
+        cfg_layout = post_process_config_layout(S, self.stochastic)
 
         def stage(n, valid_from):
             """Registers that carry one item's side fields from one stage to the next."""
@@ -236,35 +270,53 @@ class PostProcess(wiring.Component):
         s0 = {"valid": i.valid, "cfg": cfg, "col": i.col, "pool_first": i.pool_first,
               "pool_last": i.pool_last, "tag": i.tag, "flip": i.flip}
         acc_in, bias_in, shift = i.acc, i.bias, i.shift
+        lowest, highest = self._shifts
+        stochastic = self.stochastic
+        # Stochastic rounding's shifts are not clamped: its result depends on every bit of
+        # the shift (see below).
+        r_max = max(1, highest) if stochastic else max(1, min(A + 2, highest))
+        n_rand = min(r_max, RANDOM_BITS)
 
-        # --- stage 0 (designs with scales): the multiplier, registered in and out -------
-        # Its operands come from registers (the drain's output, the parameter memory's
-        # read port) and its product goes to a register: the shape a DSP block absorbs.
-        if self._scale_width:
+        # --- stage 0 (designs with scales or stochastic rounding): the multiplier,
+        # registered in and out, and the random value of the item's position ------------
+        # The multiplier's operands come from registers (the drain's output, the parameter
+        # memory's read port) and its product goes to a register: the shape a DSP block
+        # absorbs.
+        if self._scale_width or stochastic:
             s0 = stage(0, s0)
-            acc_in = Signal(signed(A), name="s0_scaled")
+            acc_in = Signal(signed(A), name="s0_scaled" if self._scale_width else "s0_acc")
             bias_in = Signal(signed(A), name="s0_bias")
             shift = Signal(signed(self._shift_width), name="s0_shift")
             with m.If(i.valid):
-                m.d.sync += [acc_in.eq(i.acc * i.scale), bias_in.eq(i.bias),
-                             shift.eq(i.shift)]
+                m.d.sync += [acc_in.eq(i.acc * i.scale if self._scale_width else i.acc),
+                             bias_in.eq(i.bias), shift.eq(i.shift)]
+        if stochastic:
+            # numerics.stochastic_random is linear over GF(2): the hash of the position
+            # XOR the layer's mask (the hash of its seed word). Only the n_rand low bits
+            # that a shift of up to r_max reads are built.
+            rand = Signal(n_rand, name="s0_rand")
+            word = Signal(RANDOM_BITS, name="s0_word")
+            m.d.comb += word.eq(i.index ^ (i.slot << SLOT_SHIFT))
+            with m.If(i.valid):
+                m.d.sync += rand.eq(_hash(word)[:n_rand] ^ cfg.mask[:n_rand])
 
         # --- stage 1: bias, rounding constant, shift decode -------------------------------
         # Rounding to nearest is folded into the bias adder: with half = 2**(r-1),
         # nearest_up is (x + half) >> r, and nearest_even is the same with the lowest bit
         # cleared on a tie (then x + half has r zero bits at the bottom). Stage 2 is thus a
         # shifter with no adder behind it.
+        # Stochastic rounding adds v = r mod 2**s (r << (s - 32) beyond 32 bits) the same
+        # way, and stage 2 floors.
         s1 = stage(1, s0)
         # Right shifts of A + 1 or more all give the same result (0 when rounding to
         # nearest, the sign for floor), so the right amount is clamped to A + 2, which also
         # keeps x + half within A + 3 bits. Left shifts of S or more all saturate (or wrap
         # to 0) in a format of at most S bits, so the left amount is clamped to S.
         # Only the shifts the design holds are built (self._shifts).
-        lowest, highest = self._shifts
-        r_max = max(1, min(A + 2, highest))
         l_max = min(S, max(0, -lowest))
-        qw = A + 3 + l_max
-        x = Signal(signed(A + 3), name="s1_x")
+        xw = max(A + 3, r_max + 2) if stochastic else A + 3
+        qw = xw + l_max
+        x = Signal(signed(xw), name="s1_x")
         right = Signal(range(r_max + 1), name="s1_right")
         left = Signal(range(max(2, l_max + 1)), name="s1_left")   # unused when l_max = 0
         is_left = Signal(name="s1_is_left")
@@ -272,13 +324,23 @@ class PostProcess(wiring.Component):
         nearest_even = Signal(name="s1_nearest_even")
         nearest = Signal()
         even_in = Signal()
+        random = Signal()
         r_in = Signal(range(r_max + 1))
         m.d.comb += r_in.eq(Mux(shift > r_max, r_max, Mux(shift > 0, shift, 0)))
         half = Cat(*(nearest & (r_in == j + 1) for j in range(r_max)))
+        if stochastic:
+            low = Cat(*(random & rand[j] & (r_in > j) for j in range(n_rand)))
+            if r_max > RANDOM_BITS:
+                wide = Signal(r_max)
+                m.d.comb += wide.eq(Mux(r_in > RANDOM_BITS, rand << (r_in - RANDOM_BITS).as_unsigned(),
+                                        low))
+                low = Mux(random, wide, 0)
+            half = half | low
 
         def rounding(mode):
-            m.d.comb += [nearest.eq(mode != Rounding.FLOOR),
-                         even_in.eq(mode == Rounding.NEAREST_EVEN)]
+            m.d.comb += [nearest.eq(mode in (Rounding.NEAREST_EVEN, Rounding.NEAREST_UP)),
+                         even_in.eq(mode == Rounding.NEAREST_EVEN),
+                         random.eq(mode == Rounding.STOCHASTIC)]
         self._select(m, s0["cfg"].rounding, self._roundings, rounding)
 
         neg_shift = -shift
@@ -295,7 +357,7 @@ class PostProcess(wiring.Component):
         # --- stage 2: shift, tie correction ---------------------------------------------
         s2 = stage(2, s1)
         q = Signal(signed(qw), name="s2_q")
-        t = Signal(signed(A + 3), name="s2_t")
+        t = Signal(signed(xw), name="s2_t")
         m.d.comb += t.eq(x >> right)
         # below[0] is 1 exactly when right > 0; a tie leaves no bit set below `right`.
         tie = nearest_even & below[0] & ~(x & below).any()

@@ -110,8 +110,10 @@ class Accelerator(wiring.Component):
                 product_stages=d.config.pe_stages, word_width=d.word_width, lookup=lookup,
                 acc_modes=image.acc_modes))
             m.submodules[f"engine_{image.kind}"] = engines[-1]
+        stochastic = "stochastic" in d.roundings
         drain = m.submodules.drain = Drain(rows, cols, [e.acc_shape for e in engines],
-                                           count_width, pe_latency=engines[0].pe_latency)
+                                           count_width, pe_latency=engines[0].pe_latency,
+                                           positions=stochastic)
         tag_shape = data.StructLayout({"addr": unsigned(buf.addr_width),
                                        "bit": unsigned(d.bit_width)})
         # The post-processing unit is built for the shifts the parameter words hold and the
@@ -123,7 +125,8 @@ class Accelerator(wiring.Component):
             d.acc_width, d.act_width, cols, tag_shape,
             roundings=d.roundings, overflows=d.overflows, shift_width=SHIFT_BITS,
             scale_width=d.scale_width, thresholds=d.thresholds,
-            shifts=(min(shifts), max(shifts)), formats=formats or None)
+            shifts=(min(shifts), max(shifts)), formats=formats or None,
+            position_width=count_width)
         seq = m.submodules.seq = Sequencer(
             d.descriptors, rows=rows, cols=cols, act_shape=act_shape,
             addr_width=buf.addr_width, coord_width=coord_width, count_width=count_width,
@@ -181,6 +184,10 @@ class Accelerator(wiring.Component):
         ]
         if d.scale_width:
             m.d.comb += post.i.scale.eq(p_rd.data.scale)
+        if stochastic:
+            # the value's position: its channel's first output word plus the pooled pixel
+            m.d.comb += [post.i.index.eq(drain.o.pixel + p_rd.data.offset),
+                         post.i.slot.eq(drain.o.slot), post.cfg.mask.eq(desc.rand_mask)]
         m.d.comb += [buf.store.en.eq(post.o.valid), buf.store.addr.eq(post.o.tag.addr)]
         if packed:
             # a packed binary output: +1 sets, −1 clears the channel's bit of the word

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hwgen import timing
 from hwgen.errors import FormatError, ShapeError
 from hwgen.golden.blocks import max_pool_stream, post_process, wrap_signed
-from hwgen.numerics import QFormat
+from hwgen.numerics import QFormat, stochastic_random
 from hwgen.rtl.layouts import Overflow, Rounding
 from hwgen.rtl.post_process import PostProcess
 
@@ -35,8 +35,8 @@ OVERFLOWS = ("saturate", "wrap")
      r"^Rounding modes must be a non-empty tuple of mode names, not 'floor'$"),
     ({"roundings": ("floor", "up")}, FormatError,
      r"^Rounding mode must be one of nearest_even, nearest_up, floor, stochastic, not 'up'$"),
-    ({"roundings": ("stochastic",)}, FormatError,
-     r"^Rounding mode 'stochastic' has no hardware implementation$"),
+    ({"roundings": ("stochastic",), "position_width": 0}, FormatError,
+     r"^Position width must be a positive integer, not 0$"),
     ({"overflows": ("clip",)}, FormatError,
      r"^Overflow mode must be one of saturate, wrap, not 'clip'$"),
 ])
@@ -50,10 +50,11 @@ def test_mode_names():
     assert Rounding.from_name("nearest_even") is Rounding.NEAREST_EVEN
     assert Rounding.from_name("nearest_up") is Rounding.NEAREST_UP
     assert Rounding.from_name("floor") is Rounding.FLOOR
+    assert Rounding.from_name("stochastic") is Rounding.STOCHASTIC
     assert Overflow.from_name("wrap") is Overflow.WRAP
     with pytest.raises(FormatError, match=r"^Rounding mode must be one of nearest_even, "
-                                          r"nearest_up, floor, not 'stochastic'$"):
-        Rounding.from_name("stochastic")
+                                          r"nearest_up, floor, stochastic, not 'random'$"):
+        Rounding.from_name("random")
     with pytest.raises(FormatError, match=r"^Overflow mode must be one of saturate, wrap, "
                                           r"not 3$"):
         Overflow.from_name(3)
@@ -104,7 +105,8 @@ def expected_outputs(pp, items):
             values[n] = int(post_process(
                 item["acc"], item["bias"], item["shift"], fmt, cfg["rounding"],
                 cfg["overflow"], bool(cfg["relu"]), scale=item.get("scale"),
-                binary=bool(cfg.get("binary", 0)), flip=item.get("flip", 0)))
+                binary=bool(cfg.get("binary", 0)), flip=item.get("flip", 0),
+                random=item.get("random")))
     out = {n: values[n] for n, item in enumerate(items)
            if item["valid"] and not item["cfg"]["pool"]}
     pooled = [n for n, item in enumerate(items) if item["valid"] and item["cfg"]["pool"]]
@@ -131,7 +133,7 @@ def simulate(run_sim, pp, items):
             if item is None:
                 ctx.set(pp.i.valid, 0)
             else:
-                fields = {k: v for k, v in item.items() if k != "cfg"}
+                fields = {k: v for k, v in item.items() if k not in ("cfg", "random")}
                 cfg = dict(item["cfg"])
                 cfg["rounding"] = Rounding.from_name(cfg["rounding"])
                 cfg["overflow"] = Overflow.from_name(cfg["overflow"])
@@ -452,3 +454,95 @@ def test_scaled_requantize_random(run_sim):
             item["shift"] = 0
         items.append(item)
     assert check(run_sim, pp, items) > 80
+
+
+# --- stochastic rounding ------------------------------------------------------------------
+
+def test_stochastic_signature_and_timing():
+    pp = PostProcess(12, 6, 2, 8, roundings=("floor", "stochastic"), position_width=10)
+    assert pp.stochastic and pp.position_width == 10
+    assert pp.latency == 5 == timing.post_process_latency(False, True)
+    assert pp.i.index.shape() == unsigned(10) and pp.i.slot.shape() == unsigned(8)
+    assert pp.cfg.mask.shape() == unsigned(32)
+    # one stage for the multiplier and the hash together
+    scaled = PostProcess(12, 6, 2, 8, roundings=("stochastic",), scale_width=4)
+    assert scaled.latency == 5 == timing.post_process_latency(True, True)
+    plain = PostProcess(12, 6, 2, 8)
+    assert not plain.stochastic and plain.position_width == 0
+    assert "index" not in plain.i.shape().members and "mask" not in plain.cfg.shape().members
+
+
+def with_positions(rng, pp, items, seed, layer):
+    """Give each valid item a position, and its random value from numerics (the golden
+    model's), and every configuration the layer's mask."""
+    mask = int(stochastic_random(seed, layer, 0, 0))
+    for item in items:
+        item["cfg"]["mask"] = mask
+        index = int(rng.integers(1 << pp.position_width))
+        slot = int(rng.integers(256))
+        item.update(index=index, slot=slot)
+        item["random"] = int(stochastic_random(seed, layer, index, slot))
+    return items
+
+
+@st.composite
+def stochastic_unit_and_items(draw):
+    acc_width = draw(st.integers(1, 20))
+    out_width = draw(st.integers(1, 10))
+    cols = draw(st.integers(1, 3))
+    others = draw(st.permutations(ROUNDINGS))[:draw(st.integers(0, 3))]
+    roundings = tuple(draw(st.permutations(("stochastic",) + tuple(others))))
+    overflows = tuple(draw(st.permutations(OVERFLOWS))[:draw(st.integers(1, 2))])
+    lowest = draw(st.integers(-12, 4))
+    highest = draw(st.integers(max(lowest, 0), 40))
+    position_width = draw(st.integers(1, 24))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    pool = draw(st.integers(0, 1))
+    return (acc_width, out_width, cols, roundings, overflows, (lowest, highest),
+            position_width, seed, pool)
+
+
+@settings(max_examples=10, deadline=None)
+@given(stochastic_unit_and_items())
+def test_stochastic_against_golden(run_sim, params):
+    """Stochastic rounding (with other modes in the same unit), shifts up to 40 bits (past
+    the accumulator and past the 32 random bits), pooled or not, against
+    golden.blocks.post_process with numerics' random values."""
+    (acc_width, out_width, cols, roundings, overflows, shifts, position_width, seed,
+     pool) = params
+    pp = PostProcess(acc_width, out_width, cols, 8, roundings=roundings, overflows=overflows,
+                     shifts=shifts, position_width=position_width)
+    rng = np.random.default_rng(seed)
+    layer = int(rng.integers(20))
+
+    def cfg():
+        return {"rounding": str(rng.choice(roundings)), "overflow": str(rng.choice(overflows)),
+                "width": int(rng.integers(1, out_width + 1)), "signed": int(rng.integers(2)),
+                "relu": int(rng.integers(2)), "pool": pool}
+
+    if pool:
+        items = pool_items(rng, pp, windows=[1, 4, 2], cfg={**cfg(), "rounding": "stochastic"})
+        items = with_positions(rng, pp, [it for it in items if it["valid"]], seed, layer)
+    else:
+        items = with_positions(rng, pp, [random_item(rng, pp, cfg()) for n in range(40)],
+                               seed, layer)
+    assert check(run_sim, pp, items) > 0
+
+
+def test_stochastic_rounds_by_position(run_sim):
+    """One value at many positions: the outputs follow numerics' random values, so the mean
+    of 7/8 requantized by 3 bits comes out near 7/8, not 1 (nearest) or 0 (floor)."""
+    pp = PostProcess(8, 4, 1, 8, roundings=("stochastic",), overflows=("saturate",),
+                     position_width=8)
+    rng = np.random.default_rng(3)
+    cfg = {"rounding": "stochastic", "overflow": "saturate", "width": 4, "signed": 1,
+           "relu": 0, "pool": 0}
+    items = [{"valid": 1, "acc": 7, "bias": 0, "shift": 3, "col": 0, "pool_first": 1,
+              "pool_last": 1, "tag": n, "cfg": dict(cfg)} for n in range(64)]
+    items = with_positions(rng, pp, items, seed=12, layer=1)
+    seen = simulate(run_sim, pp, items)
+    values = [v for valid, v, _ in seen if valid]
+    assert len(values) == 64 and set(values) == {0, 1}
+    want = [int(it["random"] % 8 >= 1) for it in items]
+    assert values == want
+    assert 0.7 < np.mean(values) < 0.97
