@@ -30,6 +30,8 @@ from hwgen.flow import compile_model
 from hwgen.quant import scheme_from_json
 from hwgen.report import format_table
 
+MODEL = "builtin:digits-cnn"
+
 
 def synthesize(result, work):
     """Rows of (config, accuracy %, LUTs est, LUTs synth, FFs synth, DSPs synth) for the
@@ -37,8 +39,8 @@ def synthesize(result, work):
     rows = []
     for name, point in result.rows():
         out = Path(work) / name.replace(" ", "_")
-        compile_model(result.model, scheme_from_json(json.loads(point.spec)), result.array,
-                      out, vectors=1)
+        compile_model(MODEL, scheme_from_json(json.loads(point.spec)), result.array, out,
+                      vectors=1)
         est = estimate(out, result.device, place_and_route=False)
         r = est.resources
         rows.append([name, f"{100 * point.accuracy:.2f}", point.metrics["luts"], r["luts"],
@@ -57,7 +59,7 @@ def main():
     summary = []
     for cost in args.costs:
         start = time.monotonic()
-        result = search("builtin:digits-cnn", 0.99, cost, relative=True, array="4x4",
+        result = search(MODEL, 0.99, cost, relative=True, array="4x4",
                         device=args.device, jobs=args.jobs, budget=args.budget)
         wall = time.monotonic() - start
         print(result.format_table())
