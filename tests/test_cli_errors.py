@@ -283,7 +283,7 @@ CASES = [
     (SEARCH + ["-t", "0.9", "--data", "missing.npz"], r"Data file 'missing.npz' does not exist"),
     (SEARCH + ["-t", "1", "--budget", "20"],
      (r"No configuration reaches the target accuracy 100\.00%; the most accurate, uniform "
-      r"fixed\d+, reaches \d+\.\d\d%")),
+      r"(fixed|codebook-)\d+, reaches \d+\.\d\d%")),
 ]
 if not has_optional_tool("iverilog"):
     CASES.append((["simulate", "design", "--sim", "icarus"],
