@@ -100,12 +100,12 @@ COEFFICIENTS = {
         'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
     'engine': {'luts': {"const": 0.0, "feed": 0.0},
         'ffs': {"const": 0.0, "feed": 11.97}},
-    'drain': {'luts': {"const": 130.4, "line": 0.0, "mux": 0.888},
-        'ffs': {"const": 178.176, "line": 0.0, "mux": 0.0}},
-    'post': {'luts': {"acc": 9.861, "const": 0.0, "lut_mul": 0.0, "pool": 0.939},
-        'ffs': {"acc": 7.346, "const": 0.0, "lut_mul": 0.0, "pool": 0.741}},
-    'seq': {'luts': {"const": 586.296, "convs": 178.808, "count": 0.0, "linears": 0.0, "walker": 3.984},
-        'ffs': {"const": 227.055, "convs": 59.662, "count": 5.798, "linears": 0.0, "walker": 2.955}},
+    'drain': {'luts': {"const": 186.402, "line": 0.0, "mux": 0.832},
+        'ffs': {"const": 179.176, "line": 0.0, "mux": 0.0}},
+    'post': {'luts': {"acc": 9.858, "const": 0.861, "lut_mul": 0.0, "pool": 1.214},
+        'ffs': {"acc": 7.635, "const": 0.0, "lut_mul": 0.0, "pool": 0.783}},
+    'seq': {'luts': {"const": 674.434, "convs": 122.132, "count": 5.584, "linears": 0.0, "walker": 5.667},
+        'ffs': {"const": 195.589, "convs": 61.743, "count": 23.263, "linears": 21.746, "walker": 3.813}},
     'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
     'top': {'luts': {"const": 0.0, "params": 0.055},
@@ -122,7 +122,7 @@ PE_BLOCKS = {"codebook": "pe_fixed"}
 LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.91, "ffs": 0.922}
+FLAT = {"luts": 0.937, "ffs": 1.115}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
