@@ -54,7 +54,7 @@ TESTBENCH_MODULE = "hwgen.sim.testbench"
 # could not represent the testbench's 10 ns clock.
 _TIMESCALE = ("1ns", "1ps")
 # Bumped whenever the way a build is made changes, so that stale cached builds are not reused.
-_BUILD_SCHEMA = "hwgen-sim-build-3"
+_BUILD_SCHEMA = "hwgen-sim-build-4"
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,16 +228,40 @@ def _build_args(simulator: str, waves: str | None) -> list[str]:
 def _get_runner(simulator: str, waves: str | None = None, private: bool = False):
     from cocotb_tools.runner import Icarus, get_runner
 
-    if simulator == "icarus" and waves == "vcd":
-        class IcarusVCD(Icarus):
-            """cocotb's Icarus runner always asks vvp for FST waves (``-fst``; vvp obeys the
-            last dump-format flag it is given); this one asks for VCD."""
+    if simulator == "icarus":
+        class Icarus2005(Icarus):
+            """cocotb's Icarus runner compiles as SystemVerilog (``-g2012``). Yosys' Verilog
+            starts each ``always @*`` block at time 0 through a register declared ``= 0``
+            that the block reads; under SystemVerilog's rules Icarus runs declaration
+            initialisers before any process starts, so a block whose inputs never change
+            (a one-hot state bit that waits for the unload) stays X. The generated Verilog
+            and the drivers are Verilog-2005, so this runner compiles them as such, with a
+            Verilog-2005 wave-dump module; and it asks vvp for the wave format chosen
+            (cocotb's always asks for FST; vvp obeys the last format flag it is given)."""
+
+            def _create_iverilog_dump_file(self):
+                default = self.build_dir / f"{self.hdl_toplevel}.{waves or 'fst'}"
+                self.iverilog_dump_file.write_text(
+                    "module cocotb_iverilog_dump();\n"
+                    "reg [8*4096-1:0] path;\n"
+                    "initial begin\n"
+                    '    if (!$value$plusargs("dumpfile_path=%s", path))\n'
+                    f"        path = {json.dumps(str(default))};\n"
+                    "    $dumpfile(path);\n"
+                    f"    $dumpvars(0, {self.hdl_toplevel});\n"
+                    "end\nendmodule\n")
+
+            def _build_command(self):
+                return [["-g2005" if arg == "-g2012" else arg for arg in cmd]
+                        for cmd in super()._build_command()]
 
             def _test_command(self):
+                if waves != "vcd":
+                    return super()._test_command()
                 return [["-vcd" if arg == "-fst" else arg for arg in cmd]
                         for cmd in super()._test_command()]
 
-        return IcarusVCD()
+        return Icarus2005()
     if simulator == "verilator" and private:
         from cocotb_tools.runner import Verilator
 
