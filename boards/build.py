@@ -8,7 +8,8 @@ and runs the plan's three commands itself, each tool found by
 YoWASP tools from PyPI), so that it can stop between them:
 
 1. before any tool: a ``hwgen estimate`` of the folder for the board's FPGA that found the
-   core alone too big refuses the build at once;
+   core alone too big refuses the build at once, and so does (on iCE40) the analytic
+   estimate's exact count of DSP blocks and block RAMs;
 2. after Yosys: synthesized LUTs, flip-flops, DSPs or block RAMs beyond the part's
    capacities (the checks of :func:`hwgen.estimate.overflows`) refuse it before nextpnr;
 3. nextpnr: logic cells beyond the part's refuse it, and so does an Fmax below the board's
@@ -18,7 +19,8 @@ YoWASP tools from PyPI), so that it can stop between them:
 Only a build that passed all of them is written, as the folder
 ``DIR/board_<board>/`` (the bitstream ``top.bin`` or ``top.bit``, ``board.json``, the Yosys
 and nextpnr logs and nextpnr's report), replacing an earlier build of the same board whole;
-a refused or failed build writes nothing into the design folder.
+a refused or failed build writes nothing into the design folder. A refusal for size names
+``hwgen compile --fit`` (:mod:`hwgen.estimate.fit`), which picks the array that fits.
 """
 
 from __future__ import annotations
@@ -108,7 +110,30 @@ def _refuse_from_estimate(design_dir, dev, where):
     over = overflows(dev, core)
     if over:
         raise DoesNotFitError(f"{where}: {describe_overflows(over, core)} (from "
-                              f"{path.name}); nothing was written")
+                              f"{path.name}); nothing was written{_fit_hint(dev)}")
+
+
+def _fit_hint(dev):
+    if dev.family != "ice40":
+        return ""
+    return (f"; `hwgen compile MODEL --fit {dev.name}` chooses the fastest array that fits "
+            f"it")
+
+
+def _refuse_from_analytic(design, dev, where):
+    """Refuse at once, before any tool, when the analytic estimate (which counts DSP blocks
+    and block RAMs exactly on iCE40) needs more of them than ``dev`` has."""
+    if dev.family != "ice40":
+        return
+    from hwgen.estimate import describe_overflows
+    from hwgen.estimate.analytic import analytic_estimate
+    est = analytic_estimate(design, dev)
+    used = {"dsps": est.dsps, "brams": est.brams}
+    over = {name: used[name] - cap for name, cap in (("dsps", dev.dsps), ("brams", dev.brams))
+            if used[name] > cap}
+    if over:
+        raise DoesNotFitError(f"{where}: {describe_overflows(over, used)} (analytic "
+                              f"estimate); nothing was written{_fit_hint(dev)}")
 
 
 def _nextpnr_overflow(log):
@@ -185,6 +210,7 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
     dev = b.device
     where = f"Design {design.name!r} does not fit the {b.title}'s {dev.part}"
     _refuse_from_estimate(design_dir, dev, where)
+    _refuse_from_analytic(design, dev, where)
     for tool in (["yosys", dev.pnr] + (["icepack"] if dev.family == "ice40" else ["ecppack"])):
         find_tool(tool)
 
@@ -213,7 +239,7 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
         over = overflows(dev, resources)
         if over:
             raise DoesNotFitError(f"{where}: {describe_overflows(over, resources)} (after "
-                                  f"synthesis); nothing was written")
+                                  f"synthesis); nothing was written{_fit_hint(dev)}")
         if progress is not None:
             progress(f"placing and routing with {dev.pnr}")
         try:
@@ -226,7 +252,8 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
                 raise
             cell, used, available = full
             raise DoesNotFitError(f"{where}: {used:,} {cell} cells needed, {available:,} "
-                                  f"available (nextpnr); nothing was written") from None
+                                  f"available (nextpnr); nothing was written"
+                                  f"{_fit_hint(dev)}") from None
         report = json.loads((work / f"{_NAME}.report.json").read_text())
         fmax, lcs, available = placed_figures(report)
         if fmax is not None and fmax < clock / 1e6:

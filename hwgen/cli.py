@@ -136,7 +136,18 @@ def add_compile(sub):
                                    "images, test vectors and manifest.json (layers, formats, "
                                    "program, predicted cycles).")
     _add_model_options(p)
-    _add_array_option(p)
+    _add_array_option(p, default=None)
+    p.add_argument("--fit", metavar="DEVICE",
+                   help="instead of --array: the fastest array shape whose design fits DEVICE "
+                        "(ice40-up5k, ice40-hx8k) with --spare of its logic cells free, by the "
+                        "analytic estimate; multipliers go to DSP blocks where the device has "
+                        "them, else to LUTs; the shapes tried go to DIR/fit.json")
+    p.add_argument("--spare", type=float, default=None, metavar="FRACTION",
+                   help="with --fit: the fraction of the device's logic cells to leave free, "
+                        "0 to below 1 (0.2)")
+    p.add_argument("--place", type=int, default=None, metavar="N",
+                   help="with --fit: place the N fastest shapes that fit with nextpnr (about "
+                        "a minute each) and take the most inferences/s at the placed Fmax (0)")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="design folder to write: a new or empty folder, or an earlier design "
                         "(its hwgen files are replaced, other files kept)")
@@ -160,8 +171,8 @@ def add_compile(sub):
     p.set_defaults(func=cmd_compile)
 
 
-def _add_array_option(p):
-    p.add_argument("--array", "-a", default="4x4", metavar="ROWSxCOLS",
+def _add_array_option(p, default="4x4"):
+    p.add_argument("--array", "-a", default=default, metavar="ROWSxCOLS",
                    help="array shape, positive ROWS and COLS, at most 1,024 PEs (4x4)")
     p.add_argument("--allow-large", action="store_true",
                    help="build arrays and memories beyond hwgen's size limits (1,024 PEs, "
@@ -175,13 +186,26 @@ def cmd_compile(args):
               "pe_kind": None if args.pe_kind == "auto" else args.pe_kind}
     if args.acc_width is not None:
         config["acc_width"] = args.acc_width
+    for name in ("spare", "place"):
+        if getattr(args, name) is not None and args.fit is None:
+            from .errors import ArgumentError
+            raise ArgumentError(f"--{name} goes with --fit DEVICE")
     design, _ = compile_model(args.model, args.scheme, args.array, args.out,
                               vectors=args.vectors, force=args.force,
                               allow_large=args.allow_large, progress=_progress,
-                              data=args.data, **config)
+                              data=args.data, fit=args.fit, spare=args.spare,
+                              place=args.place or 0, **config)
+    if args.fit is not None:
+        from .emit import FIT_FILE
+        from .estimate.fit import read_fit
+        choice = read_fit(args.out)
+        print(choice.table())
+        print(choice.summary() + f" (all {len(choice.candidates)} shapes in "
+              f"{args.out}/{FIT_FILE})")
+    array = f"{design.config.rows}x{design.config.cols}"
     engines = ", ".join(f"{e.kind} ({e.weight_width}-bit weights, {e.acc_width}-bit "
                         f"accumulators)" for e in design.engines)
-    print(f"{design.name}: {len(design.layers)} layers on {args.array} arrays of {engines}; "
+    print(f"{design.name}: {len(design.layers)} layers on {array} arrays of {engines}; "
           f"activations {design.act_width} bits")
     rows = [(u.name, u.macs, u.k, round(u.ideal, 1), u.predicted, round(u.utilization, 1),
              u.overhead) for u in utilization_rows(design)]

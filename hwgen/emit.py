@@ -11,6 +11,8 @@ A design folder holds::
     testvectors.npz    quantized test inputs, golden outputs and labels (no pickles)
     hwgen_axis.v       AXI4-Stream wrapper around hwgen_top
     hwgen_inst.v       instantiation template
+    fit.json           when compiled with ``--fit TARGET``: the array shapes tried and the
+                       one chosen (:class:`hwgen.estimate.fit.FitChoice`)
 
 and, once ``hwgen simulate`` ran, ``sim_report.json`` and ``sim_outputs.npz``; once
 ``hwgen build --board B`` ran, the folder ``board_B/`` (:mod:`hwgen.boards.build`).
@@ -41,13 +43,14 @@ __all__ = ["DESIGN_FILES", "OUTPUTS_FILE", "REPORT_FILE", "TOPLEVEL", "check_des
 
 TOPLEVEL = "hwgen_top"
 MANIFEST_FILE = "manifest.json"
+FIT_FILE = "fit.json"
 VECTORS_FILE = "testvectors.npz"
 #: What ``hwgen simulate`` writes into a design folder.
 REPORT_FILE = "sim_report.json"
 OUTPUTS_FILE = "sim_outputs.npz"
 #: Every file hwgen may write in a design folder; nothing else there is touched.
 DESIGN_FILES = (f"{TOPLEVEL}.v", MANIFEST_FILE, "weights.hex", "params.hex", VECTORS_FILE,
-                "hwgen_axis.v", "hwgen_inst.v", REPORT_FILE, OUTPUTS_FILE,
+                "hwgen_axis.v", "hwgen_inst.v", FIT_FILE, REPORT_FILE, OUTPUTS_FILE,
                 *(f"estimate_{target}.json" for target in DEVICES))
 
 def verilog(design, name=TOPLEVEL):
@@ -94,7 +97,7 @@ def _design_files(design, vectors):
     return {name: text.encode() for name, text in files.items()}
 
 
-def write_design(design, out_dir, vectors=None, force=False):
+def write_design(design, out_dir, vectors=None, force=False, fit=None):
     """Write ``design`` into ``out_dir``; returns the folder as a ``Path``.
 
     An earlier design there is replaced: its hwgen files (:data:`DESIGN_FILES`) are
@@ -105,9 +108,12 @@ def write_design(design, out_dir, vectors=None, force=False):
     ``vectors`` is ``(inputs, expected, labels[, overflow])``: integer inputs ``(N,
     n_in)``, golden outputs ``(N, n_out)``, labels ``(N,)`` and, optionally, per
     requantizing layer the values it saturated and wrapped per input (``{layer: (N, 2)}``).
+    ``fit`` is the :class:`~hwgen.estimate.fit.FitChoice` that chose the array, if one did.
     """
     out = check_design_dir(out_dir, force)
     files = _design_files(design, vectors)      # the long part, before touching the disk
+    if fit is not None:
+        files[FIT_FILE] = (json.dumps(fit.to_json(), indent=1) + "\n").encode()
     created = [] if out.exists() else make_dirs(out.parent)
     new_folder = not out.exists()
     stage = private_dir(out.parent if new_folder else out, f".{out.name or 'design'}.tmp-")

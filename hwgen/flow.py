@@ -11,7 +11,7 @@ import numpy as np
 
 from .compiler import AcceleratorConfig, check_size, compile_graph
 from .emit import check_design_dir, write_design
-from .errors import check_int
+from .errors import ArgumentError, check_int
 
 __all__ = ["DEFAULT_VECTORS", "FloatModel", "compile_model", "load_float", "load_float_model",
            "load_quantized", "test_vectors"]
@@ -114,7 +114,6 @@ def load_quantized(model_spec, scheme=None, progress=False, data=None):
     qat_state = None
     if quantizers is not None:
         if scheme is not None:
-            from .errors import ArgumentError
             raise ArgumentError(f"Model {os.fspath(model_spec)!r} is a QONNX file whose "
                                 f"quantizers fix every format; leave out the scheme "
                                 f"{scheme_name!r}")
@@ -193,7 +192,6 @@ class FloatModel:
 def load_float(model_spec, data=None):
     """Load a model file (as :func:`load_quantized` takes it) and its data, and trace it,
     without quantizing: a :class:`FloatModel`."""
-    from .errors import ArgumentError
     from .frontend import trace
     from .models.checkpoint import check_finite
     module, shape, ckpt, name = load_float_model(model_spec)
@@ -226,9 +224,15 @@ def test_vectors(qmodel, count=DEFAULT_VECTORS):
 
 
 def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS,
-                  progress=None, force=False, allow_large=False, data=None, **config):
+                  progress=None, force=False, allow_large=False, data=None, fit=None,
+                  spare=None, place=0, **config):
     """Quantize ``model_spec`` with ``scheme``, compile it for an ``array`` ("4x4") and write
     the design folder ``out_dir``. Returns ``(design, qmodel)``.
+
+    With ``fit`` (an iCE40 target name) and ``array`` ``None``, the array is the fastest
+    shape whose design fits that device with ``spare`` of its logic cells free
+    (:func:`hwgen.estimate.fit.fit_array`, placing the ``place`` fastest with nextpnr);
+    the choice is written to ``fit.json`` and is ``design.config``'s shape.
 
     Every argument is checked before the long work starts (the output folder, the array
     and its size limits, the scheme). ``force`` lets hwgen add a design to a folder that
@@ -238,15 +242,31 @@ def compile_model(model_spec, scheme, array, out_dir, *, vectors=DEFAULT_VECTORS
     """
     vectors = check_int(vectors, "Test vectors", minimum=1)
     out = check_design_dir(out_dir, force=force)
-    cfg = AcceleratorConfig.parse_array(array, **config)
+    if fit is not None:
+        from .estimate.analytic import _check_target
+        from .estimate.fit import DEFAULT_SPARE, check_spare
+        if array is not None:
+            raise ArgumentError(f"Give an array shape ({array!r}) or a device to fit "
+                                f"({fit!r}), not both")
+        _check_target(fit)
+        spare = check_spare(DEFAULT_SPARE if spare is None else spare)
+        place = check_int(place, "The number of shapes to place", minimum=0)
+        array = "1x1"       # checks the other options now; the shape is chosen below
+    cfg = AcceleratorConfig.parse_array("4x4" if array is None else array, **config)
     check_size(cfg, allow_large=allow_large)
     from .quant import load_scheme  # torch: imported once the cheap checks passed
     if scheme is not None:
         load_scheme(scheme)
     qmodel = load_quantized(model_spec, scheme, data=data)
+    choice = None
+    if fit is not None:
+        from .estimate.fit import fit_array
+        choice = fit_array(qmodel.graph, fit, spare=spare, config=config, place=place,
+                           progress=progress)
+        cfg = AcceleratorConfig.parse_array(choice.chosen.array, **config)
     design = compile_graph(qmodel.graph, cfg, allow_large=allow_large)
     if progress is not None:
         progress(f"generating the {cfg.rows}x{cfg.cols} accelerator for {model_spec} "
                  f"({qmodel.scheme.name}) into {out}/")
-    write_design(design, out, vectors=test_vectors(qmodel, vectors), force=force)
+    write_design(design, out, vectors=test_vectors(qmodel, vectors), force=force, fit=choice)
     return design, qmodel

@@ -86,7 +86,7 @@ from dataclasses import asdict, dataclass
 from ..errors import ArgumentError
 from .devices import device
 
-__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "AnalyticEstimate", "analytic_estimate",
+__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "LCS_PER", "AnalyticEstimate", "analytic_estimate",
            "block_features", "bram_blocks", "dsp_blocks"]
 
 #: Per block and resource: ``{feature: coefficient}`` (see the module docstring). Fitted by
@@ -134,6 +134,13 @@ BRAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 #: logic (``-logic-cost-rom``' default).
 BRAM_COST, ROM_LOGIC_COST = 64, 1 / 16
 
+#: iCE40 logic cells as placed, per LUT4 and per flip-flop of the synthesis: an LC holds one
+#: LUT4 and one flip-flop, and nextpnr packs a flip-flop with the LUT that feeds it alone,
+#: so most pipeline registers take a cell of their own. Least squares over 22 placed
+#: ``hwgen estimate`` runs (digits CNN and MLP, UP5K and HX8K, 1,240–5,146 LUTs): within 7 %.
+#: ``benchmarks/fit_device.py`` prints the estimate against nextpnr for the arrays it picks.
+LCS_PER = {"luts": 0.969, "ffs": 0.790}
+
 #: Yosys' DSP mapping thresholds for iCE40 (``synth_ice40 -dsp``).
 DSP_MIN_WIDTH, DSP_MIN_PRODUCT, DSP_WIDTH = 2, 11, 16
 
@@ -142,7 +149,10 @@ DSP_MIN_WIDTH, DSP_MIN_PRODUCT, DSP_WIDTH = 2, 11, 16
 class AnalyticEstimate:
     """The estimate of one design on one target: the core's ``luts``, ``ffs``, ``dsps``
     and ``brams``, per block (``blocks``: ``{block: {resource: value}}``, engines as
-    ``engine_<kind>``, before :data:`FLAT`), and whether the core fits the device."""
+    ``engine_<kind>``, before :data:`FLAT`); ``lcs`` the logic cells it would take placed
+    (:data:`LCS_PER`); whether the core fits the device (LCs, flip-flops, DSPs and block
+    RAMs within its capacities); ``lut_multipliers`` the multipliers built from LUTs
+    because the device has no DSP blocks or the operands are too narrow for them."""
 
     design: str
     target: str
@@ -152,6 +162,17 @@ class AnalyticEstimate:
     brams: int
     fits: bool
     blocks: dict
+    lcs: int = 0
+    lut_multipliers: int = 0
+
+    def utilization(self, dev):
+        """``{resource: fraction of`` :class:`~hwgen.estimate.devices.Device` ``dev``'s
+        capacity}`` for LCs, flip-flops, DSPs and block RAMs (a resource the device lacks:
+        ``inf`` when used, else 0)."""
+        caps = {"lcs": dev.luts, "ffs": dev.ffs, "dsps": dev.dsps, "brams": dev.brams}
+        return {name: (getattr(self, name) / cap if cap else
+                       (math.inf if getattr(self, name) else 0.0))
+                for name, cap in caps.items()}
 
     def to_json(self):
         return asdict(self)
@@ -291,7 +312,11 @@ def analytic_estimate(design, target="ice40-up5k"):
         total[r] = round(engines + FLAT[r] * control)
     for r in ("dsps", "brams"):
         total[r] = sum(v[r] for v in blocks.values())
-    fits = (total["luts"] <= dev.luts and total["ffs"] <= dev.ffs and
+    lcs = round(sum(LCS_PER[r] * total[r] for r in LCS_PER))
+    fits = (lcs <= dev.luts and total["ffs"] <= dev.ffs and
             total["dsps"] <= dev.dsps and total["brams"] <= dev.brams)
+    lut_multipliers = sum(
+        feats["count"] for name, feats in features.items()
+        if name.startswith("pe_") and feats.get("lut_mul")) + bool(features["post"]["lut_mul"])
     return AnalyticEstimate(design.name, dev.name, total["luts"], total["ffs"],
-                            total["dsps"], total["brams"], fits, blocks)
+                            total["dsps"], total["brams"], fits, blocks, lcs, lut_multipliers)

@@ -132,19 +132,25 @@ class Drain(wiring.Component):
             m.d.sync += line[n].eq(line[n - 1])
         depth = -(-self.delay // (rows * cols))
         ring = [Signal(job_layout, name=f"job_{n}") for n in range(depth)]
+        # beside each job, whether its first pooling place is the window's last (``m0 + 1
+        # == win``), compared as it enters the ring, so no adder follows the ring's read
+        ring_last = [Signal(name=f"job_last_{n}") for n in range(depth)]
         arrived = Signal(job_layout)
+        arrived_last = Signal()
+        entering_last = self.job.m0 + 1 == self.win
         if depth == 1:
             with m.If(self.job.valid):
-                m.d.sync += ring[0].eq(self.job)
-            m.d.comb += arrived.eq(ring[0])
+                m.d.sync += [ring[0].eq(self.job), ring_last[0].eq(entering_last)]
+            m.d.comb += [arrived.eq(ring[0]), arrived_last.eq(ring_last[0])]
         else:
             wr, rd = Signal(range(depth)), Signal(range(depth))
             with m.If(self.job.valid):
                 m.d.sync += [Array(ring)[wr].eq(self.job),
+                             Array(ring_last)[wr].eq(entering_last),
                              wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
             with m.If(line[-1]):
                 m.d.sync += rd.eq(Mux(rd == depth - 1, 0, rd + 1))
-            m.d.comb += arrived.eq(Array(ring)[rd])
+            m.d.comb += [arrived.eq(Array(ring)[rd]), arrived_last.eq(Array(ring_last)[rd])]
         m.d.comb += arrived.valid.eq(line[-1])
 
         reading = Signal()
@@ -159,8 +165,7 @@ class Drain(wiring.Component):
         # uses the old registers, the edge loads the new ones.
         with m.If(arrived.valid):
             m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), slot.eq(0), job.eq(arrived),
-                         q.eq(arrived.q0), pos.eq(arrived.m0),
-                         pos_last.eq(arrived.m0 + 1 == self.win)]
+                         q.eq(arrived.q0), pos.eq(arrived.m0), pos_last.eq(arrived_last)]
         with m.Elif(reading):
             m.d.sync += slot.eq(slot + 1)
             with m.If(c == cols - 1):

@@ -81,14 +81,22 @@ def too_big(tmp_path_factory):
     return design_dir
 
 
-def test_too_big_is_refused_after_synthesis(too_big, fresh, capsys):
+FIT_HINT = ("; `hwgen compile MODEL --fit ice40-up5k` chooses the fastest array that fits "
+            "it\n")
+
+
+def test_too_big_is_refused_before_any_tool(too_big, fresh, capsys):
+    """The analytic estimate counts DSP blocks exactly: no tool runs for a design that
+    needs more than the board's FPGA has, and the refusal names ``--fit``."""
     before = _tree(too_big)
     capsys.readouterr()
+    started = time.perf_counter()
     assert main(["build", str(too_big), "--board", "icebreaker"]) == 1
+    assert time.perf_counter() - started < 5
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines(keepends=True)[-1] == (
         "hwgen: error: Design 'mlp' does not fit the iCEBreaker's iCE40UP5K-SG48: 16 DSPs "
-        "needed, 8 available (after synthesis); nothing was written\n")
+        "needed, 8 available (analytic estimate); nothing was written" + FIT_HINT)
     assert _tree(too_big) == before
     assert list((fresh / "tmp").iterdir()) == []
 
@@ -103,7 +111,7 @@ def test_too_big_is_refused_at_once_after_an_estimate(too_big, fresh, capsys):
     assert time.perf_counter() - started < 5
     assert capsys.readouterr().err == (
         "hwgen: error: Design 'mlp' does not fit the iCEBreaker's iCE40UP5K-SG48: 16 DSPs "
-        "needed, 8 available (from estimate_ice40-up5k.json); nothing was written\n")
+        "needed, 8 available (from estimate_ice40-up5k.json); nothing was written" + FIT_HINT)
     assert _tree(too_big) == before
 
 
