@@ -75,6 +75,8 @@ class BoardBuild:
     fingerprint: str
     bitstream: str
     seconds: float
+    seeds: int = 1
+    seed: int | None = None
 
     def to_json(self):
         return asdict(self)
@@ -89,7 +91,8 @@ class BoardBuild:
                 f"{self.baud:,} baud; {self.lcs:,} of {self.lcs_available:,} logic cells "
                 f"({100 * self.lcs / self.lcs_available:.1f} %), {self.resources['dsps']} "
                 f"DSPs, {self.resources['brams']} block RAMs; Fmax {self.fmax_mhz:.1f} MHz "
-                f"(clock {self.clock_mhz:g} MHz); wrote {self.bitstream} "
+                + (f"(seed {self.seed}, the best of {self.seeds}) " if self.seeds > 1 else "")
+                + f"(clock {self.clock_mhz:g} MHz); wrote {self.bitstream} "
                 f"({self.seconds:.0f} s)")
 
 
@@ -173,10 +176,58 @@ def _run(command, workdir, log_name, what):
     return run_tool([find_tool(command[0]), *command[1:]], workdir, log_name, what)
 
 
-def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
+#: nextpnr's output arguments, which each placement seed writes under its own name.
+_PNR_OUTPUTS = ("--asc", "--textcfg", "--report", "--log")
+
+
+def _seeded(command, seed):
+    """The nextpnr ``command`` with ``--seed seed`` and its outputs named ``top.s<seed>.*``."""
+    out = list(command)
+    for n, arg in enumerate(command[:-1]):
+        if arg in _PNR_OUTPUTS:
+            out[n + 1] = command[n + 1].replace(f"{_NAME}.", f"{_NAME}.s{seed}.", 1)
+    return out + ["--seed", str(seed)]
+
+
+def _adopt(work, pnr, command):
+    """Rename the outputs of nextpnr run as ``command`` to their names in ``pnr``."""
+    for arg in _PNR_OUTPUTS:
+        if arg in pnr and (work / command[command.index(arg) + 1]).is_file():
+            os.replace(work / command[command.index(arg) + 1], work / pnr[pnr.index(arg) + 1])
+
+
+def _place_seeds(pnr, work, seeds, progress):
+    """Run nextpnr once per seed 1..``seeds`` (``seeds`` = 1: nextpnr's own default seed)
+    and leave the fastest placement's outputs under the plan's names; returns its report
+    and its seed (``None`` for nextpnr's default)."""
+    from hwgen.estimate.tools import placed_figures
+    if seeds == 1:
+        _run(pnr, work, "nextpnr.log", pnr[0])
+        return json.loads((work / f"{_NAME}.report.json").read_text()), None
+    best = None
+    for seed in range(1, seeds + 1):
+        command = _seeded(pnr, seed)
+        try:
+            _run(command, work, "nextpnr.log", pnr[0])
+        except ToolError:
+            _adopt(work, pnr, command)      # the failed run's log where the caller reads it
+            raise
+        report = json.loads((work / f"{_NAME}.s{seed}.report.json").read_text())
+        fmax = placed_figures(report)[0] or 0.0
+        if progress is not None:
+            progress(f"seed {seed} of {seeds}: {fmax:.1f} MHz")
+        if best is None or fmax > best[1]:
+            best = (seed, fmax)
+    _adopt(work, pnr, _seeded(pnr, best[0]))
+    return json.loads((work / f"{_NAME}.report.json").read_text()), best[0]
+
+
+def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, seeds=1, progress=None):
     """Build ``design_dir`` for the board ``board_name`` (a key of
     :data:`hwgen.boards.BOARDS`) with a UART at ``baud``; returns the :class:`BoardBuild`
-    and writes ``design_dir/board_<board>/``.
+    and writes ``design_dir/board_<board>/``. With ``seeds`` = N > 1, nextpnr places N
+    times (seeds 1 to N) and the fastest placement is kept (placement varies by several MHz
+    from seed to seed on an iCE40).
 
     Raises
     ------
@@ -190,12 +241,13 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
     ToolError, ToolNotFoundError
         When a tool fails (its log is kept and named) or cannot be found.
     """
+    from hwgen.errors import check_int
     from hwgen.estimate import describe_overflows, design_verilog, map_cells, overflows
     from hwgen.estimate.tools import placed_figures, read_stat
 
     from .top import BoardTop, make_bridge
-
     b = board(board_name)
+    seeds = check_int(seeds, "Placement seeds", minimum=1, maximum=100)
     design_dir = Path(design_dir)
     design, verilog = design_verilog(design_dir)
     platform = b.make_platform()
@@ -241,9 +293,10 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
             raise DoesNotFitError(f"{where}: {describe_overflows(over, resources)} (after "
                                   f"synthesis); nothing was written{_fit_hint(dev)}")
         if progress is not None:
-            progress(f"placing and routing with {dev.pnr}")
+            progress(f"placing and routing with {dev.pnr}"
+                     + (f", {seeds} seeds" if seeds > 1 else ""))
         try:
-            _run(pnr, work, "nextpnr.log", dev.pnr)
+            report, seed = _place_seeds(pnr, work, seeds, progress)
         except ToolError:
             log = (work / f"{_NAME}.tim").read_text(errors="replace") \
                 if (work / f"{_NAME}.tim").is_file() else ""
@@ -254,7 +307,6 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
             raise DoesNotFitError(f"{where}: {used:,} {cell} cells needed, {available:,} "
                                   f"available (nextpnr); nothing was written"
                                   f"{_fit_hint(dev)}") from None
-        report = json.loads((work / f"{_NAME}.report.json").read_text())
         fmax, lcs, available = placed_figures(report)
         if fmax is not None and fmax < clock / 1e6:
             raise TimingError(f"Design {design.name!r} reaches {fmax:.1f} MHz on the "
@@ -269,7 +321,8 @@ def build_board(design_dir, board_name, *, baud=DEFAULT_BAUD, progress=None):
             clock_mhz=clock / 1e6, baud=baud, divisor=divisor, lcs=lcs,
             lcs_available=available, fmax_mhz=fmax, resources=resources,
             fingerprint=f"{protocol.fingerprint((design_dir / MANIFEST_FILE).read_bytes()):08x}",
-            bitstream=str(bitstream), seconds=round(time.perf_counter() - started, 1))
+            bitstream=str(bitstream), seconds=round(time.perf_counter() - started, 1),
+            seeds=seeds, seed=seed)
         products = [f"{_NAME}.{b.bitstream}", *_KEPT]
         if b.bitstream == "bit":
             products.append(f"{_NAME}.svf")     # for JTAG programmers

@@ -353,13 +353,17 @@ def add_build(sub):
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, metavar="RATE",
                    help=f"UART baud rate ({DEFAULT_BAUD}); the board's clock must make it "
                         f"within 2 %%")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="place N times with nextpnr seeds 1 to N and keep the fastest "
+                        "placement (1: nextpnr's default seed)")
     p.add_argument("--json", action="store_true", help="print the build record as JSON")
     p.set_defaults(func=cmd_build)
 
 
 def cmd_build(args):
     from .boards.build import build_board
-    result = build_board(args.design, args.board, baud=args.baud, progress=_progress)
+    result = build_board(args.design, args.board, baud=args.baud, seeds=args.seeds,
+                         progress=_progress)
     print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
     return 0
 

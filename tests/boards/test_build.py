@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hwgen.boards import protocol
-from hwgen.boards.build import BoardBuild, _nextpnr_overflow
+from hwgen.boards.build import BoardBuild, _nextpnr_overflow, _seeded
 from hwgen.cli import main
 from hwgen.emit import MANIFEST_FILE
 from hwgen.flow import compile_model
@@ -45,6 +45,42 @@ def test_nextpnr_utilisation_overflow_is_read_from_its_log():
     assert _nextpnr_overflow(UTILISATION) is None
     over = UTILISATION.replace("4958/   5280    93%", "5617/   5280   106%")
     assert _nextpnr_overflow(over) == ("ICESTORM_LC", 5617, 5280)
+
+
+def test_each_seed_writes_its_own_outputs():
+    pnr = ["nextpnr-ice40", "--quiet", "--report", "top.report.json", "--log", "top.tim",
+           "--json", "top.json", "--pcf", "top.pcf", "--asc", "top.asc"]
+    assert _seeded(pnr, 3) == [
+        "nextpnr-ice40", "--quiet", "--report", "top.s3.report.json", "--log", "top.s3.tim",
+        "--json", "top.json", "--pcf", "top.pcf", "--asc", "top.s3.asc", "--seed", "3"]
+
+
+def test_seeds_are_checked_before_any_tool(fresh, capsys):
+    design_dir = fresh / "mlp"
+    compile_model("builtin:mlp", None, "2x2", design_dir, vectors=3)
+    capsys.readouterr()
+    assert main(["build", str(design_dir), "--board", "icebreaker", "--seeds", "0"]) == 1
+    assert capsys.readouterr().err == ("hwgen: error: Placement seeds must be an integer "
+                                       "from 1 to 100, not 0\n")
+    assert not (design_dir / "board_icebreaker").exists()
+
+
+def test_the_fastest_of_several_seeds_is_kept(fresh, capsys):
+    design_dir = fresh / "mlp"
+    compile_model("builtin:mlp", "fixed4", "1x2", design_dir, vectors=3)
+    capsys.readouterr()
+    assert main(["build", str(design_dir), "--board", "icebreaker", "--seeds", "2"]) == 0
+    err = capsys.readouterr().err
+    seen = [float(f) for f in re.findall(r"seed \d of 2: ([\d.]+) MHz", err)]
+    record = BoardBuild.from_json(json.loads(
+        (design_dir / "board_icebreaker" / "board.json").read_text()))
+    assert len(seen) == 2 and record.seeds == 2 and record.seed in (1, 2)
+    assert record.fmax_mhz == pytest.approx(max(seen), abs=0.05)
+    assert seen[record.seed - 1] == max(seen)
+    # the kept report is the chosen seed's, under the plan's name
+    report = json.loads((design_dir / "board_icebreaker" / "top.report.json").read_text())
+    assert min(c["achieved"] for c in report["fmax"].values()) == \
+        pytest.approx(record.fmax_mhz, abs=0.05)
 
 
 def test_icebreaker_bitstream(fresh, capsys):
