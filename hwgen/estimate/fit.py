@@ -77,12 +77,13 @@ class FitChoice:
         return cls(chosen, obj["target"], obj["spare"], candidates)
 
     def table(self, faster=5):
-        """A table of the chosen shape and the ``faster`` next faster shapes refused."""
+        """A table of the chosen shape, the ``faster`` next faster shapes refused and every
+        shape placed."""
         from ..report import format_table
         dev = device(self.target)
         at = self.candidates.index(self.chosen)
-        shown = list(self.candidates[max(0, at - faster):at + 1])
-        shown += [c for c in self.candidates[at + 1:] if c.fmax_mhz is not None]
+        shown = [c for n, c in enumerate(self.candidates)
+                 if at - faster <= n <= at or c.fmax_mhz is not None]
         placed = any(c.fmax_mhz is not None for c in shown)
         rows = []
         for c in shown:
