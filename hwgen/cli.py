@@ -311,13 +311,50 @@ def add_estimate(sub):
                    help="also synthesize block by block (hierarchy kept) and print where the "
                         "logic goes: engines, buffer, sequencer, drain, post-processing; "
                         "written to DIR/blocks_<target>.json")
+    p.add_argument("--analytic", action="store_true",
+                   help="instead of the tools: the instant analytic estimate (iCE40 targets): "
+                        "LUTs, FFs, logic cells, DSPs, block RAMs, LUT multipliers, Fmax "
+                        "class, fit, and LUTs and FFs by block; writes nothing")
     p.set_defaults(func=cmd_estimate)
+
+
+def _print_analytic(design, target, as_json):
+    from .estimate.analytic import analytic_estimate
+    from .estimate.devices import device
+    from .report import format_table
+    est = analytic_estimate(design, target)
+    if as_json:
+        print(json.dumps(est.to_json(), indent=2))
+        return
+    dev = device(target)
+    util = est.utilization(dev)
+    rows = [("luts", est.luts, "-"), ("ffs", est.ffs, f"{100 * util['ffs']:.1f}"),
+            ("lcs", est.lcs, f"{100 * util['lcs']:.1f}"),
+            ("dsps", est.dsps, f"{100 * util['dsps']:.1f}"),
+            ("lut_multipliers", est.lut_multipliers, "-"),
+            ("brams", est.brams, f"{100 * util['brams']:.1f}")]
+    print(f"design {design.name} on {dev.name} ({dev.part}), analytic estimate (no tools; "
+          f"the core without the pin harness)")
+    print(format_table(["resource", "estimated", "util %"], rows))
+    print(format_table(["block", "LUTs", "FFs", "DSPs", "BRAMs"],
+                       [(name, b["luts"], b["ffs"], b["dsps"], b["brams"])
+                        for name, b in est.blocks.items()]))
+    lo, hi = est.fmax_class
+    print(f"{'fits' if est.fits else 'does not fit'}; Fmax class {lo:g}-{hi:g} MHz "
+          f"(where designs of its kind place; `hwgen estimate` without --analytic places it)")
 
 
 def cmd_estimate(args):
     from .emit import read_design
     from .estimate import estimate
-    read_design(args.design)
+    design = read_design(args.design)
+    if args.analytic:
+        if args.blocks or args.synth_only:
+            from .errors import ArgumentError
+            raise ArgumentError("--analytic runs no tools: leave out --blocks and "
+                                "--synth-only")
+        _print_analytic(design, args.target, args.json)
+        return 0
     result = estimate(args.design, args.target, place_and_route=not args.synth_only,
                       progress=_progress)
     blocks = None

@@ -57,6 +57,12 @@ block          features (design quantities)
 buffer depth, the memories' depths and ``rows·cols``, plus one; ``addr`` that of the buffer
 depth.
 
+**Logic cells** as nextpnr places them are ``0.969·LUTs + 0.79·FFs`` (:data:`LCS_PER`);
+**Fmax** is a class, the band where designs with the same kind of multiplier on the MAC
+path (:func:`multiplier_kind`) place on the device (:data:`FMAX_CLASSES`): the critical
+path's routing is not in the configuration, and placement alone moves a design by several
+MHz.
+
 Synthesized flat, Yosys optimizes across the blocks' boundaries (constant descriptor
 fields, shared counters), so the control blocks (everything but the engines) come out
 smaller than their sum when synthesized apart: :data:`FLAT` scales them.
@@ -86,8 +92,8 @@ from dataclasses import asdict, dataclass
 from ..errors import ArgumentError
 from .devices import device
 
-__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "LCS_PER", "AnalyticEstimate", "analytic_estimate",
-           "block_features", "bram_blocks", "dsp_blocks"]
+__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "FMAX_CLASSES", "LCS_PER", "AnalyticEstimate", "analytic_estimate",
+           "block_features", "bram_blocks", "dsp_blocks", "multiplier_kind"]
 
 #: Per block and resource: ``{feature: coefficient}`` (see the module docstring). Fitted by
 #: ``benchmarks/analytic_estimate.py`` (least squares, iCE40 UP5K, ``synth_ice40 -dsp``).
@@ -141,6 +147,20 @@ BRAM_COST, ROM_LOGIC_COST = 64, 1 / 16
 #: ``benchmarks/fit_device.py`` prints the estimate against nextpnr for the arrays it picks.
 LCS_PER = {"luts": 0.969, "ffs": 0.790}
 
+#: Fmax classes (MHz) per device and :func:`multiplier_kind`: the band its designs place
+#: in. Measured with ``benchmarks/fmax_class.py`` (the digits CNN in fixed8, fixed4 and
+#: pow2-4 on 1×8 to 4×4 arrays, placed in the pin harness with nextpnr's default seed):
+#: UP5K with DSPs 43.6–46.9 (4 designs), LUT multipliers 40.1–44.2 (2), none 44.4–45.1
+#: (3); HX8K LUT multipliers 101.8–110.8 (3), none 115.8 (1). Each band is widened by the
+#: placement noise seen over nextpnr seeds (about ±3 MHz on the UP5K, ±7 % on the HX8K).
+FMAX_CLASSES = {
+    ("ice40-up5k", "dsp"): (40, 50),
+    ("ice40-up5k", "lut"): (37, 47),
+    ("ice40-up5k", "none"): (41, 48),
+    ("ice40-hx8k", "lut"): (95, 118),
+    ("ice40-hx8k", "none"): (108, 124),
+}
+
 #: Yosys' DSP mapping thresholds for iCE40 (``synth_ice40 -dsp``).
 DSP_MIN_WIDTH, DSP_MIN_PRODUCT, DSP_WIDTH = 2, 11, 16
 
@@ -152,7 +172,9 @@ class AnalyticEstimate:
     ``engine_<kind>``, before :data:`FLAT`); ``lcs`` the logic cells it would take placed
     (:data:`LCS_PER`); whether the core fits the device (LCs, flip-flops, DSPs and block
     RAMs within its capacities); ``lut_multipliers`` the multipliers built from LUTs
-    because the device has no DSP blocks or the operands are too narrow for them."""
+    because the device has no DSP blocks or the operands are too narrow for them;
+    ``fmax_class`` the ``(low, high)`` MHz band designs of its kind place in
+    (:data:`FMAX_CLASSES`)."""
 
     design: str
     target: str
@@ -164,6 +186,7 @@ class AnalyticEstimate:
     blocks: dict
     lcs: int = 0
     lut_multipliers: int = 0
+    fmax_class: tuple = (0, 0)
 
     def utilization(self, dev):
         """``{resource: fraction of`` :class:`~hwgen.estimate.devices.Device` ``dev``'s
@@ -199,6 +222,20 @@ def bram_blocks(depth, width, rom=False):
     if rom and depth * width * ROM_LOGIC_COST <= blocks * BRAM_COST:
         return 0
     return blocks
+
+
+def multiplier_kind(design, target="ice40-up5k"):
+    """What multiplies on the design's MAC path on ``target``: ``"lut"`` when any
+    multiplier (a PE's or the post-processing scale's) is built from LUTs, else ``"dsp"``
+    when any is in a DSP block, else ``"none"`` (shift and XNOR PEs only). It names the
+    design's :data:`FMAX_CLASSES` band."""
+    features, exact = block_features(design, target)
+    if any(feats.get("lut_mul") for name, feats in features.items()
+           if name.startswith("pe_") or name == "post"):
+        return "lut"
+    if any(res["dsps"] for res in exact.values()):
+        return "dsp"
+    return "none"
 
 
 def _check_target(target):
@@ -318,5 +355,7 @@ def analytic_estimate(design, target="ice40-up5k"):
     lut_multipliers = sum(
         feats["count"] for name, feats in features.items()
         if name.startswith("pe_") and feats.get("lut_mul")) + bool(features["post"]["lut_mul"])
+    fmax_class = FMAX_CLASSES[(dev.name, multiplier_kind(design, dev))]
     return AnalyticEstimate(design.name, dev.name, total["luts"], total["ffs"],
-                            total["dsps"], total["brams"], fits, blocks, lcs, lut_multipliers)
+                            total["dsps"], total["brams"], fits, blocks, lcs, lut_multipliers,
+                            fmax_class)

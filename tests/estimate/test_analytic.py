@@ -1,6 +1,8 @@
 """hwgen.estimate.analytic: Yosys' mapping rules, the ranking of designs that the search
 relies on, and the estimate against recorded syntheses."""
 
+import re
+
 import pytest
 
 from hwgen.compiler import AcceleratorConfig, compile_graph
@@ -120,3 +122,35 @@ def test_against_recorded_synthesis(designs, name):
     assert est.luts == pytest.approx(want["luts"], rel=TOLERANCE)
     assert est.ffs == pytest.approx(want["ffs"], rel=TOLERANCE)
     assert est.fits == (want["dsps"] <= 8)
+
+
+def test_multiplier_kind_names_the_fmax_class(designs):
+    """An 8×8-bit product goes to a SB_MAC16 on the UP5K and to LUTs on the HX8K (no DSPs);
+    a 4×4-bit one is too narrow for Yosys' DSP mapping; shift PEs multiply nothing."""
+    from hwgen.estimate.analytic import FMAX_CLASSES, multiplier_kind
+    assert multiplier_kind(designs["fixed8"], "ice40-up5k") == "dsp"
+    assert multiplier_kind(designs["fixed8"], "ice40-hx8k") == "lut"
+    assert multiplier_kind(designs["fixed4"], "ice40-up5k") == "lut"
+    assert multiplier_kind(designs["pow2-4"], "ice40-up5k") == "none"
+    est = analytic_estimate(designs["pow2-4"], "ice40-hx8k")
+    assert est.fmax_class == FMAX_CLASSES[("ice40-hx8k", "none")]
+    for lo, hi in FMAX_CLASSES.values():
+        assert 10 < lo < hi < 200
+
+
+def test_analytic_on_the_command_line(designs, tmp_path, capsys):
+    from hwgen.cli import main
+    from hwgen.emit import write_design
+    out = tmp_path / "d"
+    write_design(designs["fixed8"], out)
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["estimate", str(out), "--target", "ice40-hx8k", "--analytic"]) == 0
+    printed = capsys.readouterr().out
+    est = analytic_estimate(designs["fixed8"], "ice40-hx8k")
+    assert est.lut_multipliers == 16
+    assert re.search(r"^lut_multipliers +16 +-$", printed, re.MULTILINE), printed
+    assert printed.rstrip().splitlines()[-1].startswith("fits; Fmax class ")
+    assert sorted(p.name for p in out.iterdir()) == before       # nothing written
+    assert main(["estimate", str(out), "--analytic", "--blocks"]) == 1
+    assert capsys.readouterr().err == ("hwgen: error: --analytic runs no tools: leave out "
+                                       "--blocks and --synth-only\n")
