@@ -16,6 +16,7 @@ keyed by the Verilog, the target and the tool versions.
 ``harness``    the pin harness around the core
 ``tools``      running Yosys and nextpnr and reading their reports
 ``analytic``   an instant estimate from the compiled design (no synthesis)
+``fit``        the fastest array shape that fits a device (``hwgen compile --fit``)
 =============  ==============================================================
 """
 

@@ -13,6 +13,11 @@ block where the device has them and the operands are wide enough for Yosys to ma
 and is built from LUTs otherwise; shift and XNOR PEs use none. So on an iCE40 UP5K (8 DSP
 blocks) an 8-bit fixed-point array has at most 8 PEs, while a pow2 array is bounded by its
 logic cells. :class:`FitChoice` says what was chosen and why the faster shapes were not.
+
+The analytic estimate knows cycles and resources but not the clock a shape places at, so
+``--place N`` places the N fastest fitting shapes with nextpnr and takes the most
+inferences per second; placement varies by several MHz from seed to seed, which
+``hwgen build --seeds`` addresses for the build itself.
 """
 
 from __future__ import annotations
