@@ -14,7 +14,7 @@ from hwgen.errors import FormatError, ShapeError
 from hwgen.flow import load_quantized
 from hwgen.frontend import trace
 from hwgen.golden.network import _exact_matmul
-from hwgen.numerics import QFormat, dequantize, quantize, requantize
+from hwgen.numerics import QFormat, dequantize, quantize, requantize, stochastic_random
 
 
 @functools.cache
@@ -198,19 +198,11 @@ def test_conv_against_naive_loops(stride, padding, pool, relu):
     np.testing.assert_array_equal(golden.run(graph, x), naive_conv(layer, x))
 
 
-def _ref_rand(seed, layer, index, slot):
-    """rand(seed, layer, index, slot) from hwgen.numerics.stochastic_random's docstring."""
-    w = (seed ^ ((layer + 1) * 0x9E3779B9) ^ index ^ (slot << 24)) % 2 ** 32
-    for _ in range(3):
-        w ^= (w << 13) % 2 ** 32
-        w ^= w >> 17
-        w ^= (w << 5) % 2 ** 32
-    return int(format(w, "032b")[::-1], 2)
-
-
 def naive_stochastic_conv(layer, x):
     """Loops over every output of a saturating stochastic conv: the value at (c, i, j) adds
-    the low s bits of rand(seed, layer, c·Hp·Wp + (i//p)·Wp + j//p, (i%p)·p + j%p)."""
+    the low s bits of rand(seed, layer, c·Hp·Wp + (i//p)·Wp + j//p, (i%p)·p + j%p).
+    ``rand`` is :func:`hwgen.numerics.stochastic_random`, which tests/test_numerics.py
+    checks against its definition; these loops check where the golden model applies it."""
     n = x.shape[0]
     cout, cin, kh, kw = layer.weight.shape
     _, ho, wo = layer.pre_pool_shape
@@ -226,8 +218,9 @@ def naive_stochastic_conv(layer, x):
                     acc = sum(int(x[b, ci, i + di, j + dj]) * int(layer.weight[c, ci, di, dj])
                               for ci in range(cin) for di in range(kh) for dj in range(kw))
                     acc += int(layer.bias[c])
-                    r = _ref_rand(layer.seed, layer.layer_number,
-                                  c * hp * wp + (i // q) * wp + j // q, (i % q) * q + j % q)
+                    r = int(stochastic_random(layer.seed, layer.layer_number,
+                                              c * hp * wp + (i // q) * wp + j // q,
+                                              (i % q) * q + j % q))
                     v = (acc + r % 2 ** s) // 2 ** s
                     v = max(fmt.min_int, min(fmt.max_int, v))
                     out[b, c, i, j] = max(v, 0) if layer.relu else v
@@ -257,7 +250,7 @@ def test_stochastic_linear_by_hand():
                       QFormat(8, 0), [QFormat(4, 4)] * 3, QFormat(8, 0),
                       rounding="stochastic", seed=9, layer_number=4)
     x = np.array([[5, 7], [-3, 1]])
-    want = [[(int(a) + _ref_rand(9, 4, c, 0) % 16) // 16
+    want = [[(int(a) + int(stochastic_random(9, 4, c, 0)) % 16) // 16
              for c, a in enumerate(row)] for row in x @ layer.weight.T + layer.bias]
     graph = ir.Graph("g", (2,), QFormat(8, 0), (layer,))
     np.testing.assert_array_equal(golden.run(graph, x), want)
