@@ -128,12 +128,11 @@ def _refuse_from_analytic(design, dev, where):
     and block RAMs exactly on iCE40) needs more of them than ``dev`` has."""
     if dev.family != "ice40":
         return
-    from hwgen.estimate import describe_overflows
+    from hwgen.estimate import describe_overflows, overflows
     from hwgen.estimate.analytic import analytic_estimate
     est = analytic_estimate(design, dev)
     used = {"dsps": est.dsps, "brams": est.brams}
-    over = {name: used[name] - cap for name, cap in (("dsps", dev.dsps), ("brams", dev.brams))
-            if used[name] > cap}
+    over = overflows(dev, used)
     if over:
         raise DoesNotFitError(f"{where}: {describe_overflows(over, used)} (analytic "
                               f"estimate); nothing was written{_fit_hint(dev)}")

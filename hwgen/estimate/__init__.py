@@ -168,9 +168,11 @@ RESOURCE_NAMES = {"luts": "LUTs", "ffs": "flip-flops", "dsps": "DSPs", "brams": 
 def overflows(dev, resources):
     """``{resource: how many more than the device has}`` for the synthesized ``resources``
     (:func:`map_cells`) on :class:`Device` ``dev``: LUTs, flip-flops, DSPs and block RAMs,
-    each against the device's capacity; empty when they fit."""
+    those of them that ``resources`` counts, each against the device's capacity; empty when
+    they fit."""
     return {name: resources[name] - cap for name in ("luts", "ffs", "dsps", "brams")
-            if (cap := _capacity(dev, name)) is not None and resources[name] > cap}
+            if name in resources and (cap := _capacity(dev, name)) is not None
+            and resources[name] > cap}
 
 
 def describe_overflows(over, resources):
