@@ -157,8 +157,9 @@ class BoardRun:
 
 def run_board(design_dir, port, *, samples=20, baud=DEFAULT_BAUD, timeout=DEFAULT_TIMEOUT,
               progress=None, transport=None):
-    """Send ``samples`` test vectors of ``design_dir`` to the board on ``port`` and hold
-    its answers against the golden model; returns a :class:`BoardRun`.
+    """Send ``samples`` test vectors of ``design_dir`` to the board on ``port`` (in starts
+    of ``design.batch`` images) and hold its answers against the golden model; returns a
+    :class:`BoardRun` (its cycle counts are per start).
 
     ``transport`` replaces the serial port (an object like :class:`BoardLink` takes).
     Raises :class:`HwgenError` when the port cannot be opened, the board does not answer,
@@ -192,12 +193,12 @@ def run_board(design_dir, port, *, samples=20, baud=DEFAULT_BAUD, timeout=DEFAUL
                 f"with `hwgen build {design_dir} --board BOARD`")
         if progress is not None:
             progress(f"sending {samples} test images to the board on {port}")
-        replies = [link.infer(inputs[k]) for k in range(samples)]
+        replies = [link.infer(words) for words in design.to_batches(inputs[:samples])]
     finally:
         if opened:
             transport.close()
     seconds = time.perf_counter() - started
-    outputs = np.array([reply.words for reply in replies], dtype=np.int64)
+    outputs = design.from_batches([reply.words for reply in replies], samples)
     cycles = tuple(int(reply.cycles) for reply in replies)
     mismatches, bad = compare(golden[:samples], outputs)
     return BoardRun(

@@ -168,6 +168,10 @@ def add_compile(sub):
     p.add_argument("--xnor-width", type=int, default=8, metavar="P",
                    help="binary values an XNOR PE takes per cycle, 1 to 64, e.g. 8, 16, 32, "
                         "64; activation words are max(P, activation bits) wide (8)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="images per start, N >= 1: convolutions run image by image, fully "
+                        "connected layers take the whole batch at once and use each weight "
+                        "N times; cycles are reported per start and per image (1)")
     p.set_defaults(func=cmd_compile)
 
 
@@ -182,7 +186,7 @@ def _add_array_option(p, default="4x4"):
 def cmd_compile(args):
     from .flow import compile_model
     from .report import format_table, utilization_rows
-    config = {"xnor_width": args.xnor_width,
+    config = {"xnor_width": args.xnor_width, "batch": args.batch,
               "pe_kind": None if args.pe_kind == "auto" else args.pe_kind}
     if args.acc_width is not None:
         config["acc_width"] = args.acc_width
@@ -213,6 +217,9 @@ def cmd_compile(args):
                        rows))
     print(f"predicted cycles: {design.cycles} (ideal {design.ideal_cycles:.1f}, "
           f"utilization {100 * design.ideal_cycles / design.cycles:.1f} %)")
+    if design.batch > 1:
+        print(f"per image: {design.cycles / design.batch:,.1f} cycles (batches of "
+              f"{design.batch} images)")
     print(f"wrote {args.out}/ (hwgen_top.v, manifest.json, memory images, templates)")
     return 0
 

@@ -140,6 +140,8 @@ class SimReport:
     #: ``{layer: {"saturated": n, "wrapped": n}}`` over the simulated samples (golden model,
     #: which the hardware matches word for word when ``bit_exact``).
     overflow: dict = field(default_factory=dict)
+    #: Images one start takes; the cycle counts are per start.
+    batch: int = 1
 
     def to_json(self):
         return {
@@ -153,6 +155,7 @@ class SimReport:
             "sim_cycles_per_second": self.sim_cycles_per_second,
             "sim_seconds": self.sim_seconds, "build_seconds": self.build_seconds,
             "verilog": self.verilog, "waves": self.waves, "overflow": self.overflow,
+            "batch": self.batch,
         }
 
     def dumps(self):
@@ -184,6 +187,11 @@ class SimReport:
             f"{self.cycles_predicted['total']}, ideal {self.ideal_cycles['total']:.1f} "
             f"({'equal' if self.cycles_match else 'DIFFERENT'})"),
             table,
+        ]
+        if self.batch > 1:
+            lines.append(f"per image: {self.cycles_measured['total'] / self.batch:,.1f} cycles "
+                         f"(a start runs a batch of {self.batch} images)")
+        lines += [
             f"accuracy: {100 * self.accuracy:.1f} % (golden model {100 * self.golden_accuracy:.1f} %)",
             f"overflow: {self.overflow_text()}",
             (f"simulation: {self.sim_cycles_per_second:,.0f} cycles/s, {self.sim_seconds:.1f} s "

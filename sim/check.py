@@ -32,8 +32,9 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
                     build_dir=None, expected=None, progress=None):
     """Run ``samples`` test vectors of ``design_dir`` through its Verilog; write and return
     the :class:`SimReport` (``design_dir/sim_report.json``) and keep the hardware's output
-    words in ``design_dir/sim_outputs.npz`` (arrays ``outputs`` ``(N, n_out)``, ``cycles``
-    ``(N,)``, ``layer_cycles`` ``(N, layers)``, ``layer_names``, all ``int64`` but the names).
+    words in ``design_dir/sim_outputs.npz`` (arrays ``outputs`` ``(N, image_out)``, and per
+    start of ``design.batch`` images ``cycles`` ``(starts,)`` and ``layer_cycles``
+    ``(starts, layer program entries)``, ``layer_names``, all ``int64`` but the names).
 
     ``waves`` is ``None``, ``"vcd"`` or ``"fst"``. ``expected`` overrides the stored golden
     outputs (tests use it to show that a changed expected word is caught).
@@ -62,12 +63,14 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
     predicted_total = design.cycles
     max_cycles = 4 * (predicted_total + design.n_in + 4 * design.n_out) + 1000
     if progress is not None:
-        progress(f"simulating {samples} images on {simulator} (the first build of a design "
-                 f"takes a while)")
-    result = run(verilog, inputs, design.n_out, n_layers, build_dir=build_dir,
-                 simulator=simulator, waves=waves, max_cycles=max_cycles)
+        batches = "" if design.batch == 1 else f" in batches of {design.batch}"
+        progress(f"simulating {samples} images{batches} on {simulator} (the first build of a "
+                 f"design takes a while)")
+    result = run(verilog, design.to_batches(inputs), design.n_out, n_layers,
+                 build_dir=build_dir, simulator=simulator, waves=waves, max_cycles=max_cycles)
+    outputs = design.from_batches(result.outputs, samples)
 
-    mismatches, bad_samples = compare(golden, result.outputs)
+    mismatches, bad_samples = compare(golden, outputs)
     names = [layer.name for layer in design.layers]
     predicted = np.array([layer.cycles.total for layer in design.layers], dtype=np.int64)
     cycles_match = bool((result.layer_cycles == predicted).all()
@@ -79,8 +82,8 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
     overflow = {name: dict(zip(("saturated", "wrapped"), map(int, counts[:samples].sum(axis=0))))
                 for name, counts in read_overflow(design_dir).items()}
     measured_total = int(result.cycles[worst])
-    n_classes = design.n_out
-    scores_hw = result.outputs.reshape(samples, n_classes)
+    n_classes = design.image_out
+    scores_hw = outputs.reshape(samples, n_classes)
     accuracy = float(np.mean(np.argmax(scores_hw, axis=1) == labels))
     golden_accuracy = float(np.mean(np.argmax(golden.reshape(samples, n_classes), axis=1)
                                     == labels))
@@ -102,10 +105,10 @@ def simulate_design(design_dir, samples=20, simulator="verilator", waves=None,
         sim_cycles_per_second=result.cycles_per_second, sim_seconds=result.sim_seconds,
         build_seconds=result.build_seconds, verilog=str(verilog),
         waves=None if result.waves is None else str(result.waves),
-        overflow=overflow,
+        overflow=overflow, batch=design.batch,
     )
     atomic_write(design_dir / OUTPUTS_FILE, lambda f: np.savez(
-        f, outputs=result.outputs, cycles=result.cycles, layer_cycles=result.layer_cycles,
+        f, outputs=outputs, cycles=result.cycles, layer_cycles=result.layer_cycles,
         layer_names=np.array(names)))
     atomic_write(design_dir / REPORT_FILE, lambda f: f.write(report.dumps().encode()))
     return report

@@ -404,3 +404,69 @@ def test_codebook_refusals():
     # on the fixed engine a code-book layer runs its integers on multipliers
     design = compile_graph(graph(codebook_conv()), AcceleratorConfig(pe_kind="fixed"))
     assert design.engine_kinds == ("fixed",) and design.engines[0].weight_width == 8
+
+
+# --- batches ---------------------------------------------------------------------------
+
+def _walk(desc, count):
+    """The buffer address of the first element of each output pixel's receptive field."""
+    start = (desc.start_iy, desc.start_ix, desc.start_base)
+    deltas = [tuple(getattr(desc, f"d{level}_{axis}") for axis in ("iy", "ix", "base"))
+              for level in range(4)]
+    return [desc.in_base + base for _, _, base in pixel_walker(start, deltas, desc.pool,
+                                                                 desc.pw, count)]
+
+
+def test_batches_in_the_layer_program():
+    rng = np.random.default_rng(1)
+    # conv: 2×6×5 in (60 words), 5×4×3 out (60 words); fc1 60 → 7; fc2 7 → 3
+    fc1 = ir.Linear("fc1", (60,), rng.integers(-9, 9, size=(7, 60)), None, F8, [F8] * 7, F8)
+    fc2 = ir.Linear("fc2", (7,), rng.integers(-9, 9, size=(3, 7)), None, F8, [F8] * 3, F8)
+    g = ir.Graph("g", (2, 6, 5), F8, (conv(), ir.Flatten("flat", (5, 4, 3), F8), fc1, fc2))
+    design = compile_graph(g, AcceleratorConfig(rows=2, cols=4, batch=3))
+    assert [layer.name for layer in design.layers] == ["c[0]", "c[1]", "c[2]", "fc1", "fc2"]
+    assert (design.n_in, design.n_out) == (180, 9)
+    # one convolution entry per image, two regions of three images' 60 words
+    assert [layer.desc.in_base for layer in design.layers[:3]] == [0, 60, 120]
+    assert [layer.desc.out_base for layer in design.layers[:3]] == [180, 240, 300]
+    c0, c1, _, d1, d2 = (layer.desc for layer in design.layers)
+    assert {(d.w_base, d.param_base) for d in (c0, c1)} == {(0, 0)}
+    # fc1's pixels are the images (image-major at 180 + 60·n), fc2's too (channel-major:
+    # channel c of image n at 0 + 3·c + n, so its pixels start at 0, 1, 2 and step by 3)
+    assert _walk(d1, 3) == [180, 240, 300]
+    assert (d1.k_len, d1.npix, d1.plane) == (60, 3, 3)
+    assert _walk(d2, 3) == [0, 1, 2]
+    assert (d2.k_len, d2.d_ci, d2.npix) == (7, 3, 3)
+    # each weight word of a Linear layer serves the batch: batch 1's tiles, 3 × the MACs
+    single = compile_graph(g, AcceleratorConfig(rows=2, cols=4))
+    assert design.layers[3].tiles == 2 * 2 == 2 * single.layers[1].tiles
+    assert design.layers[3].macs == 3 * 60 * 7
+    assert design.engines[0].weight_image == single.engines[0].weight_image
+    assert design.param_image[:8] == single.param_image[:8]
+
+
+def test_batch_outputs_per_image():
+    # a batch of 2 ending in a Linear layer of 3 outputs gives them channel-major
+    design = compile_graph(graph(ir.Linear("fc", (4,), np.ones((3, 4), dtype=np.int64), None,
+                                           F8, [F8] * 3, F8)),
+                           AcceleratorConfig(rows=2, cols=2, batch=2))
+    assert design.channel_major_out
+    starts = design.to_batches(np.arange(12).reshape(3, 4))
+    assert starts.tolist() == [list(range(8)), [8, 9, 10, 11, 0, 1, 2, 3]]
+    words = [[0, 10, 1, 11, 2, 12], [20, 0, 21, 1, 22, 2]]
+    assert design.from_batches(words, 3).tolist() == [[0, 1, 2], [10, 11, 12], [20, 21, 22]]
+    # convolution outputs stay image after image
+    design = compile_graph(graph(conv(cout=1)), AcceleratorConfig(rows=2, cols=2, batch=2))
+    assert not design.channel_major_out
+    assert design.from_batches(np.arange(24).reshape(1, 24), 2).tolist() == [
+        list(range(12)), list(range(12, 24))]
+
+
+def test_batch_refusals():
+    with pytest.raises(ArgumentError, match=r"^Batch must be a positive integer, not 0$"):
+        AcceleratorConfig(batch=0)
+    with pytest.raises(DoesNotFitError, match=r"^A batch of 129 makes 258 layer program "
+                                              r"entries .* more than the accelerator's 256; "
+                                              r"use a smaller --batch$"):
+        compile_graph(graph(conv(), conv("d", cin=5, h=4, w=3, k=1)),
+                      AcceleratorConfig(rows=1, cols=1, batch=129))

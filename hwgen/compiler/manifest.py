@@ -153,12 +153,55 @@ class CompiledDesign:
         return tuple(layer.desc for layer in self.layers)
 
     @property
-    def n_in(self):
+    def batch(self):
+        """Images one start takes (``config.batch``)."""
+        return self.config.batch
+
+    @property
+    def image_in(self):
+        """Input words of one image."""
         return int(np.prod(self.input_shape))
 
     @property
-    def n_out(self):
+    def image_out(self):
+        """Output words of one image."""
         return int(np.prod(self.output_shape))
+
+    @property
+    def n_in(self):
+        """Input words one start takes: :attr:`batch` images, one after the other."""
+        return self.batch * self.image_in
+
+    @property
+    def n_out(self):
+        """Output words one start gives: :attr:`batch` images' outputs, channel-major
+        when :attr:`channel_major_out` (see :meth:`from_batches`)."""
+        return self.batch * self.image_out
+
+    @property
+    def channel_major_out(self):
+        """Whether the output words of a start are ``C × batch`` (a batched network ending
+        in a Linear layer, :mod:`hwgen.compiler.plan`) rather than image after image."""
+        return self.batch > 1 and self.layers[-1].kind == "linear"
+
+    def to_batches(self, inputs):
+        """Per-image input words ``(S, image_in)`` as the starts' words ``(ceil(S / batch),
+        n_in)``; the last start is filled up with copies of the first image."""
+        inputs = np.asarray(inputs, dtype=np.int64).reshape(len(inputs), self.image_in)
+        starts = -(-len(inputs) // self.batch)
+        fill = starts * self.batch - len(inputs)
+        if fill:
+            inputs = np.concatenate([inputs, np.repeat(inputs[:1], fill, axis=0)])
+        return inputs.reshape(starts, self.n_in)
+
+    def from_batches(self, words, samples):
+        """The starts' output words ``(starts, n_out)`` as the first ``samples`` images'
+        ``(samples, image_out)``, undoing the channel-major order of
+        :attr:`channel_major_out`."""
+        words = np.asarray(words, dtype=np.int64).reshape(len(words), self.n_out)
+        if self.channel_major_out:
+            words = words.reshape(len(words), self.image_out, self.batch).transpose(0, 2, 1)
+        return words.reshape(-1, self.image_out)[:samples]
 
     @property
     def cycles(self):
@@ -167,6 +210,12 @@ class CompiledDesign:
     @property
     def macs(self):
         return sum(layer.macs for layer in self.layers)
+
+    def graph_layer(self, layer):
+        """The network layer a program entry runs: ``conv1`` for ``conv1[2]`` (the
+        convolution's entry for image 2 of a batch)."""
+        return layer.name.split("[")[0] if layer.kind == "conv" and self.batch > 1 \
+            else layer.name
 
     def macs_per_step(self, layer):
         """MACs one PE does per step in ``layer``: ``P`` (``config.xnor_width``) on the

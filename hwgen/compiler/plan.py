@@ -18,6 +18,20 @@ one post-processing unit at one value per cycle, so a tile must not finish befor
 previous one has drained. Edge tiles (pixels or channels past the layer's size) compute
 zeros that are never written.
 
+Batches
+-------
+With ``config.batch = B`` one start takes ``B`` images, stored one after the other (image
+``n``'s tensor at ``n·size`` in its region). A convolution has one program entry per image
+(``conv1[n]``: the same weights and parameters, that image's input and output). A Linear
+layer is one entry whose output pixels are the ``B`` images, so each of its weights is
+used ``B`` times: it reads an image-major input (the network's input or a convolution's
+output, image ``n``'s ``S`` words at ``n·S``) as a ``1 × B × S`` image under a ``1 × S``
+kernel, and another Linear layer's output as a ``C × B × 1`` image under a ``1 × 1``
+kernel. The reduction order, and so the weight words, are those of batch 1. A Linear
+layer's output is stored ``C × B`` (channel-major; ``plane = B``), so a batched network
+ending in a Linear layer returns its output words channel-major
+(:meth:`~hwgen.compiler.manifest.CompiledDesign.from_batches` reorders them per image).
+
 Cycle model
 -----------
 :func:`hwgen.timing.layer_cycles`, composed from the blocks' latencies in
@@ -55,8 +69,11 @@ from ..numerics import (
 from . import pack
 from .limits import check_size, memory_bits
 
-__all__ = ["AcceleratorConfig", "compile_graph", "layer_kinds", "layer_pe_kind",
+__all__ = ["MAX_PROGRAM", "AcceleratorConfig", "compile_graph", "layer_kinds", "layer_pe_kind",
            "walk_deltas"]
+
+#: Layer program entries the accelerator runs (its ``layer_sel`` port is 8 bits wide).
+MAX_PROGRAM = 256
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,10 @@ class AcceleratorConfig:
         Pipeline registers on each PE's product (default 1: the product is registered
         before the accumulator's adder, as a DSP block's output register would; 0 adds it
         in the cycle it is formed); a PE's latency is :func:`hwgen.timing.pe_latency` of it.
+    batch : int
+        Images one start takes (default 1). Each convolution runs once per image; a Linear
+        layer runs the whole batch as one layer whose pixels are the images, so each of its
+        weights is used ``batch`` times (see "Batches" in the module docstring).
     """
 
     rows: int = 4
@@ -102,6 +123,7 @@ class AcceleratorConfig:
     buffer_depth: int | None = None
     pe_stages: int = 1
     xnor_width: int = 8
+    batch: int = 1
 
     def __post_init__(self):
         check_positive(self.rows, "Array rows", ArgumentError)
@@ -114,6 +136,7 @@ class AcceleratorConfig:
                                ArgumentError)
         check_int(self.pe_stages, "PE stages", minimum=0)
         check_positive(self.xnor_width, "XNOR width", ArgumentError)
+        check_positive(self.batch, "Batch", ArgumentError)
 
     @classmethod
     def parse_array(cls, text, **kwargs):
@@ -371,6 +394,12 @@ def compile_graph(graph, config, *, allow_large=False):
     check_size(config, allow_large=allow_large)
     layers = _chain(graph)
     _check_formats(graph, layers)
+    entries = sum(config.batch if isinstance(layer, ir.Conv2d) else 1 for layer in layers)
+    if entries > MAX_PROGRAM:
+        raise DoesNotFitError(
+            f"A batch of {config.batch} makes {entries} layer program entries (one per "
+            f"convolution and image, one per Linear layer), more than the accelerator's "
+            f"{MAX_PROGRAM}; use a smaller --batch")
     kinds = layer_kinds(layers, config.pe_kind)
     engines = list(dict.fromkeys(kinds))
     rows, cols = config.rows, config.cols
@@ -432,7 +461,7 @@ def compile_graph(graph, config, *, allow_large=False):
     # activation memory: two ping-pong regions of the largest tensor
     sizes = [int(np.prod(graph.input_shape))] + [
         _tensor_words(l.out_shape, packed, p) for l, packed in zip(layers, pack_out)]
-    region = max(sizes)
+    region = config.batch * max(sizes)
     depth_needed = 2 * region
     buffer_depth = config.buffer_depth or depth_needed
     if buffer_depth < depth_needed:
@@ -461,25 +490,31 @@ def compile_graph(graph, config, *, allow_large=False):
     pe_lat = timing.pe_latency(config.pe_stages)
     roundings = tuple(sorted({layer.rounding for layer in layers}))
     post_lat = timing.post_process_latency(scale_width > 0, "stochastic" in roundings)
+    batch = config.batch
     for index, (layer, kind) in enumerate(zip(layers, kinds)):
         cin, h, w, kh, kw, stride, pad, pool = geometry[index]
         cout = layer.out_channels
         k = steps_all[index]
-        if isinstance(layer, ir.Conv2d):
-            _, ho, wo = layer.pre_pool_shape
-            ph, pwin = (ho // pool, wo // pool)
-        else:
-            ph = pwin = 1
-        if ph < 1 or pwin < 1:
-            raise DoesNotFitError(f"Layer {layer.name!r} produces no output pixels")
-        npix = ph * pwin * pool * pool
-        n_pt = math.ceil(npix / rows)
         n_ct = n_ct_all[index]
-        tiles = n_pt * n_ct
-        start, deltas = walk_deltas(h, w, stride, pad, pool, pwin)
-        win = pool * pool
-        in_base = (index % 2) * region
-        out_base = ((index + 1) % 2) * region
+        in_region, out_region = (index % 2) * region, ((index + 1) % 2) * region
+        # passes: (name, input and output address offsets, the image the walker walks
+        # (cin, h, w, kh, kw, stride, pad, pool), pool windows per column and per row)
+        if isinstance(layer, ir.Linear):
+            walk = (cin, h, w, kh, kw, stride, pad, pool)
+            if batch > 1 and index > 0 and isinstance(layers[index - 1], ir.Linear):
+                walk = (cin, batch, 1, 1, 1, 1, 0, 1)       # C × B × 1, channel-major
+            elif batch > 1:
+                assert sizes[index] == k
+                walk = (1, batch, k, 1, k, 1, 0, 1)         # 1 × B × S, image-major
+            passes = [(layer.name, 0, 0, walk, batch, 1)]
+        else:
+            _, ho, wo = layer.pre_pool_shape
+            passes = [(f"{layer.name}[{n}]" if batch > 1 else layer.name,
+                       n * sizes[index], n * sizes[index + 1], geometry[index],
+                       ho // pool, wo // pool) for n in range(batch)]
+        if passes[0][4] < 1 or passes[0][5] < 1:
+            raise DoesNotFitError(f"Layer {layer.name!r} produces no output pixels")
+        plane = passes[0][4] * passes[0][5]
         if layer.binary_out:
             shifts = np.zeros(cout, dtype=np.int64)
         else:
@@ -488,33 +523,49 @@ def compile_graph(graph, config, *, allow_large=False):
         if shifts.min() < lo or shifts.max() > hi:
             raise DoesNotFitError(f"Layer {layer.name!r} needs a requantization shift of "
                                   f"{int(shifts.max())!r}, outside [{lo}, {hi}]")
-        steps = {f"d{level}_{axis}": int(value) for level, delta in enumerate(deltas)
-                 for axis, value in zip(("iy", "ix", "base"), delta)}
         image = images[kind]
         if kind == "xnor":
             real_cin = in_shapes[index][0]
             tail_from, tail_bits = (cin - 1) * kh * kw, real_cin - (cin - 1) * p
         else:
             tail_from, tail_bits = k, 0
-        plane = ph * pwin
-        desc = LayerDescriptor(
-            k_len=k, period=timing.tile_period(k, rows, cols), kw=kw, kh=kh, cin=cin,
-            d_ky=w - (kw - 1), d_ci=h * w - (kh - 1) * w - (kw - 1),
-            in_h=h, in_w=w, in_base=in_base,
-            pool=pool, pw=pwin, ph=ph, walk_len=n_pt * rows, npix=npix,
-            start_iy=start[0], start_ix=start[1], start_base=start[2], **steps,
-            n_pt=n_pt, n_ct=n_ct, cout=cout, w_base=len(image),
-            rows_div=rows // win, rows_mod=rows % win,
-            param_base=len(param_image), out_base=out_base, plane=plane, win=win,
-            out_width=layer.out_fmt.width, out_signed=int(layer.out_fmt.signed),
-            relu=int(layer.relu), pool_en=int(pool > 1),
-            rounding=layer.rounding, overflow=layer.overflow,
-            binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
-            engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
-            acc_mode=layer_modes[index],
-            rand_mask=int(stochastic_random(layer.seed, layer.layer_number, 0, 0))
-            if layer.rounding == "stochastic" and not layer.binary_out else 0,
-        )
+        w_base, param_base = len(image), len(param_image)
+        for name, in_off, out_off, walk, ph, pwin in passes:
+            wcin, wh, ww, wkh, wkw, wstride, wpad, wpool = walk
+            npix = ph * pwin * wpool * wpool
+            n_pt = math.ceil(npix / rows)
+            tiles = n_pt * n_ct
+            start, deltas = walk_deltas(wh, ww, wstride, wpad, wpool, pwin)
+            win = wpool * wpool
+            steps = {f"d{level}_{axis}": int(value) for level, delta in enumerate(deltas)
+                     for axis, value in zip(("iy", "ix", "base"), delta)}
+            desc = LayerDescriptor(
+                k_len=k, period=timing.tile_period(k, rows, cols), kw=wkw, kh=wkh, cin=wcin,
+                d_ky=ww - (wkw - 1), d_ci=wh * ww - (wkh - 1) * ww - (wkw - 1),
+                in_h=wh, in_w=ww, in_base=in_region + in_off,
+                pool=wpool, pw=pwin, ph=ph, walk_len=n_pt * rows, npix=npix,
+                start_iy=start[0], start_ix=start[1], start_base=start[2], **steps,
+                n_pt=n_pt, n_ct=n_ct, cout=cout, w_base=w_base,
+                rows_div=rows // win, rows_mod=rows % win,
+                param_base=param_base, out_base=out_region + out_off, plane=plane, win=win,
+                out_width=layer.out_fmt.width, out_signed=int(layer.out_fmt.signed),
+                relu=int(layer.relu), pool_en=int(wpool > 1),
+                rounding=layer.rounding, overflow=layer.overflow,
+                binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
+                engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
+                acc_mode=layer_modes[index],
+                rand_mask=int(stochastic_random(layer.seed, layer.layer_number, 0, 0))
+                if layer.rounding == "stochastic" and not layer.binary_out else 0,
+            )
+            programs.append(LayerProgram(
+                name=name, kind="conv" if isinstance(layer, ir.Conv2d) else "linear",
+                in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
+                in_fmt=layer.in_fmt, out_fmt=layer.out_fmt,
+                w_width=max(f.width for f in layer.w_fmts),
+                macs=layer.macs * (batch if isinstance(layer, ir.Linear) else 1),
+                tiles=tiles, desc=desc,
+                cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat),
+                pe_kind=kind))
         # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
         if kind == "xnor":
             wmat = _xnor_block(layer, in_shapes[index], p)
@@ -552,13 +603,6 @@ def compile_graph(graph, config, *, allow_large=False):
             else:
                 param_image.append((int(bias[ch]), int(shifts[ch]), int(scale[ch]),
                                     int(flip[ch]), ch * plane, 0))
-        programs.append(LayerProgram(
-            name=layer.name, kind="conv" if isinstance(layer, ir.Conv2d) else "linear",
-            in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
-            in_fmt=layer.in_fmt, out_fmt=layer.out_fmt,
-            w_width=max(f.width for f in layer.w_fmts), macs=layer.macs, tiles=tiles,
-            desc=desc, cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat),
-            pe_kind=kind))
 
     n_layers = len(layers)
     return CompiledDesign(

@@ -17,8 +17,9 @@ def build_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("sim_build")
 
 
-def run_model(check, tmp_path, build_dir, model, scheme, array, samples):
-    design, qmodel = compile_model(model, scheme, array, tmp_path / "design", vectors=samples)
+def run_model(check, tmp_path, build_dir, model, scheme, array, samples, **config):
+    design, qmodel = compile_model(model, scheme, array, tmp_path / "design", vectors=samples,
+                                   **config)
     report = simulate_design(tmp_path / "design", samples=samples, build_dir=build_dir)
     check(report, design)
     # the overflow the report prints: the golden model's on the same images, as one batch
@@ -56,6 +57,28 @@ def test_changed_expected_word_is_caught(tmp_path, build_dir):
     assert report.mismatches == 1
     assert report.mismatched_samples == (1,)
     assert report.cycles_match
+
+
+@pytest.mark.parametrize("model, scheme, array, batch, samples", [
+    # Linear after Linear (channel-major), the last start filled up with a copy
+    ("builtin:mlp", "fixed8", "3x5", 3, 7),
+    # a convolution per image, packed binary tensors, an XNOR Linear over a batch
+    ("builtin:digits-cnn", "binary", "4x4", 2, 4),
+])
+def test_batches(check, tmp_path, build_dir, model, scheme, array, batch, samples):
+    """``--batch``: every image's output words and every entry's cycles."""
+    design, report = run_model(check, tmp_path, build_dir, model, scheme, array, samples,
+                               batch=batch)
+    assert report.batch == batch and report.samples == samples
+    with np.load(tmp_path / "design" / "sim_outputs.npz", allow_pickle=False) as kept:
+        assert kept["outputs"].shape == (samples, design.image_out)
+        assert len(kept["cycles"]) == -(-samples // batch)
+    # Linear layers take the batch at once: a Linear entry's MACs are the batch's
+    single = compile_model(model, scheme, array, tmp_path / "single", vectors=1)[0]
+    fc = [layer for layer in design.layers if layer.kind == "linear"]
+    assert [layer.macs for layer in fc] == [
+        batch * layer.macs for layer in single.layers if layer.kind == "linear"]
+    assert report.cycles_measured["total"] / batch < single.cycles
 
 
 #: The engines (PE kinds) each scheme's digits CNN runs on: conv1, conv2 and fc.
