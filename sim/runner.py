@@ -7,7 +7,10 @@ caller compares them with the golden model. :func:`lint` runs Verilator's linter
 waivers.
 
 Builds are cached: the build folder is keyed on a hash of the Verilog text and everything else
-that goes into the build, so running the same design again skips the (slow) C++ compile.
+that goes into the build, so running the same design again skips the (slow) C++ compile. The
+memories' contents are taken out of the text first and loaded when the simulation starts
+(:mod:`hwgen.sim.memories`), so a design that differs only in them (a retrained model on the
+same accelerator) reuses the build too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from hwgen.errors import FormatError, ShapeError, SimulationMismatch, ToolError,
 
 from . import cache
 from .batch import DRIVER, MAX_SAMPLES, driver_verilog, read_hex, write_hex
+from .memories import memory_plusargs, split_memories, write_memories
 from .testbench import RESULTS_ENV, STIMULUS_ENV
 
 __all__ = ["SIMULATORS", "WAIVER_FILE", "WAVE_FORMATS", "SimRun", "check_simulator", "check_waves", "lint",
@@ -54,7 +58,7 @@ TESTBENCH_MODULE = "hwgen.sim.testbench"
 # could not represent the testbench's 10 ns clock.
 _TIMESCALE = ("1ns", "1ps")
 # Bumped whenever the way a build is made changes, so that stale cached builds are not reused.
-_BUILD_SCHEMA = "hwgen-sim-build-4"
+_BUILD_SCHEMA = "hwgen-sim-build-5"
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,15 +305,18 @@ def _build_key(verilog_text: bytes, toplevel: str, simulator: str, waves: str | 
 
 
 def _build(simulator: str, verilog: Path, toplevel: str, build_dir: Path,
-           waves: str | None, driver_text: str) -> float:
+           waves: str | None, driver_text: str, sim_text: str) -> float:
+    """Build ``sim_text`` (``verilog`` without its memories' contents) with the driver."""
     log = build_dir / "build.log"
     driver = build_dir / f"{DRIVER}.v"
     driver.write_text(driver_text)
+    design = build_dir / "design.v"
+    design.write_text(sim_text)
     started = time.perf_counter()
     try:
         runner = _get_runner(simulator, waves, private=True)
         runner.build(
-            sources=[verilog, driver], hdl_toplevel=DRIVER, build_dir=build_dir,
+            sources=[design, driver], hdl_toplevel=DRIVER, build_dir=build_dir,
             build_args=_build_args(simulator, waves), waves=waves is not None,
             timescale=_TIMESCALE, always=True, log_file=log)
     except (RuntimeError, SystemExit):
@@ -327,7 +334,7 @@ def _build(simulator: str, verilog: Path, toplevel: str, build_dir: Path,
 
 def _simulate(simulator: str, verilog: Path, build_dir: Path, waves: str | None,
               inputs: np.ndarray, width: int, n_out: int, n_layers: int,
-              max_cycles: int) -> dict:
+              max_cycles: int, memories: tuple) -> dict:
     """One simulator run of up to :data:`~hwgen.sim.batch.MAX_SAMPLES` samples."""
     fd, stimulus_name = tempfile.mkstemp(prefix="stimulus-", suffix=".json", dir=build_dir)
     samples, n_in = inputs.shape
@@ -340,10 +347,11 @@ def _simulate(simulator: str, verilog: Path, build_dir: Path, waves: str | None,
                                ("out", "hex"), ("cycles", "hex"))}
     log = build_dir / f"sim-{run_id}.log"
     write_hex(files["in"], inputs.reshape(-1), width)
+    mem_files = write_memories(memories, build_dir, run_id)
     exited = False
     plusargs = [f"+hwgen_samples={samples}", f"+hwgen_max_cycles={max_cycles}",
                 f"+hwgen_in={files['in']}", f"+hwgen_out={files['out']}",
-                f"+hwgen_cycles={files['cycles']}"]
+                f"+hwgen_cycles={files['cycles']}", *memory_plusargs(mem_files)]
     if waves is not None and simulator == "icarus":
         plusargs.append(f"+dumpfile_path={build_dir / _wave_file(simulator, DRIVER, waves)}")
     with _environ({STIMULUS_ENV: stimulus_name, RESULTS_ENV: str(files["results"])}):
@@ -376,7 +384,7 @@ def _simulate(simulator: str, verilog: Path, build_dir: Path, waves: str | None,
     results.update(outputs=outputs, cycles=counts[:, 0], layer_cycles=counts[:, 1:])
     # Per-run files are kept only when something went wrong; the last good log stays as sim.log.
     os.replace(log, build_dir / "sim.log")
-    for path in [Path(stimulus_name), *files.values()]:
+    for path in [Path(stimulus_name), *files.values(), *mem_files]:
         path.unlink(missing_ok=True)
     return results
 
@@ -517,7 +525,9 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
     # (a file without the port fails to build against the driver, which names the log)
     width = payload_width(verilog) or 1
     driver_text = driver_verilog(toplevel, width, int(array.shape[1]), n_out, n_layers)
-    key = _build_key(verilog.read_bytes(), toplevel, simulator, waves, driver_text)
+    # designs that differ only in their memories' contents share a build
+    sim_text, memories = split_memories(verilog.read_text())
+    key = _build_key(sim_text.encode(), toplevel, simulator, waves, driver_text)
     root = Path(build_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     design_dir = root / f"{toplevel}-{simulator}-{key}"
@@ -528,13 +538,13 @@ def run(verilog_path: str | os.PathLike, inputs, n_out: int, n_layers: int, *,
             if not (design_dir / cache.STAMP).is_file():
                 design_dir.mkdir(exist_ok=True)
                 build_seconds = _build(simulator, verilog, toplevel, design_dir, waves,
-                                       driver_text)
+                                       driver_text, sim_text)
             cache.touch(design_dir)
         if build_seconds:
             cache.evict(root, keep=design_dir)
         parts = [_simulate(simulator, verilog, design_dir, waves,
                            array[first:first + MAX_SAMPLES], width, n_out, n_layers,
-                           max_cycles)
+                           max_cycles, memories)
                  for first in range(0, len(array), MAX_SAMPLES)]
 
     wave_path = None if waves is None else design_dir / _wave_file(simulator, DRIVER, waves)

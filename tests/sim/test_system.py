@@ -1,11 +1,12 @@
 """System tests: the emitted Verilog of whole networks in cocotb on Verilator, every output
 word against the golden model, every layer's cycles against the cycle model."""
 
+import dataclasses
 
 import numpy as np
 import pytest
 
-from hwgen import golden
+from hwgen import golden, ir
 from hwgen.compiler import AcceleratorConfig, compile_graph
 from hwgen.emit import write_design
 from hwgen.flow import compile_model
@@ -146,3 +147,28 @@ def test_pipelined_pes(check, tmp_path, build_dir, random_chain, pe_stages):
     assert [a.cycles.total - b.cycles.total for a, b in zip(design.layers, base.layers)] == \
         [pe_stages] * len(design.layers)
 
+
+
+def test_new_memory_contents_reuse_the_build(check, tmp_path, random_graph):
+    """A design that differs only in its memories' contents (weights, biases) is simulated
+    on the first one's build, with its own contents."""
+    rng = np.random.default_rng(3)
+    graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("linear", 7)])
+    # the same layers with the output channels in reverse: other weight and parameter words
+    flipped = dataclasses.replace(graph, layers=[
+        layer if isinstance(layer, ir.Flatten) else
+        dataclasses.replace(layer, weight=layer.weight[::-1], bias=layer.bias[::-1])
+        for layer in graph.layers])
+    x = rng.integers(-128, 128, size=(3,) + graph.input_shape)
+    builds = []
+    for n, g in enumerate((graph, flipped)):
+        design = compile_graph(g, AcceleratorConfig(rows=2, cols=3))
+        expected = golden.run(g, x).reshape(3, -1)
+        write_design(design, tmp_path / f"d{n}", vectors=(x.reshape(3, -1), expected,
+                                                          np.zeros(3)))
+        report = simulate_design(tmp_path / f"d{n}", samples=3, build_dir=tmp_path / "build")
+        check(report, design)
+        builds.append(report.build_seconds)
+    assert builds[0] > 0 and builds[1] == 0
+    assert len([p for p in (tmp_path / "build").glob("hwgen_top-*") if p.is_dir()]) == 1
+    assert not np.array_equal(golden.run(graph, x), golden.run(flipped, x))
