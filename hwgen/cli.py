@@ -469,6 +469,9 @@ def add_compare(sub):
                    help="array shapes (2x2 4x4)")
     p.add_argument("--targets", nargs="+", default=["ice40-up5k"], choices=list(DEVICES),
                    metavar="TARGET", help=f"targets: {', '.join(DEVICES)} (ice40-up5k)")
+    p.add_argument("--batches", nargs="+", type=int, default=[1], metavar="N",
+                   help="images per start (hwgen compile --batch): cycles and energy per "
+                        "image, latency per start, inferences/s over the batch (1)")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="folder for compare.csv/.json/.md and the plots")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
@@ -491,11 +494,12 @@ def cmd_compare(args):
     check_int(args.jobs, "Jobs", minimum=1)
     check_output_dir(args.out, lambda p: (p / "compare.json").is_file())
     for array in args.arrays:
-        check_size(AcceleratorConfig.parse_array(array))
+        for batch in args.batches:
+            check_size(AcceleratorConfig.parse_array(array, batch=batch))
     for scheme in args.schemes:
         load_scheme(scheme)
     sweep = configs(args.model, args.schemes, args.arrays, args.targets,
-                    place=not args.synth_only)
+                    place=not args.synth_only, batches=args.batches)
     rows = run_sweep(sweep, jobs=args.jobs, executor=args.executor, progress=not args.quiet)
     write_results(rows, args.out)
     print(markdown(rows), end="")

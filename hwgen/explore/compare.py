@@ -1,10 +1,13 @@
-"""``hwgen compare``: a sweep over schemes × array shapes × targets, one row each.
+"""``hwgen compare``: a sweep over schemes × array shapes × targets (× batches), one row
+each.
 
 A row holds what people compare designs by: accuracy (the golden model's, i.e. the
 hardware's, on the model's test split), weight bytes, cycles per inference, LUT, FF, DSP,
 BRAM and Fmax from :func:`hwgen.estimate.estimate_verilog`, latency in µs and inferences
 per second at that Fmax, and the first-order energy per inference of
-:mod:`hwgen.explore.energy`. Results go out as CSV, JSON and Markdown, plus PNG plots
+:mod:`hwgen.explore.energy`. With a batch of ``N`` images per start (``--batches``), the
+cycles and the energy are per image, the latency is the whole start's and the inferences
+per second count the ``N`` images. Results go out as CSV, JSON and Markdown, plus PNG plots
 (accuracy vs LUTs, latency vs LUTs) with the Pareto front marked.
 
 Configurations run in parallel: on the local cores (a process pool, ``jobs``), or on a
@@ -36,6 +39,7 @@ class Config:
     array: str
     target: str
     place: bool = True
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class CompareRow:
     scheme: str
     array: str
     target: str
+    batch: int
     accuracy: float | None
     weight_bytes: int
     cycles: int
@@ -68,11 +73,13 @@ class CompareRow:
 COLUMNS = tuple(CompareRow.__dataclass_fields__)
 
 
-def configs(model, schemes, arrays, targets, place=True):
-    """Every :class:`Config` of the sweep, schemes outermost."""
-    if not schemes or not arrays or not targets:
-        raise ArgumentError("A sweep needs at least one scheme, one array and one target")
-    return [Config(model, s, a, t, place) for s in schemes for a in arrays for t in targets]
+def configs(model, schemes, arrays, targets, place=True, batches=(1,)):
+    """Every :class:`Config` of the sweep, schemes outermost, batches innermost."""
+    if not schemes or not arrays or not targets or not batches:
+        raise ArgumentError("A sweep needs at least one scheme, one array, one target and "
+                            "one batch")
+    return [Config(model, s, a, t, place, b) for s in schemes for a in arrays
+            for t in targets for b in batches]
 
 
 def evaluate(config):
@@ -88,19 +95,22 @@ def evaluate(config):
 
     qmodel = load_quantized(config.model, config.scheme)
     report = qmodel.report()
-    design = compile_graph(qmodel.graph, AcceleratorConfig.parse_array(config.array))
+    design = compile_graph(qmodel.graph, AcceleratorConfig.parse_array(config.array,
+                                                                        batch=config.batch))
     est = estimate_verilog(verilog(design), TOPLEVEL, config.target, design=design.name,
                            place_and_route=config.place)
     res = est.resources
     fmax = est.fmax_mhz
+    # a start runs the batch: its latency is the whole start's, its throughput the batch's
     latency = design.cycles / fmax if fmax else None
     return CompareRow(
         model=config.model, scheme=config.scheme, array=config.array, target=config.target,
-        accuracy=report.quantized_accuracy,
-        weight_bytes=sum(r.weight_bytes for r in report.layers), cycles=design.cycles,
+        batch=config.batch, accuracy=report.quantized_accuracy,
+        weight_bytes=sum(r.weight_bytes for r in report.layers),
+        cycles=round(design.cycles / design.batch),
         luts=res["luts"], ffs=res["ffs"], dsps=res["dsps"], brams=res["brams"],
         fmax_mhz=fmax, latency_us=latency,
-        inferences_per_s=1e6 / latency if latency else None,
+        inferences_per_s=design.batch * 1e6 / latency if latency else None,
         energy_nj=network_energy(design).total_pj / 1000, fits=est.fits, placed=est.placed)
 
 

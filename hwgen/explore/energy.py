@@ -77,7 +77,9 @@ class EnergyEstimate:
 def network_energy(design, kind=None):
     """:class:`EnergyEstimate` of one inference of a compiled design: every MAC of every
     layer at the design's widths, every weight memory word read (once per step of every
-    tile), every activation read by every array row and every output written."""
+    tile), every activation read by every array row and every output written. A batched
+    design's start is shared by its ``batch`` images (a Linear layer reads each weight
+    word once for all of them)."""
     cfg = design.config
     engines = {engine.kind: engine for engine in design.engines}
     compute = weights = activations = 0.0
@@ -92,14 +94,15 @@ def network_energy(design, kind=None):
         if engine.tables:
             weights += steps * cfg.cols * add_pj(engine.value_width)
         activations += activation_words(design, layer) * design.word_width * SRAM_PJ_PER_BIT
-    return EnergyEstimate(compute, weights, activations)
+    batch = design.batch
+    return EnergyEstimate(compute / batch, weights / batch, activations / batch)
 
 
 def activation_words(design, layer):
-    """Activation buffer words one layer of a compiled design moves per inference: every
-    reduction step of every tile reads one word per array row, and every output value is
-    written once."""
-    outputs = 1
+    """Activation buffer words one layer program entry of a compiled design moves per start:
+    every reduction step of every tile reads one word per array row, and every output
+    value is written once (a batched Linear entry's for every image of the batch)."""
+    outputs = design.batch if layer.kind == "linear" else 1
     for n in layer.out_shape:
         outputs *= n
     return layer.tiles * layer.desc.k_len * design.config.rows + outputs
@@ -107,6 +110,6 @@ def activation_words(design, layer):
 
 def activation_bytes(design):
     """Bytes of activation traffic per inference: :func:`activation_words` of every layer
-    at the buffer's word width, rounded up to a whole byte."""
+    at the buffer's word width, over the batch, rounded up to a whole byte."""
     bits = sum(activation_words(design, layer) for layer in design.layers) * design.word_width
-    return -(-bits // 8)
+    return -(-bits // (8 * design.batch))
