@@ -4,7 +4,7 @@ batch 1 and at a batch of ``rows`` images (``--batch``).
 For every layer: MACs, reduction length K, ideal cycles (MACs / PEs), predicted and
 measured cycles (Verilator, the accelerator's own cycle counter), utilization, and the
 overhead that costs the most cycles. A batched convolution runs once per image; its
-entries are summed into one row.
+entries are summed into one row, whose "largest overhead" is one image's.
 
 Targets (issue "Throughput near the physical limit"), on both arrays: every convolution
 with K >= 25 >= 90 %; convolutions with K < rows·cols >= 70 %; fully connected layers at

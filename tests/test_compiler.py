@@ -470,3 +470,10 @@ def test_batch_refusals():
                                               r"use a smaller --batch$"):
         compile_graph(graph(conv(), conv("d", cin=5, h=4, w=3, k=1)),
                       AcceleratorConfig(rows=1, cols=1, batch=129))
+
+
+def test_batch_entries_name_their_layer():
+    c = conv(name="blocks[1]")
+    design = compile_graph(graph(c), AcceleratorConfig(rows=2, cols=2, batch=2))
+    assert [layer.name for layer in design.layers] == ["blocks[1][0]", "blocks[1][1]"]
+    assert {design.graph_layer(layer) for layer in design.layers} == {"blocks[1]"}

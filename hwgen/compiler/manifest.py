@@ -214,7 +214,7 @@ class CompiledDesign:
     def graph_layer(self, layer):
         """The network layer a program entry runs: ``conv1`` for ``conv1[2]`` (the
         convolution's entry for image 2 of a batch)."""
-        return layer.name.split("[")[0] if layer.kind == "conv" and self.batch > 1 \
+        return layer.name.rpartition("[")[0] if layer.kind == "conv" and self.batch > 1 \
             else layer.name
 
     def macs_per_step(self, layer):
