@@ -172,6 +172,10 @@ def add_compile(sub):
                    help="images per start, N >= 1: convolutions run image by image, fully "
                         "connected layers take the whole batch at once and use each weight "
                         "N times; cycles are reported per start and per image (1)")
+    p.add_argument("--split-fc", action="store_true",
+                   help="at batch 1, run fully connected layers with the array's rows as "
+                        "slices of the dot product (a weight bank per row, the drain adds "
+                        "the rows) where that takes fewer cycles")
     p.set_defaults(func=cmd_compile)
 
 
@@ -186,7 +190,7 @@ def _add_array_option(p, default="4x4"):
 def cmd_compile(args):
     from .flow import compile_model
     from .report import format_table, utilization_rows
-    config = {"xnor_width": args.xnor_width, "batch": args.batch,
+    config = {"xnor_width": args.xnor_width, "batch": args.batch, "split_fc": args.split_fc,
               "pe_kind": None if args.pe_kind == "auto" else args.pe_kind}
     if args.acc_width is not None:
         config["acc_width"] = args.acc_width

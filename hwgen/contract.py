@@ -12,7 +12,11 @@ Weight memory
     One memory per engine (PE kind); in it one word per (channel tile, reduction step
     ``k``), at ``w_base + tile·K + k``: the ``cols`` weights of that step, column ``c`` in bits ``[c·B, (c+1)·B)``; what a weight
     field holds (``B`` bits) is the PE kind's (``hwgen.compiler.pack`` writes it,
-    the PE kind's ``weight_word_layout`` reads it). A code-book engine's fields are
+    the PE kind's ``weight_word_layout`` reads it). An engine that runs ``split`` layers
+    has ``rows − 1`` more weight banks, words of the same layout: in a split layer, array
+    row ``r`` computes the slice ``[r·K, (r+1)·K)`` of the reduction, and its weights are
+    bank ``r``'s word at the same address (bank 0 is the weight memory); the banks hold
+    only the split layers, which come first in the weight memory. A code-book engine's fields are
     ``B``-bit table indices; its table rows and the address each starts at travel with its
     image (``hwgen.compiler.EngineImage``), and ``hwgen.rtl.weight_lookup`` reads them.
 Parameter memory
@@ -58,7 +62,8 @@ __all__ = [
 #: address of a channel (``offset``, ``bit``) in the parameter word, not in the descriptor.
 #: Version 5: ``acc_mode`` (narrow accumulators: the engine's accumulator bound).
 #: Version 6: ``rounding`` may be ``stochastic``; ``rand_mask`` (a :data:`WORD` field).
-CONTRACT_VERSION = 6
+#: Version 7: ``split`` (fully connected layers on weight banks, one per array row).
+CONTRACT_VERSION = 7
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
@@ -160,6 +165,10 @@ class LayerDescriptor:
     acc_mode: int = field(default=0, metadata={
         "kind": COUNT, "doc": "index of the layer's accumulator bound in its engine's "
                               "acc_modes (narrow accumulators)"})
+    split: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "1: a fully connected layer whose array rows are slices of "
+                              "the reduction: row r reads weight bank r, the drain sums "
+                              "each column's rows"})
     # stochastic rounding
     rand_mask: int = _word("stochastic rounding: the layer's random mask, "
                            "hwgen.numerics.stochastic_random(seed, layer_number, 0, 0); the "

@@ -33,6 +33,7 @@ __all__ = [
     "array_latency",
     "drain_delay",
     "drain_latency",
+    "drain_sum_latency",
     "feed_latency",
     "issue_latency",
     "layer_cycles",
@@ -71,7 +72,7 @@ def array_latency(row, col, pe_lat):
     return row + col + pe_lat
 
 
-def drain_delay(rows, cols, pe_lat):
+def drain_delay(rows, cols, pe_lat, split=False):
     """Cycles a tile's job waits in the drain before its first slot is read:
     ``memory_read_latency() + feed_latency() + array_latency(rows − 1, cols − 1, pe_lat)
     − 1`` (= ``rows + cols − 1 + pe_lat``).
@@ -83,9 +84,26 @@ def drain_delay(rows, cols, pe_lat):
     later, replaces it at ``t + P + f + r + c + pe_lat`` (needs ``delay <= rows + cols + f −
     3 + pe_lat``, worst at ``r = rows − 1``). The drain takes the latest start, so that
     every slot is read as late as is safe.
+
+    With ``split`` (a fully connected layer whose rows are slices of the reduction, summed
+    by the drain) the drain reads column ``c`` of every row at once, in cycle ``t + delay +
+    1 + c``: final from ``t + f + rows − 1 + c + pe_lat`` and replaced from ``t + P + f + c
+    + pe_lat``, so the delay is the earliest, ``f − 1 + array_latency(rows − 1, 0, pe_lat)``
+    (= ``rows + pe_lat``), and tiles may issue ``P >= rows`` apart
+    (:func:`tile_period`).
     """
+    if split:
+        return memory_read_latency() + feed_latency() + array_latency(rows - 1, 0, pe_lat) - 1
     return (memory_read_latency() + feed_latency()
             + array_latency(rows - 1, cols - 1, pe_lat) - 1)
+
+
+def drain_sum_latency(rows):
+    """Cycles a split layer's column sum adds to the drain (see :func:`drain_delay` with
+    ``split``): ``1 + ceil(log2(rows))``, the register after each row's column multiplexer
+    and one per level of the adder tree over the rows. 0 on one row (nothing to add)."""
+    rows = check_int(rows, "Array rows", minimum=1)
+    return 0 if rows == 1 else 1 + (rows - 1).bit_length()
 
 
 def drain_latency():
@@ -128,14 +146,15 @@ def record_latency():
     return 2
 
 
-def tile_period(k, rows, cols):
+def tile_period(k, rows, cols, split=False):
     """``P = max(K, rows·cols, rows + record_latency())``: cycles between tile issues.
 
     A tile waits for its ``K`` steps, for the drain to read the previous tile's
     ``rows·cols`` results, and for the pixel walker's ``rows`` records of it, made during
     the previous tile, to pass the record's stages (which binds only on one-column arrays
-    and on ``1 × 2``)."""
-    return max(k, rows * cols, rows + record_latency())
+    and on ``1 × 2``). A ``split`` layer's drain reads a tile's ``cols`` column sums, one
+    per cycle: ``P = max(K, cols, rows + record_latency())``."""
+    return max(k, cols if split else rows * cols, rows + record_latency())
 
 
 @dataclass(frozen=True)
@@ -173,7 +192,7 @@ class LayerCycles:
         return cls(**{name: int(obj[name]) for name in cls.__dataclass_fields__})
 
 
-def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
+def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None, split=False):
     """Predicted :class:`LayerCycles` of a layer of reduction length ``k`` in ``tiles``
     tiles on a ``rows × cols`` array of PEs of latency ``pe_lat``, post-processed with
     latency ``post_lat`` (default :func:`post_process_latency` ``()``)::
@@ -184,17 +203,22 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None):
               + drain_delay(rows, cols, pe_lat) + rows·cols
               + drain_latency() + post_lat
               + 1                             FLUSH sees idle, closes the layer
+
+    A ``split`` layer (``k`` is then a row's slice of the reduction) drains ``cols``
+    column sums instead of ``rows·cols`` slots, after :func:`drain_delay` ``(split=True)``,
+    and each sum takes :func:`drain_sum_latency` more cycles.
     """
     post_lat = post_process_latency() if post_lat is None else post_lat
     for value, what in ((k, "Reduction length"), (tiles, "Tiles"), (rows, "Array rows"),
                         (cols, "Array columns"), (pe_lat, "PE latency")):
         check_int(value, what, minimum=1)
-    period = tile_period(k, rows, cols)
+    period = tile_period(k, rows, cols, split)
     setup = 1 + rows + record_latency()
     run = (tiles - 1) * period + k
     post_lat = check_int(post_lat, "Post-processing latency", minimum=1)
-    tail = (issue_latency() + drain_delay(rows, cols, pe_lat) + rows * cols + drain_latency()
-            + post_lat + 1)
+    reads = cols + drain_sum_latency(rows) if split else rows * cols
+    tail = (issue_latency() + drain_delay(rows, cols, pe_lat, split) + reads
+            + drain_latency() + post_lat + 1)
     total = setup + run + tail
     compute = tiles * k
     drain_bound = tiles * (period - k)

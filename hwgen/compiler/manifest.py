@@ -66,6 +66,10 @@ class EngineImage:
     ``tables`` (table rows: per row, per column, the ``2**weight_width`` entries) and
     ``table_bounds`` (per row, the first weight memory address that uses it; rows in
     ascending address order, the first at 0).
+
+    An engine that runs split layers has ``banks``: the words of weight banks ``1 … rows −
+    1`` (the weight memory is bank 0; each bank holds the split layers, which come first
+    in the weight memory; :mod:`hwgen.contract`).
     """
 
     kind: str
@@ -76,6 +80,7 @@ class EngineImage:
     value_width: int = 0
     tables: tuple = ()
     table_bounds: tuple = ()
+    banks: tuple = ()
 
     def __post_init__(self):
         modes = tuple(tuple(mode) for mode in self.acc_modes) or ((self.acc_width, "wrap"),)
@@ -89,6 +94,8 @@ class EngineImage:
             obj.update(value_width=self.value_width,
                        tables=[[list(t) for t in row] for row in self.tables],
                        table_bounds=list(self.table_bounds))
+        if self.banks:
+            obj["banks"] = [list(bank) for bank in self.banks]
         return obj
 
     @classmethod
@@ -97,7 +104,8 @@ class EngineImage:
                    tuple(obj["weight_image"]), tuple(tuple(m) for m in obj["acc_modes"]),
                    obj.get("value_width", 0),
                    tuple(tuple(tuple(t) for t in row) for row in obj.get("tables", ())),
-                   tuple(obj.get("table_bounds", ())))
+                   tuple(obj.get("table_bounds", ())),
+                   tuple(tuple(bank) for bank in obj.get("banks", ())))
 
 
 @dataclass(frozen=True, eq=False)

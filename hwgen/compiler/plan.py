@@ -32,6 +32,19 @@ layer's output is stored ``C × B`` (channel-major; ``plane = B``), so a batched
 ending in a Linear layer returns its output words channel-major
 (:meth:`~hwgen.compiler.manifest.CompiledDesign.from_batches` reorders them per image).
 
+Split layers
+------------
+At batch 1 a Linear layer has one output pixel, so an ordinary tile keeps one row of the
+array busy. With ``config.split_fc`` a Linear layer on a fixed-point or shift engine whose
+accumulator is exact may instead be *split*: row ``r`` computes the slice ``[r·K', (r+1)·K')``
+of the reduction (``K' = ceil(K / rows)``), reading its activations like a ``1 × K'``
+kernel at stride ``K'`` over the input seen as a ``1 × K`` image (rows past ``K`` read
+padding) and its weights from weight bank ``r``; the drain adds each column's rows
+(:func:`hwgen.timing.drain_sum_latency`) and post-processes ``cols`` sums per tile
+(:func:`hwgen.timing.tile_period` with ``split``). The sums are exact, so the outputs are
+those of the unsplit layer. A layer is split only when the cycle model says it is
+faster; split layers come first in the weight memory, and banks ``1 …`` hold only them.
+
 Cycle model
 -----------
 :func:`hwgen.timing.layer_cycles`, composed from the blocks' latencies in
@@ -112,6 +125,10 @@ class AcceleratorConfig:
         Images one start takes (default 1). Each convolution runs once per image; a Linear
         layer runs the whole batch as one layer whose pixels are the images, so each of its
         weights is used ``batch`` times (see "Batches" in the module docstring).
+    split_fc : bool
+        Run Linear layers at batch 1 with the array's rows as slices of the reduction
+        (see "Split layers" in the module docstring) where that takes fewer cycles: the
+        engine gets a weight bank per row and the drain an adder tree.
     """
 
     rows: int = 4
@@ -124,6 +141,7 @@ class AcceleratorConfig:
     pe_stages: int = 1
     xnor_width: int = 8
     batch: int = 1
+    split_fc: bool = False
 
     def __post_init__(self):
         check_positive(self.rows, "Array rows", ArgumentError)
@@ -137,6 +155,8 @@ class AcceleratorConfig:
         check_int(self.pe_stages, "PE stages", minimum=0)
         check_positive(self.xnor_width, "XNOR width", ArgumentError)
         check_positive(self.batch, "Batch", ArgumentError)
+        if not isinstance(self.split_fc, bool):
+            raise ArgumentError(f"split_fc must be True or False, not {self.split_fc!r}")
 
     @classmethod
     def parse_array(cls, text, **kwargs):
@@ -348,6 +368,22 @@ def _layer_acc_bits(layer, kind, act_width, weight_width, int_w, p):
                              layer.reduction)
 
 
+def _split_steps(config, layer, kind, packed_in, narrow, k, n_ct, pe_lat, post_lat):
+    """A row's slice ``K' = ceil(K / rows)`` of the reduction if ``layer`` runs split
+    (see "Split layers" in the module docstring), else 0: a Linear layer at batch 1 with
+    ``config.split_fc``, on a fixed-point or shift engine, reading an unpacked tensor with
+    an exact accumulator, when the cycle model makes it faster."""
+    rows, cols = config.rows, config.cols
+    if not (config.split_fc and config.batch == 1 and rows > 1
+            and isinstance(layer, ir.Linear) and kind in ("fixed", "shift")
+            and not packed_in and not narrow):
+        return 0
+    part = -(-k // rows)
+    whole = timing.layer_cycles(k, n_ct, rows, cols, pe_lat, post_lat).total
+    cut = timing.layer_cycles(part, n_ct, rows, cols, pe_lat, post_lat, split=True).total
+    return part if cut < whole else 0
+
+
 def _narrow(layer, growth_bits):
     """Whether ``layer``'s narrow accumulator can overflow: it asks for fewer bits than bit
     growth gives its longest dot product (a wider one is exact, like none)."""
@@ -474,32 +510,50 @@ def compile_graph(graph, config, *, allow_large=False):
                 for layer, shape, packed in zip(layers, in_shapes, packed_in)]
     n_ct_all = [math.ceil(layer.out_channels / cols) for layer in layers]
     steps_all = [g[0] * g[3] * g[4] for g in geometry]
+    pe_lat = timing.pe_latency(config.pe_stages)
+    roundings = tuple(sorted({layer.rounding for layer in layers}))
+    post_lat = timing.post_process_latency(scale_width > 0, "stochastic" in roundings)
+    # split layers: a row's slice of the reduction (0: not split), and the weight words
+    # each takes in every bank
+    split = [_split_steps(config, layer, kind, packed, _narrow(layer, bits), k, n_ct, pe_lat,
+                          post_lat)
+             for layer, kind, packed, bits, k, n_ct in zip(layers, kinds, packed_in, growth,
+                                                           steps_all, n_ct_all)]
+    words = [n_ct * (rows * s_k if s_k else k)
+             for n_ct, k, s_k in zip(n_ct_all, steps_all, split)]
     check_size(config, memory_bits(
         config, word_width, buffer_depth,
-        [(weight_widths[kind], sum(n * k for n, k, lk in zip(n_ct_all, steps_all, kinds)
-                                   if lk == kind)) for kind in engines],
+        [(weight_widths[kind], sum(n for n, lk in zip(words, kinds) if lk == kind))
+         for kind in engines],
         sum(n * cols for n in n_ct_all),
         sum(width for _, width, _ in param_word_fields(
             acc_width, scale_width, max(1, (buffer_depth - 1).bit_length()),
             max(1, (p - 1).bit_length())))), allow_large=allow_large)
 
     images = {kind: [] for kind in engines}
+    # weight banks 1 … rows − 1 of the engines that run split layers
+    banks = {kind: [[] for _ in range(rows - 1)] for kind in engines}
     # code-book engines: table rows (per column, the table) and the address each starts at
     table_rows, table_bounds = [], []
-    param_image, programs = [], []
-    pe_lat = timing.pe_latency(config.pe_stages)
-    roundings = tuple(sorted({layer.rounding for layer in layers}))
-    post_lat = timing.post_process_latency(scale_width > 0, "stochastic" in roundings)
+    param_image, programs = [], {}
     batch = config.batch
-    for index, (layer, kind) in enumerate(zip(layers, kinds)):
+    # split layers first, so that the banks hold only them (at the weight memory's
+    # addresses); the program stays in layer order
+    order = sorted(range(len(layers)), key=lambda i: not split[i])
+    for index in order:
+        layer, kind = layers[index], kinds[index]
         cin, h, w, kh, kw, stride, pad, pool = geometry[index]
         cout = layer.out_channels
-        k = steps_all[index]
+        k = split[index] or steps_all[index]
         n_ct = n_ct_all[index]
         in_region, out_region = (index % 2) * region, ((index + 1) % 2) * region
         # passes: (name, input and output address offsets, the image the walker walks
         # (cin, h, w, kh, kw, stride, pad, pool), pool windows per column and per row)
-        if isinstance(layer, ir.Linear):
+        if split[index]:
+            # row r: the input as a 1 × K image under a 1 × K' kernel at stride K'
+            walk = (1, 1, steps_all[index], 1, k, (1, k), 0, 1)
+            passes = [(layer.name, 0, 0, walk, 1, rows)]
+        elif isinstance(layer, ir.Linear):
             walk = (cin, h, w, kh, kw, stride, pad, pool)
             if batch > 1 and index > 0 and isinstance(layers[index - 1], ir.Linear):
                 walk = (cin, batch, 1, 1, 1, 1, 0, 1)       # C × B × 1, channel-major
@@ -514,7 +568,7 @@ def compile_graph(graph, config, *, allow_large=False):
                        ho // pool, wo // pool) for n in range(batch)]
         if passes[0][4] < 1 or passes[0][5] < 1:
             raise DoesNotFitError(f"Layer {layer.name!r} produces no output pixels")
-        plane = passes[0][4] * passes[0][5]
+        plane = 1 if split[index] else passes[0][4] * passes[0][5]
         if layer.binary_out:
             shifts = np.zeros(cout, dtype=np.int64)
         else:
@@ -540,7 +594,8 @@ def compile_graph(graph, config, *, allow_large=False):
             steps = {f"d{level}_{axis}": int(value) for level, delta in enumerate(deltas)
                      for axis, value in zip(("iy", "ix", "base"), delta)}
             desc = LayerDescriptor(
-                k_len=k, period=timing.tile_period(k, rows, cols), kw=wkw, kh=wkh, cin=wcin,
+                k_len=k, period=timing.tile_period(k, rows, cols, bool(split[index])),
+                kw=wkw, kh=wkh, cin=wcin,
                 d_ky=ww - (wkw - 1), d_ci=wh * ww - (wkh - 1) * ww - (wkw - 1),
                 in_h=wh, in_w=ww, in_base=in_region + in_off,
                 pool=wpool, pw=pwin, ph=ph, walk_len=n_pt * rows, npix=npix,
@@ -553,18 +608,19 @@ def compile_graph(graph, config, *, allow_large=False):
                 rounding=layer.rounding, overflow=layer.overflow,
                 binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
                 engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
-                acc_mode=layer_modes[index],
+                acc_mode=layer_modes[index], split=int(bool(split[index])),
                 rand_mask=int(stochastic_random(layer.seed, layer.layer_number, 0, 0))
                 if layer.rounding == "stochastic" and not layer.binary_out else 0,
             )
-            programs.append(LayerProgram(
+            programs.setdefault(index, []).append(LayerProgram(
                 name=name, kind="conv" if isinstance(layer, ir.Conv2d) else "linear",
                 in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
                 in_fmt=layer.in_fmt, out_fmt=layer.out_fmt,
                 w_width=max(f.width for f in layer.w_fmts),
                 macs=layer.macs * (batch if isinstance(layer, ir.Linear) else 1),
                 tiles=tiles, desc=desc,
-                cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat),
+                cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat,
+                                           bool(split[index])),
                 pe_kind=kind))
         # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
         if kind == "xnor":
@@ -580,14 +636,18 @@ def compile_graph(graph, config, *, allow_large=False):
                     tuple(int(v) for v in tables[ch]) if ch < cout
                     else (0,) * (1 << weight_widths[kind])
                     for ch in range(ct * cols, (ct + 1) * cols)))
-            block = np.zeros((cols, wmat.shape[1]), dtype=np.int64)
             chans = wmat[ct * cols:(ct + 1) * cols]
-            block[:len(chans)] = chans
-            try:
-                image.extend(pack.weight_words(kind, block, weight_widths[kind]))
-            except (FormatError, DoesNotFitError) as e:
-                text = str(e)
-                raise type(e)(f"Layer {layer.name!r}: {text[:1].lower()}{text[1:]}") from None
+            # bank b (0: the weight memory) holds slice b of the reduction of a split layer
+            for b, bank in enumerate([image] + banks[kind] if split[index] else [image]):
+                block = np.zeros((cols, k), dtype=np.int64)
+                part = chans[:, b * k:(b + 1) * k]
+                block[:len(chans), :part.shape[1]] = part
+                try:
+                    bank.extend(pack.weight_words(kind, block, weight_widths[kind]))
+                except (FormatError, DoesNotFitError) as e:
+                    text = str(e)
+                    raise type(e)(f"Layer {layer.name!r}: {text[:1].lower()}{text[1:]}") \
+                        from None
         if layer.binary_out:
             bias = _thresholds(layer, act_width)
         else:
@@ -611,11 +671,14 @@ def compile_graph(graph, config, *, allow_large=False):
         input_shape=tuple(graph.input_shape), input_fmt=graph.input_fmt,
         output_shape=tuple(layers[-1].out_shape), output_fmt=layers[-1].out_fmt,
         input_base=0, output_base=(n_layers % 2) * region,
-        layers=tuple(programs),
+        layers=tuple(entry for index in range(len(layers)) for entry in programs[index]),
         engines=tuple(EngineImage(kind, weight_widths[kind], engine_acc[kind],
                                   tuple(images[kind]), acc_modes[kind],
                                   *((int_widths[kind], tuple(table_rows), tuple(table_bounds))
-                                    if kind == "codebook" else ()))
+                                    if kind == "codebook" else ()),
+                                  banks=tuple(tuple(bank) for bank in banks[kind])
+                                  if any(split[i] for i in range(len(layers))
+                                         if kinds[i] == kind) else ())
                       for kind in engines),
         param_image=tuple(param_image),
         roundings=roundings,

@@ -313,11 +313,13 @@ def pixel_walker(start, deltas, pool, pw, count):
     return out
 
 
-def drain(job, rows, cols, win, out_base, param_base):
+def drain(job, rows, cols, win, out_base, param_base, split=False):
     """The drain's reads of one tile, slot by slot (row-major).
 
     Slot ``(r, c)`` holds pixel ``m0 + r`` of the tile (pool window ``q0 + (m0 + r) //
-    win``, place ``(m0 + r) % win``) and channel ``co_base + c``.
+    win``, place ``(m0 + r) % win``) and channel ``co_base + c``. A ``split`` tile (a fully
+    connected layer whose rows are slices of the reduction) has the ``cols`` slots of row
+    0 only, each the sum of its column.
 
     Parameters
     ----------
@@ -327,6 +329,8 @@ def drain(job, rows, cols, win, out_base, param_base):
         The array's shape.
     win, out_base, param_base : int
         The layer's pool window size, output region and first parameter address.
+    split : bool
+        The tile is a split layer's.
 
     Returns
     -------
@@ -336,12 +340,12 @@ def drain(job, rows, cols, win, out_base, param_base):
         ``param_addr``.
     """
     out = []
-    for r in range(rows):
+    for r in range(1 if split else rows):
         place = job["m0"] + r
         q, pos = job["q0"] + place // win, place % win
         for c in range(cols):
             out.append({
-                "valid": int(r < job["rows_valid"] and c < job["cols_valid"]),
+                "valid": int((split or r < job["rows_valid"]) and c < job["cols_valid"]),
                 "col": c, "pool_first": int(pos == 0), "pool_last": int(pos == win - 1),
                 "tag": out_base + q,
                 "param_addr": param_base + job["co_base"] + c,

@@ -49,6 +49,13 @@ class Drain(wiring.Component):
         Also give each slot's pooled pixel ``o.pixel`` (``q``) and place in its pooling
         window ``o.slot``: stochastic rounding's position, once the channel's ``offset`` is
         added to ``pixel``.
+    split : bool
+        Also drain *split* layers (input ``split`` high while one runs): a fully connected
+        layer whose rows are slices of the reduction. The drain then reads column ``c`` of
+        every row at once, ``delay_split + 1 + c`` cycles after the job
+        (:func:`hwgen.timing.drain_delay` with ``split``), adds the rows in a registered
+        adder tree and gives the column sum as slot ``(0, c)``, :attr:`sum_latency` cycles
+        later than a slot of an ordinary layer (``param_addr`` and ``o`` wait with it).
 
     Members
     -------
@@ -62,6 +69,8 @@ class Drain(wiring.Component):
         Each engine's array ``result``.
     engine : In(range(engines))
         The running layer's engine; steady during a layer.
+    split : In(1)
+        The running layer is split (only with ``split``); steady during a layer.
     param_addr : Out(count_width)
         Parameter memory address of the slot being read (read it with one cycle latency).
     o : Out(drain_output_layout(acc_shape, cols, count_width, positions))
@@ -75,19 +84,25 @@ class Drain(wiring.Component):
         Cycles a job waits before its first slot is read.
     latency : int
         Cycles from ``param_addr`` to ``o``.
+    delay_split, sum_latency : int
+        A split layer's delay and the cycles its column sum adds
+        (:func:`hwgen.timing.drain_sum_latency`).
     """
 
-    def __init__(self, rows, cols, acc_shapes, count_width, *, pe_latency, positions=False):
+    def __init__(self, rows, cols, acc_shapes, count_width, *, pe_latency, positions=False,
+                 split=False):
         self._rows = check_positive(rows, "Drain rows")
         self._cols = check_positive(cols, "Drain columns")
         self._count_width = check_positive(count_width, "Drain count width")
         self._pe_latency = check_positive(pe_latency, "PE latency")
         self._positions = bool(positions)
+        self._split = bool(split)
         if not isinstance(acc_shapes, (list, tuple)):
             acc_shapes = [acc_shapes]
         self._n_engines = len(acc_shapes)
         acc_shape = signed(max(Shape.cast(shape).width for shape in acc_shapes))
-        super().__init__({
+        self._acc_shape = acc_shape
+        ports = {
             "job": In(drain_job_layout(count_width)),
             "win": In(count_width),
             "out_base": In(count_width),
@@ -99,7 +114,10 @@ class Drain(wiring.Component):
             "param_addr": Out(count_width),
             "o": Out(drain_output_layout(acc_shape, cols, count_width, self._positions)),
             "busy": Out(1),
-        })
+        }
+        if self._split:
+            ports["split"] = In(1)
+        super().__init__(ports)
 
     @property
     def pe_latency(self):
@@ -110,6 +128,17 @@ class Drain(wiring.Component):
         """Cycles a job waits before its first slot is read: :func:`hwgen.timing.drain_delay`
         = ``rows + cols − 2 + pe_latency``."""
         return timing.drain_delay(self._rows, self._cols, self._pe_latency)
+
+    @property
+    def delay_split(self):
+        """A split layer's delay: :func:`hwgen.timing.drain_delay` ``(split=True)`` =
+        ``rows + pe_latency``."""
+        return timing.drain_delay(self._rows, self._cols, self._pe_latency, split=True)
+
+    @property
+    def sum_latency(self):
+        """Cycles a split layer's column sum adds: :func:`hwgen.timing.drain_sum_latency`."""
+        return timing.drain_sum_latency(self._rows)
 
     @property
     def latency(self):
@@ -131,6 +160,13 @@ class Drain(wiring.Component):
         for n in range(1, len(line)):
             m.d.sync += line[n].eq(line[n - 1])
         depth = -(-self.delay // (rows * cols))
+        tap = line[-1]
+        if self._split:
+            # a split layer's job leaves the line earlier; its tiles may come every
+            # timing.tile_period(split=True) cycles
+            tap = Mux(self.split, line[self.delay_split - 1], line[-1])
+            depth = max(depth, -(-self.delay_split // timing.tile_period(1, rows, cols,
+                                                                          split=True)))
         ring = [Signal(job_layout, name=f"job_{n}") for n in range(depth)]
         # beside each job, whether its first pooling place is the window's last (``m0 + 1
         # == win``), compared as it enters the ring, so no adder follows the ring's read
@@ -148,10 +184,10 @@ class Drain(wiring.Component):
                 m.d.sync += [Array(ring)[wr].eq(self.job),
                              Array(ring_last)[wr].eq(entering_last),
                              wr.eq(Mux(wr == depth - 1, 0, wr + 1))]
-            with m.If(line[-1]):
+            with m.If(tap):
                 m.d.sync += rd.eq(Mux(rd == depth - 1, 0, rd + 1))
             m.d.comb += [arrived.eq(Array(ring)[rd]), arrived_last.eq(Array(ring_last)[rd])]
-        m.d.comb += arrived.valid.eq(line[-1])
+        m.d.comb += arrived.valid.eq(tap)
 
         reading = Signal()
         r, c = Signal(range(rows)), Signal(range(cols))
@@ -174,7 +210,10 @@ class Drain(wiring.Component):
                     m.d.sync += [pos.eq(0), q.eq(q + 1), pos_last.eq(self.win == 1)]
                 with m.Else():
                     m.d.sync += [pos.eq(pos + 1), pos_last.eq(pos + 2 == self.win)]
-                with m.If(r == rows - 1):
+                last_row = r == rows - 1
+                if self._split:
+                    last_row = last_row | self.split     # a split job reads one "row"
+                with m.If(last_row):
                     m.d.sync += reading.eq(0)
             with m.Else():
                 m.d.sync += c.eq(c + 1)
@@ -182,28 +221,104 @@ class Drain(wiring.Component):
         waiting = Const(0)
         for stage in line:
             waiting = waiting | stage
-        m.d.comb += self.busy.eq(reading | waiting)
 
-        # One rows·cols:1 multiplexer per engine: a balanced tree of 2:1 multiplexers on the
-        # bits of the flat slot number (nested row and column selects, or an Array of every
-        # slot, cost about twice as many LUTs at 8×8).
-        picked = []
-        for n in range(self._n_engines):
-            results = self.results[f"e{n}"]
-            level = [results[i][j] for i in range(rows) for j in range(cols)]
-            for bit in range(len(slot)):
-                level = [Mux(slot[bit], level[k + 1], level[k]) if k + 1 < len(level)
-                         else level[k] for k in range(0, len(level), 2)]
-            picked.append(level[0])
-        m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
-        m.d.sync += [
-            self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
-            self.o.acc.eq(Array(picked)[self.engine] if len(picked) > 1 else picked[0]),
-            self.o.col.eq(c),
-            self.o.pool_first.eq(pos == 0),
-            self.o.pool_last.eq(pos_last),
-            self.o.tag.eq(self.out_base + q),
-        ]
-        if self._positions:
-            m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
+        if not self._split:
+            # One rows·cols:1 multiplexer per engine: a balanced tree of 2:1 multiplexers on
+            # the bits of the flat slot number (nested row and column selects, or an Array of
+            # every slot, cost about twice as many LUTs at 8×8).
+            picked = []
+            for n in range(self._n_engines):
+                results = self.results[f"e{n}"]
+                picked.append(_tree([results[i][j] for i in range(rows)
+                                     for j in range(cols)], slot))
+            m.d.comb += self.busy.eq(reading | waiting)
+            m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
+            m.d.sync += [
+                self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
+                self.o.acc.eq(Array(picked)[self.engine] if len(picked) > 1 else picked[0]),
+                self.o.col.eq(c),
+                self.o.pool_first.eq(pos == 0),
+                self.o.pool_last.eq(pos_last),
+                self.o.tag.eq(self.out_base + q),
+            ]
+            if self._positions:
+                m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
+            return m
+
+        # With split layers: per engine and row a cols:1 tree on the column (the first
+        # levels of the flat tree when cols is a power of two), then a rows:1 tree on the
+        # row for ordinary layers, or all rows into the adder tree for split ones.
+        cand = []
+        for i in range(rows):
+            per_engine = [_tree([self.results[f"e{n}"][i][j] for j in range(cols)], c)
+                          for n in range(self._n_engines)]
+            cand.append(Array(per_engine)[self.engine] if len(per_engine) > 1
+                        else per_engine[0])
+        picked = _tree(cand, r)
+
+        # the split path: what each slot of stage 0 (the read) becomes, registered
+        # along the adder tree so that the sum and its slot leave together
+        acc_shape = self._acc_shape
+        meta_layout = data.StructLayout({
+            "live": 1, "valid": 1, "col": range(max(2, cols)), "co": unsigned(self._count_width),
+            "pool_first": 1, "pool_last": 1, "tag": unsigned(self._count_width),
+            "pixel": unsigned(self._count_width), "slot": unsigned(self._count_width)})
+        meta = Signal(meta_layout, name="sum_meta_0")
+        m.d.comb += [meta.live.eq(reading & self.split), meta.valid.eq(c < job.cols_valid),
+                     meta.col.eq(c), meta.co.eq(job.co_base + c),
+                     meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
+                     meta.tag.eq(self.out_base + q), meta.pixel.eq(q), meta.slot.eq(pos)]
+        level = [Signal(acc_shape, name=f"sum_0_{i}") for i in range(rows)]
+        m.d.sync += [reg.eq(value) for reg, value in zip(level, cand)]
+        metas = [Signal(meta_layout, name="sum_meta_1")]
+        m.d.sync += metas[0].eq(meta)
+        depth = 1
+        while len(level) > 1:
+            nxt = [Signal(acc_shape, name=f"sum_{depth}_{i}")
+                   for i in range((len(level) + 1) // 2)]
+            m.d.sync += [reg.eq(level[2 * i] + level[2 * i + 1] if 2 * i + 1 < len(level)
+                                else level[2 * i]) for i, reg in enumerate(nxt)]
+            metas.append(Signal(meta_layout, name=f"sum_meta_{depth + 1}"))
+            m.d.sync += metas[-1].eq(metas[-2])
+            level, depth = nxt, depth + 1
+        assert len(metas) == self.sum_latency
+        final, total = metas[-1], level[0]
+        summing = Const(0)
+        for stage in metas:
+            summing = summing | stage.live
+        m.d.comb += self.busy.eq(reading | waiting | summing)
+
+        with m.If(self.split):
+            m.d.comb += self.param_addr.eq(self.param_base + final.co)
+            m.d.sync += [
+                self.o.valid.eq(final.live & final.valid),
+                self.o.acc.eq(total),
+                self.o.col.eq(final.col),
+                self.o.pool_first.eq(final.pool_first),
+                self.o.pool_last.eq(final.pool_last),
+                self.o.tag.eq(final.tag),
+            ]
+            if self._positions:
+                m.d.sync += [self.o.pixel.eq(final.pixel), self.o.slot.eq(final.slot)]
+        with m.Else():
+            m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
+            m.d.sync += [
+                self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
+                self.o.acc.eq(picked),
+                self.o.col.eq(c),
+                self.o.pool_first.eq(pos == 0),
+                self.o.pool_last.eq(pos_last),
+                self.o.tag.eq(self.out_base + q),
+            ]
+            if self._positions:
+                m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
         return m
+
+
+def _tree(values, select):
+    """``values[select]`` as a balanced tree of 2:1 multiplexers on ``select``'s bits."""
+    level = list(values)
+    for bit in range(len(select)):
+        level = [Mux(select[bit], level[k + 1], level[k]) if k + 1 < len(level)
+                 else level[k] for k in range(0, len(level), 2)]
+    return level[0]

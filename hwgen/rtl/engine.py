@@ -51,6 +51,12 @@ class Engine(wiring.Component):
         PEs' ``w_width``-bit weights in front of the feed register (no extra cycle).
     acc_modes : tuple of (int, str), optional
         The PEs' accumulator bounds (:class:`~hwgen.rtl.pe.PE`).
+    bank_images : sequence of sequence of int, optional
+        ``rows − 1`` more weight memories (banks ``1 … rows − 1``, words like the weight
+        memory's) for split layers: bank ``r`` is read at ``step.w_addr`` ``r`` cycles after
+        the weight memory, so its word reaches row ``r`` with that row's activations
+        (see :class:`~hwgen.rtl.systolic_array.SystolicArray`'s ``banks``). Not with
+        ``lookup``.
 
     Members
     -------
@@ -64,6 +70,9 @@ class Engine(wiring.Component):
         The array's result registers.
     acc_mode : In(range(len(acc_modes)))
         The running layer's accumulator bound (only with two modes or more).
+    split : In(1)
+        The running layer is split: rows ``1 …`` take their banks' weights (only with
+        ``bank_images``).
 
     Attributes
     ----------
@@ -75,16 +84,23 @@ class Engine(wiring.Component):
 
     def __init__(self, rows, cols, pe_kind, *, a_width, w_width, acc_width, weight_image,
                  count_width, product_stages=0, word_width=None, lookup=None,
-                 acc_modes=None):
+                 acc_modes=None, bank_images=None):
         self._rows = check_positive(rows, "Engine rows", ShapeError)
         self._cols = check_positive(cols, "Engine columns", ShapeError)
         self._pe_cls = pe_class(pe_kind)
         self._w_width = w_width
         self._weight_image = tuple(int(word) for word in weight_image)
         self._count_width = check_positive(count_width, "Engine count width")
+        self._bank_images = tuple(tuple(int(word) for word in image)
+                                  for image in (bank_images or ()))
+        if self._bank_images and (len(self._bank_images) != rows - 1 or lookup is not None):
+            raise ShapeError(f"An engine of {rows} rows takes {rows - 1} weight banks and "
+                             f"no lookup, not {len(self._bank_images)} banks"
+                             f"{' and a lookup' if lookup is not None else ''}")
         self.array = SystolicArray(rows, cols, lambda: self._pe_cls.create(
             a_width=a_width, w_width=w_width, acc_width=acc_width,
-            product_stages=product_stages, acc_modes=acc_modes))
+            product_stages=product_stages, acc_modes=acc_modes),
+            banks=bool(self._bank_images))
         self.lookup = None
         if lookup is not None:
             self.lookup = WeightLookup(cols, value_width=w_width, addr_width=count_width,
@@ -106,6 +122,8 @@ class Engine(wiring.Component):
         }
         if "acc_mode" in self.array.signature.members:
             ports["acc_mode"] = In(self.array.signature.members["acc_mode"].shape)
+        if self._bank_images:
+            ports["split"] = In(1)
         super().__init__(ports)
 
     @property
@@ -171,4 +189,21 @@ class Engine(wiring.Component):
         m.d.comb += [array.ctl.eq(ctl), array.w.eq(w), self.result.eq(array.result)]
         if "acc_mode" in self.signature.members:
             m.d.comb += array.acc_mode.eq(self.acc_mode)
+        if self._bank_images:
+            # bank r reads the step's address r cycles late, so that its word reaches the
+            # feed register as row r's activation reaches its row's skew chain
+            m.d.comb += array.split.eq(self.split)
+            addr = self.step.w_addr
+            for r, image in enumerate(self._bank_images, start=1):
+                late = Signal.like(self.step.w_addr, name=f"bank_addr_{r}")
+                m.d.sync += late.eq(addr)
+                addr = late
+                bank = Memory(shape=unsigned(self._word_layout.size),
+                              depth=max(1, len(image)), init=list(image) or [0])
+                m.submodules[f"weights_{r}"] = bank
+                rd = bank.read_port()
+                m.d.comb += rd.addr.eq(late)
+                w_row = Signal(array.w.shape(), name=f"feed_w_row_{r}")
+                m.d.sync += w_row.eq(rd.data)
+                m.d.comb += array.w_rows[r - 1].eq(w_row)
         return m

@@ -1,6 +1,6 @@
 """The output-stationary systolic array."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,6 +45,10 @@ class SystolicArray(wiring.Component):
     pe_factory : callable
         Called once per PE with no arguments; returns a new :class:`~hwgen.rtl.pe.PE`
         (for example ``lambda: PEMac(8, 8, 24)``). Every PE must have the same shapes.
+    banks : bool
+        Rows ``1 … rows − 1`` may take their own weights (``w_rows``) instead of the
+        weights from the row above, while ``split`` is high: a fully connected layer whose
+        rows are slices of the reduction.
 
     Members
     -------
@@ -59,6 +63,12 @@ class SystolicArray(wiring.Component):
     acc_mode : In(range(len(pe.acc_modes)))
         Every PE's accumulator bound (only when the PEs have the port; constant while a
         layer runs).
+    w_rows : In(ArrayLayout(ArrayLayout(w_shape, cols), rows − 1))
+        With ``banks``: row ``r``'s own weights (entry ``r − 1``), presented ``r`` cycles
+        after the step's activations at ``a`` (as row ``r``'s activation reaches the
+        row); each column's weight is skewed like ``w``.
+    split : In(1)
+        With ``banks``: rows ``1 …`` take ``w_rows`` (constant while a layer runs).
 
     Attributes
     ----------
@@ -67,7 +77,7 @@ class SystolicArray(wiring.Component):
         sum (PE ``(rows−1, cols−1)``), :func:`hwgen.timing.array_latency`.
     """
 
-    def __init__(self, rows, cols, pe_factory):
+    def __init__(self, rows, cols, pe_factory, *, banks=False):
         self._rows = check_positive(rows, "Array rows", ShapeError)
         self._cols = check_positive(cols, "Array columns", ShapeError)
         if not callable(pe_factory):
@@ -92,6 +102,11 @@ class SystolicArray(wiring.Component):
         }
         if "acc_mode" in pe0.signature.members:
             ports["acc_mode"] = In(pe0.signature.members["acc_mode"].shape)
+        self._banks = bool(banks) and rows > 1
+        if self._banks:
+            ports["w_rows"] = In(data.ArrayLayout(data.ArrayLayout(self._w_shape, cols),
+                                                  rows - 1))
+            ports["split"] = In(1)
         super().__init__(ports)
 
     @staticmethod
@@ -184,10 +199,21 @@ class SystolicArray(wiring.Component):
                 if c + 1 < self._cols:
                     right = self._pes[r][c + 1]
                     m.d.comb += [right.a_i.eq(pe.a_o), right.ctl_i.eq(pe.ctl_o)]
-                if r + 1 < self._rows:
+                if r + 1 < self._rows and not self._banks:
                     m.d.comb += self._pes[r + 1][c].w_i.eq(pe.w_o)
                 m.d.comb += self.result[r][c].eq(pe.result)
                 if "acc_mode" in self.signature.members:
                     m.d.comb += pe.acc_mode.eq(self.acc_mode)
 
+        if self._banks:
+            # split layers: row r's own weights, skewed one register per column like w
+            for r in range(1, self._rows):
+                for c in range(self._cols):
+                    w = self.w_rows[r - 1][c]
+                    for k in range(1, c + 1):
+                        stage = Signal(self._w_shape, name=f"w_row_skew_{r}_{c}_{k}")
+                        m.d.sync += stage.eq(w)
+                        w = stage
+                    m.d.comb += self._pes[r][c].w_i.eq(
+                        Mux(self.split, w, self._pes[r - 1][c].w_o))
         return m

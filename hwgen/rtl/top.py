@@ -108,12 +108,13 @@ class Accelerator(wiring.Component):
                 acc_width=image.acc_width,
                 weight_image=image.weight_image, count_width=count_width,
                 product_stages=d.config.pe_stages, word_width=d.word_width, lookup=lookup,
-                acc_modes=image.acc_modes))
+                acc_modes=image.acc_modes, bank_images=image.banks or None))
             m.submodules[f"engine_{image.kind}"] = engines[-1]
         stochastic = "stochastic" in d.roundings
+        split = any(desc.split for desc in d.descriptors)
         drain = m.submodules.drain = Drain(rows, cols, [e.acc_shape for e in engines],
                                            count_width, pe_latency=engines[0].pe_latency,
-                                           positions=stochastic)
+                                           positions=stochastic, split=split)
         tag_shape = data.StructLayout({"addr": unsigned(buf.addr_width),
                                        "bit": unsigned(d.bit_width)})
         # The post-processing unit is built for the shifts the parameter words hold and the
@@ -162,8 +163,12 @@ class Accelerator(wiring.Component):
                          drain.results[f"e{n}"].eq(engine.result)]
             if "acc_mode" in engine.signature.members:
                 m.d.comb += engine.acc_mode.eq(desc.acc_mode)
+            if "split" in engine.signature.members:
+                m.d.comb += engine.split.eq(desc.split)
             if len(engines) > 1:
                 m.d.comb += engine.step.valid.eq(seq.step.valid & (desc.engine == n))
+        if split:
+            m.d.comb += drain.split.eq(desc.split)
         m.d.comb += [drain.win.eq(desc.win), drain.out_base.eq(desc.out_base),
                      drain.param_base.eq(desc.param_base), p_rd.addr.eq(drain.param_addr)]
         m.d.comb += [post.i[name].eq(drain.o[name])
