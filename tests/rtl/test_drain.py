@@ -76,3 +76,103 @@ def test_jobs_back_to_back(run_sim, rows, cols, pe_latency):
                 assert acc == result(n * period + dut.delay + 1 + i, r, c)
 
     run_sim(dut, testbench)
+
+
+def test_split_timing_is_the_timing_modules():
+    dut = Drain(4, 3, 8, 8, pe_latency=2, split=True)
+    assert dut.delay_split == 6 == timing.drain_delay(4, 3, 2, split=True)
+    assert dut.sum_latency == 3 == timing.drain_sum_latency(4)
+    assert timing.drain_sum_latency(5) == 4 and timing.drain_sum_latency(1) == 0
+
+
+@pytest.mark.parametrize("rows, cols, pe_latency", [(2, 3, 1), (4, 4, 1), (3, 2, 3),
+                                                    (5, 1, 1)])
+def test_split_jobs_back_to_back(run_sim, rows, cols, pe_latency):
+    """Split jobs ``tile_period(split=True)`` cycles apart: column ``c`` of every row is
+    read at ``t + delay_split + 1 + c``, and the sum of the rows' values read then leaves
+    ``sum_latency`` cycles later (``param_addr``), at ``o`` one cycle after that."""
+    dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency, split=True)
+    cfg = {"win": 1, "out_base": 100, "param_base": 40}
+    jobs = [
+        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 0},
+        {"co_base": cols, "cols_valid": 1, "rows_valid": rows, "q0": 0, "m0": 0},
+    ]
+    period = timing.tile_period(1, rows, cols, split=True)
+    lag = dut.sum_latency
+
+    def result(cycle, r, c):
+        return (cycle * 37 + r * 11 + c * 5) % 301 - 150
+
+    reads = {}           # read cycle -> (job, column)
+    for n in range(len(jobs)):
+        for c in range(cols):
+            reads[n * period + dut.delay_split + 1 + c] = (n, c)
+    end = max(reads) + lag + 3
+
+    async def testbench(ctx):
+        ctx.set(dut.split, 1)
+        for name, value in cfg.items():
+            ctx.set(getattr(dut, name), value)
+        got = {}
+        for cycle in range(end):
+            for r in range(rows):
+                for c in range(cols):
+                    ctx.set(dut.results.e0[r][c], result(cycle, r, c))
+            n = cycle // period
+            ctx.set(dut.job, {"valid": int(cycle % period == 0 and n < len(jobs)),
+                              **jobs[min(n, len(jobs) - 1)]})
+            read = cycle - lag
+            if read in reads:
+                got[read] = [ctx.get(dut.param_addr)]
+            await ctx.tick()
+            if read in reads:
+                o = dut.o
+                got[read].append({"valid": ctx.get(o.valid), "col": ctx.get(o.col),
+                                  "pool_first": ctx.get(o.pool_first),
+                                  "pool_last": ctx.get(o.pool_last), "tag": ctx.get(o.tag),
+                                  "acc": ctx.get(o.acc)})
+            elif cycle > dut.delay_split:
+                assert not ctx.get(dut.o.valid), cycle
+            assert ctx.get(dut.busy) == (cycle <= max(reads) + lag - 1 and cycle >= 0)
+        for n, job in enumerate(jobs):
+            want_slots = golden_drain(job, rows, cols, **cfg, split=True)
+            assert len(want_slots) == cols
+            for c, want in enumerate(want_slots):
+                read = n * period + dut.delay_split + 1 + c
+                param_addr, slot = got[read]
+                assert param_addr == want.pop("param_addr")
+                assert slot.pop("acc") == sum(result(read, r, c) for r in range(rows))
+                assert slot == want, (n, c)
+
+    run_sim(dut, testbench)
+
+
+@pytest.mark.parametrize("rows, cols", [(2, 3), (3, 2)])
+def test_a_split_drain_drains_ordinary_layers_as_before(run_sim, rows, cols):
+    """With ``split`` low, a drain built for split layers reads slot by slot like one
+    without (the same slots, cycle for cycle)."""
+    outs = []
+    for split in (False, True):
+        dut = Drain(rows, cols, 16, 10, pe_latency=1, split=split)
+        seen = []
+
+        async def testbench(ctx, dut=dut, seen=seen):
+            ctx.set(dut.win, 4)
+            ctx.set(dut.out_base, 7)
+            ctx.set(dut.param_base, 3)
+            for cycle in range(3 * rows * cols + dut.delay + 4):
+                for r in range(rows):
+                    for c in range(cols):
+                        ctx.set(dut.results.e0[r][c], cycle * 3 + r * 7 + c)
+                ctx.set(dut.job, {"valid": int(cycle % (rows * cols) == 0 and cycle < 20),
+                                  "co_base": cycle, "cols_valid": cols, "rows_valid": rows,
+                                  "q0": 1, "m0": 2})
+                seen.append((ctx.get(dut.param_addr), ctx.get(dut.busy)))
+                await ctx.tick()
+                seen.append(tuple(ctx.get(getattr(dut.o, f)) for f in
+                                  ("valid", "acc", "col", "pool_first", "pool_last", "tag")))
+
+        run_sim(dut, testbench)
+        outs.append(seen)
+    assert outs[0] == outs[1]
+    assert any(o[0] == 1 for o in outs[0] if len(o) == 6)

@@ -172,3 +172,50 @@ def test_4x4_most_negative(run_sim):
        seed=st.integers(0, 2 ** 32 - 1))
 def test_hypothesis_sized(run_sim, rows, cols, a_width, w_width, ks, seed):
     check_tiles(run_sim, rows, cols, a_width, w_width, ks=ks, gaps=[0] * len(ks), seed=seed)
+
+
+# --- weight banks (split layers) --------------------------------------------------------
+
+@pytest.mark.parametrize("rows, cols, stages", [(3, 4, 0), (2, 2, 1), (4, 3, 1)])
+def test_split_rows_take_their_banks(run_sim, rows, cols, stages):
+    """With ``split``, row r multiplies its activations with its own weights, presented at
+    ``w_rows[r − 1]`` r cycles after the step's ``a``: PE (r, c) ends with row r's dot
+    product; two tiles back to back."""
+    rng = np.random.default_rng(rows * 10 + cols)
+    array = SystolicArray(rows, cols, lambda: PEMac(8, 8, 24, product_stages=stages),
+                          banks=True)
+    ks = [5, 3]
+    tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (rows, k, cols)))
+             for k in ks]
+    steps = [(A[:, i], W[:, i, :], int(i == 0), int(i == A.shape[1] - 1))
+             for A, W in tiles for i in range(A.shape[1])]
+    n = len(steps) + rows + array.latency + 2
+    seen = []
+
+    async def testbench(ctx):
+        ctx.set(array.split, 1)
+        for t in range(n):
+            seen.append(np.asarray(ctx.get(array.result), dtype=np.int64))
+            if t < len(steps):
+                a, _, first, last = steps[t]
+                ctx.set(array.a, [int(v) for v in a])
+                ctx.set(array.w, [int(v) for v in steps[t][1][0]])
+                ctx.set(array.ctl, {"valid": 1, "first": first, "last": last})
+            else:
+                ctx.set(array.ctl, {"valid": 0, "first": 0, "last": 0})
+            # row r's weights come r cycles after the step's activations
+            for r in range(1, rows):
+                if 0 <= t - r < len(steps):
+                    ctx.set(array.w_rows[r - 1], [int(v) for v in steps[t - r][1][r]])
+                else:
+                    ctx.set(array.w_rows[r - 1], [int(v) for v in rng.integers(-128, 128, cols)])
+            await ctx.tick()
+
+    run_sim(array, testbench)
+    last = np.cumsum(ks) - 1
+    for j, (A, W) in enumerate(tiles):
+        for r in range(rows):
+            for c in range(cols):
+                at = last[j] + array.skew(r, c) + array.pe_latency
+                want = int(A[r] @ W[r, :, c])
+                assert seen[at][r][c] == want, (j, r, c)

@@ -82,6 +82,44 @@ def test_batches(check, tmp_path, build_dir, model, scheme, array, batch, sample
     assert report.cycles_measured["total"] / batch < single.cycles
 
 
+@pytest.mark.parametrize("model, scheme, array", [
+    # Linear after Linear; 3 rows (an odd adder tree), K = 64 leaves row 2 two short
+    ("builtin:mlp", "fixed8", "3x5"),
+    # shift PEs, a Linear layer after a convolution, 10 channels on 4 columns
+    ("builtin:digits-cnn", "pow2-4", "4x4"),
+])
+def test_split_fc(check, tmp_path, build_dir, model, scheme, array):
+    """``--split-fc``: the Linear layers run on the rows' weight banks, every output word
+    and every layer's cycles, in fewer cycles than unsplit."""
+    design, report = run_model(check, tmp_path, build_dir, model, scheme, array, 6,
+                               split_fc=True)
+    fc = [layer for layer in design.layers if layer.kind == "linear"]
+    assert fc and all(layer.desc.split for layer in fc)
+    assert all(not layer.desc.split for layer in design.layers if layer.kind == "conv")
+    single = compile_model(model, scheme, array, tmp_path / "unsplit", vectors=1)[0]
+    assert [layer.desc.split for layer in single.layers] == [0] * len(single.layers)
+    for got, was in zip(design.layers, single.layers):
+        if got.kind == "linear":
+            assert report.cycles_measured["per_layer"][got.name] < was.cycles.total
+
+
+@pytest.mark.parametrize("simulator", [
+    "verilator", pytest.param("icarus", marks=pytest.mark.requires("iverilog"))])
+def test_random_layers_split(check, tmp_path, build_dir, random_graph, simulator):
+    """Split Linear layers after a pooled convolution and after each other, with the
+    random graphs' rounding and overflow modes, on 3 rows and 2 columns."""
+    rng = np.random.default_rng(11)
+    graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("linear", 9), ("linear", 7)])
+    design = compile_graph(graph, AcceleratorConfig.parse_array("3x2", split_fc=True))
+    assert [layer.desc.split for layer in design.layers] == [0, 1, 1]
+    x = rng.integers(-128, 128, size=(4,) + graph.input_shape)
+    expected = golden.run(graph, x).reshape(4, -1)
+    write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
+    report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir,
+                             simulator=simulator)
+    check(report, design)
+
+
 #: The engines (PE kinds) each scheme's digits CNN runs on: conv1, conv2 and fc.
 ENGINES = {"fixed8": ("fixed",), "fixed4": ("fixed",), "pow2-4": ("shift",),
            "bwn": ("shift",), "ternary": ("shift",), "binary": ("fixed", "xnor")}
