@@ -477,3 +477,69 @@ def test_batch_entries_name_their_layer():
     design = compile_graph(graph(c), AcceleratorConfig(rows=2, cols=2, batch=2))
     assert [layer.name for layer in design.layers] == ["blocks[1][0]", "blocks[1][1]"]
     assert {design.graph_layer(layer) for layer in design.layers} == {"blocks[1]"}
+
+
+def _fields(word, cols, bits=8):
+    """The signed ``bits``-bit weight fields of a weight memory word, column 0 first."""
+    out = []
+    for c in range(cols):
+        v = (word >> (c * bits)) & ((1 << bits) - 1)
+        out.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return out
+
+
+def test_split_layers_in_the_layer_program():
+    rng = np.random.default_rng(2)
+    # conv: 2×6×5 in, 5×4×3 out (60 words); fc1 60 → 7; fc2 7 → 3; 2 rows, 4 columns
+    w1, w2 = rng.integers(-9, 9, size=(7, 60)), rng.integers(-9, 9, size=(3, 7))
+    fc1 = ir.Linear("fc1", (60,), w1, None, F8, [F8] * 7, F8)
+    fc2 = ir.Linear("fc2", (7,), w2, None, F8, [F8] * 3, F8)
+    g = ir.Graph("g", (2, 6, 5), F8, (conv(), ir.Flatten("flat", (5, 4, 3), F8), fc1, fc2))
+    design = compile_graph(g, AcceleratorConfig(rows=2, cols=4, split_fc=True))
+    c, d1, d2 = (layer.desc for layer in design.layers)
+    assert (c.split, d1.split, d2.split) == (0, 1, 1)
+    # row r reads slice r: fc1's 60 inputs (at 60, the conv's output region) as 2 × 30,
+    # fc2's 7 (at 0) as 4 + 3 and a padded step
+    assert (d1.k_len, d1.kw, d1.in_w, d1.npix, d1.n_pt, d1.n_ct, d1.plane) == (
+        30, 30, 60, 2, 1, 2, 1)
+    assert _walk(d1, 2) == [60, 90]
+    assert (d2.k_len, d2.in_w, d2.n_ct) == (4, 7, 1) and _walk(d2, 2) == [0, 4]
+    # split layers first in the weight memory: fc1 (2 tiles × 30 words), fc2 (4), the conv
+    assert (d1.w_base, d2.w_base, c.w_base) == (0, 60, 64)
+    engine = design.engines[0]
+    assert len(engine.banks) == 1 and len(engine.banks[0]) == 64
+    bank0, bank1 = engine.weight_image, engine.banks[0]
+    assert _fields(bank0[5], 4) == w1[0:4, 5].tolist()
+    assert _fields(bank1[5], 4) == w1[0:4, 35].tolist()
+    assert _fields(bank1[30 + 29], 4) == w1[4:7, 59].tolist() + [0]
+    assert _fields(bank1[60 + 2], 4) == w2[:, 6].tolist() + [0]
+    assert _fields(bank1[60 + 3], 4) == [0, 0, 0, 0]            # past K = 7
+    # counted by hand from the phases: SETUP 1 + WALK 2 + 2 records, the last tile's
+    # K' steps, its issue 1, the drain's delay rows + PE latency (2: the registered
+    # product and the sum) = 4, 4 column sums,
+    # the sum's 2 stages, the parameter read 1, post-processing 4, FLUSH 1
+    assert design.layers[2].cycles.total == 5 + 4 + 1 + 4 + 4 + 2 + 1 + 4 + 1
+    assert design.layers[1].cycles.total == 5 + 30 + 30 + 1 + 4 + 4 + 2 + 1 + 4 + 1
+    assert design.layers[1].cycles.period == 30
+    # the unsplit design: the same conv, the weight memory in layer order, no banks
+    plain = compile_graph(g, AcceleratorConfig(rows=2, cols=4))
+    assert plain.engines[0].banks == () and plain.layers[0].desc.w_base == 0
+    assert plain.layers[0].cycles == design.layers[0].cycles
+    assert plain.layers[1].cycles.total > design.layers[1].cycles.total
+
+
+def test_split_only_where_it_helps_and_applies():
+    fc = ir.Linear("fc", (3,), np.ones((2, 3), dtype=np.int64), None, F8, [F8] * 2, F8)
+    # K = 3 on 2 rows and 1 column: the period is 4 (the records) either way, so the
+    # split's 2 slices save one step and its sum costs two cycles
+    design = compile_graph(graph(fc), AcceleratorConfig(rows=2, cols=1, split_fc=True))
+    assert design.layers[0].desc.split == 0 and design.engines[0].banks == ()
+    big = ir.Linear("fc", (40,), np.ones((2, 40), dtype=np.int64), None, F8, [F8] * 2, F8)
+    for config in (AcceleratorConfig(rows=2, cols=2, split_fc=True, batch=2),
+                   AcceleratorConfig(rows=1, cols=2, split_fc=True),
+                   AcceleratorConfig(rows=2, cols=2)):
+        assert compile_graph(graph(big), config).layers[0].desc.split == 0
+    assert compile_graph(graph(big), AcceleratorConfig(rows=2, cols=2, split_fc=True)) \
+        .layers[0].desc.split == 1
+    with pytest.raises(ArgumentError, match=r"^split_fc must be True or False, not 1$"):
+        AcceleratorConfig(split_fc=1)

@@ -67,3 +67,20 @@ def test_errors():
     with pytest.raises(ArgumentError, match=r"^Reduction length must be an integer of at "
                                             r"least 1, not 0$"):
         timing.layer_cycles(0, 1, 1, 1, 1)
+
+
+def test_split_drain_delay_is_within_the_safe_window():
+    # A split layer reads column c of every row at once: after the bottom row's sum, before
+    # the next tile (the shortest split period) replaces the top row's.
+    f = timing.memory_read_latency() + timing.feed_latency()
+    for rows in range(2, 7):
+        for cols in range(1, 5):
+            for pe_lat in (1, 2, 4):
+                delay = timing.drain_delay(rows, cols, pe_lat, split=True)
+                period = timing.tile_period(1, rows, cols, split=True)
+                for c in range(cols):
+                    read = delay + 1 + c
+                    assert all(f + r + c + pe_lat <= read for r in range(rows))
+                    assert read < period + f + c + pe_lat, (rows, cols, pe_lat, c)
+                # and it is the earliest such read
+                assert f + rows - 1 + pe_lat == delay + 1
