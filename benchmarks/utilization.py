@@ -1,5 +1,5 @@
 """Array utilization of the digits CNN and LeNet-5 on 4×4 and 8×8 arrays, measured, at
-batch 1 and at a batch of ``rows`` images (``--batch``).
+batch 1 (with and without ``--split-fc``) and at a batch of ``rows`` images (``--batch``).
 
 For every layer: MACs, reduction length K, ideal cycles (MACs / PEs), predicted and
 measured cycles (Verilator, the accelerator's own cycle counter), utilization, and the
@@ -8,10 +8,12 @@ entries are summed into one row, whose "largest overhead" is one image's.
 
 Targets (issue "Throughput near the physical limit"), on both arrays: every convolution
 with K >= 25 >= 90 %; convolutions with K < rows·cols >= 70 %; fully connected layers at
-batch 1 >= 50 %; end to end >= 85 %. A target that is missed gets its measured reason and
-the hardware it would take.
+batch 1 >= 50 %; end to end >= 85 %, measured on the ``--split-fc`` designs. A target
+that is missed gets its measured reason and the hardware it would take. What the split
+costs is measured too: each batch-1 design with and without ``--split-fc`` synthesized
+with Yosys for the ECP5-85F (LUT4-eq, FFs, block RAMs; ``--no-cost`` skips it).
 
-    python benchmarks/utilization.py [--samples N] [--plot utilization.png]
+    python benchmarks/utilization.py [--samples N] [--no-cost] [--plot utilization.png]
 
 LeNet-5 is trained for a few epochs on the digits resized to 28×28 (its cycles do not
 depend on its weights; the simulation still checks every output word).
@@ -23,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hwgen.estimate import estimate
 from hwgen.flow import compile_model
 from hwgen.report import format_table, utilization_rows
 from hwgen.sim.check import simulate_design
@@ -31,14 +34,15 @@ from hwgen.train import train
 ARRAYS = ("4x4", "8x8")
 
 
-def measure(model, array, work, samples, batch):
-    out = work / f"{Path(model).stem.replace(':', '_')}-{array}-b{batch}"
-    design, _ = compile_model(model, "fixed8", array, out, vectors=samples, batch=batch)
+def measure(model, array, work, samples, batch, split):
+    out = work / f"{Path(model).stem.replace(':', '_')}-{array}-b{batch}{'-split' * split}"
+    design, _ = compile_model(model, "fixed8", array, out, vectors=samples, batch=batch,
+                              split_fc=split)
     report = simulate_design(out, samples=samples, build_dir=work / "sim_build")
     if not report.bit_exact or not report.cycles_match:
-        sys.exit(f"{model} on {array}, batch {batch}: bit-exact {report.bit_exact}, "
-                 f"cycles match {report.cycles_match}")
-    return design, report
+        sys.exit(f"{model} on {array}, batch {batch}, split {split}: bit-exact "
+                 f"{report.bit_exact}, cycles match {report.cycles_match}")
+    return design, report, out
 
 
 def layer_rows(design, measured):
@@ -70,7 +74,9 @@ def hardware_needed(overhead, rows, cols, k):
                 f"rows split K, and the drain adding the rows' partial sums; or --batch "
                 f"{rows} (below)")
     if overhead.startswith("fill/drain"):
-        return "overlap a layer's fill and drain with the next layer's setup and first tiles"
+        return ("overlap a layer's fill and drain (about rows + cols + the pipeline) with the "
+                "previous layer's last tiles and the next one's setup: a second activation "
+                "buffer region per layer and per-layer drain jobs")
     if overhead.startswith(("edge", "idle columns")):
         return "tiles fitted to the layer (channel or pixel counts that divide the array)"
     return "-"
@@ -80,6 +86,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--plot", metavar="PNG", help="write a bar chart of the utilizations")
+    parser.add_argument("--no-cost", action="store_true",
+                        help="skip the Yosys runs that measure what --split-fc costs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hwgen-util-"))
     print("training LeNet-5 on digits resized to 28x28 ...", file=sys.stderr, flush=True)
@@ -90,18 +98,20 @@ def main():
     verdicts = []
     batched = []
     speeds = []
+    costs = []
     for name, spec in models.items():
         for array in ARRAYS:
             rows_n, cols_n = (int(v) for v in array.split("x"))
-            for batch in (1, rows_n):
-                print(f"simulating {name} on {array}, batch {batch} ...", file=sys.stderr,
-                      flush=True)
-                design, report = measure(spec, array, work, args.samples, batch)
+            single = {}
+            for batch, split in ((1, False), (1, True), (rows_n, False)):
+                what = f"batch {batch}{', --split-fc' if split else ''}"
+                print(f"simulating {name} on {array}, {what} ...", file=sys.stderr, flush=True)
+                design, report, out = measure(spec, array, work, args.samples, batch, split)
                 measured = report.cycles_measured["per_layer"]
                 rows = layer_rows(design, measured)
                 total = report.cycles_measured["total"]
                 util = 100 * design.ideal_cycles / total
-                print(f"\n{name} on {array}, batch {batch} (fixed8, {args.samples} images, "
+                print(f"\n{name} on {array}, {what} (fixed8, {args.samples} images, "
                       f"bit-exact, measured cycles == predicted; cycles per start)")
                 print(format_table(
                     ["layer", "MACs", "K", "ideal", "predicted", "measured", "util %",
@@ -115,6 +125,10 @@ def main():
                     fc = [u for _, kind, *_, u, _ in rows if kind == "linear"]
                     batched.append((f"{name} {array}", batch, total / batch, util,
                                     f"{min(fc):.1f}-{max(fc):.1f}"))
+                    continue
+                fc = [u for _, kind, *_, u, _ in rows if kind == "linear"]
+                single[split] = (total, util, fc, out)
+                if not split:
                     continue
                 single_total = total
                 for n, kind, k, _, _, _, _, u, why in rows:
@@ -134,6 +148,25 @@ def main():
                                  f"{worst[0]}: {worst[8]}",
                                  hardware_needed(worst[8], rows_n, cols_n, worst[2])))
             batched[-1] = batched[-1] + (round(single_total / batched[-1][2], 2),)
+            row = [f"{name} {array}"]
+            for split in (False, True):
+                total, util, fc, _ = single[split]
+                row += [total, round(util, 1), f"{min(fc):.1f}-{max(fc):.1f}"]
+            if not args.no_cost:
+                for split in (False, True):
+                    print(f"synthesizing {name} on {array}{' split' * split} (Yosys, "
+                          f"ECP5-85F) ...", file=sys.stderr, flush=True)
+                    res = estimate(single[split][3], "ecp5-85k", place_and_route=False)
+                    row += [res.resources["luts"], res.resources["ffs"],
+                            res.resources["brams"]]
+            costs.append(row)
+    print("\n--split-fc at batch 1: cycles and utilization, and what it costs (Yosys, "
+          "ECP5-85F, LUT4-eq)")
+    head = ["model, array", "cycles", "util %", "fc util %", "cycles split", "util % split",
+            "fc util % split"]
+    if not args.no_cost:
+        head += ["LUTs", "FFs", "BRAMs", "LUTs split", "FFs split", "BRAMs split"]
+    print(format_table(head, costs))
     print("\ntargets (batch 1)")
     print(format_table(["what", "target", "measured %", "met", "largest overhead",
                         "hardware it would take"],
