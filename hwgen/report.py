@@ -100,7 +100,9 @@ def overhead_note(design, layer):
     cout = layer.desc.cout
     idle_pes = layer.tiles * layer.desc.k_len - design.layer_ideal(layer)
     costs = {
-        "drain (K < rows·cols)": c.drain_bound,
+        # a split layer's period is max(K', cols, rows + the records' stages)
+        ("period (K' < cols, rows + 2)" if layer.desc.split else "drain (K < rows·cols)"):
+            c.drain_bound,
         "fill/drain + setup": c.fill_drain + c.setup,
         "edge tiles (pixels/channels not multiples of the array)": idle_pes,
     }
