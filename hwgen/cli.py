@@ -176,6 +176,10 @@ def add_compile(sub):
                    help="at batch 1, run fully connected layers with the array's rows as "
                         "slices of the dot product (a weight bank per row, the drain adds "
                         "the rows) where that takes fewer cycles")
+    p.add_argument("--drain-pool", action="store_true",
+                   help="let the drain read a max-pooled convolution's pool windows at once "
+                        "(a column of rows, a tree of maxima) where that takes fewer cycles: "
+                        "convolutions with short reductions stop waiting for the drain")
     p.set_defaults(func=cmd_compile)
 
 
@@ -191,6 +195,7 @@ def cmd_compile(args):
     from .flow import compile_model
     from .report import format_table, utilization_rows
     config = {"xnor_width": args.xnor_width, "batch": args.batch, "split_fc": args.split_fc,
+              "drain_pool": args.drain_pool,
               "pe_kind": None if args.pe_kind == "auto" else args.pe_kind}
     if args.acc_width is not None:
         config["acc_width"] = args.acc_width

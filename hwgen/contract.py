@@ -62,7 +62,8 @@ __all__ = [
 #: address of a channel (``offset``, ``bit``) in the parameter word, not in the descriptor.
 #: Version 5: ``acc_mode`` (narrow accumulators: the engine's accumulator bound).
 #: Version 6: ``rounding`` may be ``stochastic``; ``rand_mask`` (a :data:`WORD` field).
-#: Version 7: ``split`` (fully connected layers on weight banks, one per array row).
+#: Version 7: ``split`` (fully connected layers on weight banks, one per array row);
+#: ``drain_pool`` (max-pool windows taken by the drain).
 CONTRACT_VERSION = 7
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
@@ -169,6 +170,9 @@ class LayerDescriptor:
         "kind": COUNT, "doc": "1: a fully connected layer whose array rows are slices of "
                               "the reduction: row r reads weight bank r, the drain sums "
                               "each column's rows"})
+    drain_pool: int = field(default=0, metadata={
+        "kind": COUNT, "doc": "1: the drain takes each column's max-pool windows (rows_div "
+                              "of win rows) at once, their maxima go to post-processing"})
     # stochastic rounding
     rand_mask: int = _word("stochastic rounding: the layer's random mask, "
                            "hwgen.numerics.stochastic_random(seed, layer_number, 0, 0); the "

@@ -6,7 +6,8 @@ A design folder holds::
     hwgen_top.v        the accelerator (memories initialised with the model)
     manifest.json      the contract between software and hardware (CompiledDesign.to_json)
     weights.hex        weight memory images, one per engine, one word per line (also
-                       inside the Verilog)
+                       inside the Verilog); after an engine's, its weight banks 1 … rows − 1
+                       when it runs split layers (``// engine n bank r: …``)
     params.hex         bias/shift memory image
     testvectors.npz    quantized test inputs, golden outputs and labels (no pickles)
     hwgen_axis.v       AXI4-Stream wrapper around hwgen_top
@@ -87,10 +88,11 @@ def _design_files(design, vectors):
         f"{TOPLEVEL}.v": verilog(design),
         MANIFEST_FILE: design.dumps(),
         "weights.hex": "".join(
-            f"// engine {n}: PE kind {e.kind}, {len(e.weight_image)} words of "
+            f"// engine {n}{f' bank {r}' if r else ''}: PE kind {e.kind}, {len(image)} words of "
             f"{design.config.cols} x {e.weight_width} bits\n"
-            + _hex_lines(e.weight_image, design.config.cols * e.weight_width)
-            for n, e in enumerate(design.engines)),
+            + _hex_lines(image, design.config.cols * e.weight_width)
+            for n, e in enumerate(design.engines)
+            for r, image in enumerate((e.weight_image, *e.banks))),
         "params.hex": "".join(" ".join(str(v) for v in p) + "\n" for p in design.param_image),
         **templates.render(design),
     }

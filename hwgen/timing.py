@@ -33,6 +33,7 @@ __all__ = [
     "array_latency",
     "drain_delay",
     "drain_latency",
+    "drain_reads",
     "drain_sum_latency",
     "feed_latency",
     "issue_latency",
@@ -72,7 +73,7 @@ def array_latency(row, col, pe_lat):
     return row + col + pe_lat
 
 
-def drain_delay(rows, cols, pe_lat, split=False):
+def drain_delay(rows, cols, pe_lat, split=False, pooled=0):
     """Cycles a tile's job waits in the drain before its first slot is read:
     ``memory_read_latency() + feed_latency() + array_latency(rows − 1, cols − 1, pe_lat)
     − 1`` (= ``rows + cols − 1 + pe_lat``).
@@ -91,7 +92,16 @@ def drain_delay(rows, cols, pe_lat, split=False):
     + pe_lat``, so the delay is the earliest, ``f − 1 + array_latency(rows − 1, 0, pe_lat)``
     (= ``rows + pe_lat``), and tiles may issue ``P >= rows`` apart
     (:func:`tile_period`).
+
+    With ``pooled = win`` (a convolution whose max-pool windows of ``win`` pixels the drain
+    takes, ``win <= cols``, ``rows`` a multiple of ``win``) the drain reads the rows
+    ``[g·win, (g+1)·win)`` of column ``c`` at once, in cycle ``t + delay + 1 + g·cols + c``:
+    final from ``t + f + (g+1)·win − 1 + c + pe_lat``, so the delay is ``f − 2 + win +
+    pe_lat`` (= ``win + pe_lat``); the next tile replaces row ``g·win`` at ``t + P + f +
+    g·win + c + pe_lat``, later than the read for ``P >= (rows / win)·cols``.
     """
+    if pooled:
+        return memory_read_latency() + feed_latency() - 2 + pooled + pe_lat
     if split:
         return memory_read_latency() + feed_latency() + array_latency(rows - 1, 0, pe_lat) - 1
     return (memory_read_latency() + feed_latency()
@@ -99,9 +109,10 @@ def drain_delay(rows, cols, pe_lat, split=False):
 
 
 def drain_sum_latency(rows):
-    """Cycles a split layer's column sum adds to the drain (see :func:`drain_delay` with
-    ``split``): ``1 + ceil(log2(rows))``, the register after each row's column multiplexer
-    and one per level of the adder tree over the rows. 0 on one row (nothing to add)."""
+    """Cycles a split layer's column sum (or a pooled layer's window maximum) adds to the
+    drain (see :func:`drain_delay` with ``split`` or ``pooled``): ``1 + ceil(log2(rows))``,
+    the register after each row's column multiplexer and one per level of the tree over
+    the rows. 0 on one row (nothing to add)."""
     rows = check_int(rows, "Array rows", minimum=1)
     return 0 if rows == 1 else 1 + (rows - 1).bit_length()
 
@@ -146,15 +157,25 @@ def record_latency():
     return 2
 
 
-def tile_period(k, rows, cols, split=False):
+def tile_period(k, rows, cols, split=False, pooled=0):
     """``P = max(K, rows·cols, rows + record_latency())``: cycles between tile issues.
 
     A tile waits for its ``K`` steps, for the drain to read the previous tile's
     ``rows·cols`` results, and for the pixel walker's ``rows`` records of it, made during
     the previous tile, to pass the record's stages (which binds only on one-column arrays
     and on ``1 × 2``). A ``split`` layer's drain reads a tile's ``cols`` column sums, one
-    per cycle: ``P = max(K, cols, rows + record_latency())``."""
-    return max(k, cols if split else rows * cols, rows + record_latency())
+    per cycle: ``P = max(K, cols, rows + record_latency())``; a ``pooled`` layer's the
+    maxima of its ``rows / pooled`` windows in each column."""
+    return max(k, drain_reads(rows, cols, split, pooled), rows + record_latency())
+
+
+def drain_reads(rows, cols, split=False, pooled=0):
+    """Reads the drain makes of a tile, one per cycle: ``rows·cols`` slots, ``cols`` column
+    sums of a ``split`` layer, or ``(rows / pooled)·cols`` window maxima of a ``pooled``
+    one."""
+    if pooled:
+        return rows // pooled * cols
+    return cols if split else rows * cols
 
 
 @dataclass(frozen=True)
@@ -192,7 +213,7 @@ class LayerCycles:
         return cls(**{name: int(obj[name]) for name in cls.__dataclass_fields__})
 
 
-def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None, split=False):
+def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None, split=False, pooled=0):
     """Predicted :class:`LayerCycles` of a layer of reduction length ``k`` in ``tiles``
     tiles on a ``rows × cols`` array of PEs of latency ``pe_lat``, post-processed with
     latency ``post_lat`` (default :func:`post_process_latency` ``()``)::
@@ -206,18 +227,22 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None, split=False):
 
     A ``split`` layer (``k`` is then a row's slice of the reduction) drains ``cols``
     column sums instead of ``rows·cols`` slots, after :func:`drain_delay` ``(split=True)``,
-    and each sum takes :func:`drain_sum_latency` more cycles.
+    and each sum takes :func:`drain_sum_latency` more cycles; a ``pooled`` layer (the
+    drain takes the maximum of each pool window of ``pooled`` pixels) likewise drains
+    :func:`drain_reads` maxima after :func:`drain_delay` ``(pooled=…)``.
     """
     post_lat = post_process_latency() if post_lat is None else post_lat
     for value, what in ((k, "Reduction length"), (tiles, "Tiles"), (rows, "Array rows"),
                         (cols, "Array columns"), (pe_lat, "PE latency")):
         check_int(value, what, minimum=1)
-    period = tile_period(k, rows, cols, split)
+    period = tile_period(k, rows, cols, split, pooled)
     setup = 1 + rows + record_latency()
     run = (tiles - 1) * period + k
     post_lat = check_int(post_lat, "Post-processing latency", minimum=1)
-    reads = cols + drain_sum_latency(rows) if split else rows * cols
-    tail = (issue_latency() + drain_delay(rows, cols, pe_lat, split) + reads
+    reads = drain_reads(rows, cols, split, pooled)
+    if split or pooled:
+        reads += drain_sum_latency(rows)
+    tail = (issue_latency() + drain_delay(rows, cols, pe_lat, split, pooled) + reads
             + drain_latency() + post_lat + 1)
     total = setup + run + tail
     compute = tiles * k

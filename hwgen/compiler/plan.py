@@ -45,6 +45,20 @@ padding) and its weights from weight bank ``r``; the drain adds each column's ro
 those of the unsplit layer. A layer is split only when the cycle model says it is
 faster; split layers come first in the weight memory, and banks ``1 …`` hold only them.
 
+Pooling in the drain
+--------------------
+With ``config.drain_pool``: the drain reads one result per cycle, so a convolution with a
+short reduction waits for it (``P = rows·cols > K``). When a convolution max-pools windows of ``win = pool²``
+pixels (a power of two, at most ``cols``, dividing ``rows``), a tile's rows hold whole
+windows, and the drain may instead read the ``win`` rows of a window in one column at
+once and pass their maximum on (:func:`hwgen.timing.tile_period` with ``pooled``: ``P =
+max(K, (rows / win)·cols)``). That is the pooled output because post-processing (bias,
+positive scale, shift with nearest or floor rounding, saturation, ReLU) never decreases
+with the sum: the maximum of the requantized values is the requantized maximum. Layers
+with wrap-around, stochastic rounding, a negative scale or thresholds are not pooled so.
+Every design has at most one such window size; a layer is pooled so only when the cycle
+model says it is faster.
+
 Cycle model
 -----------
 :func:`hwgen.timing.layer_cycles`, composed from the blocks' latencies in
@@ -129,6 +143,10 @@ class AcceleratorConfig:
         Run Linear layers at batch 1 with the array's rows as slices of the reduction
         (see "Split layers" in the module docstring) where that takes fewer cycles: the
         engine gets a weight bank per row and the drain an adder tree.
+    drain_pool : bool
+        Let the drain take a max-pooled convolution's windows at once (see "Pooling in the
+        drain" in the module docstring) where that takes fewer cycles: the drain reads
+        columns and gets a tree of maxima.
     """
 
     rows: int = 4
@@ -142,6 +160,7 @@ class AcceleratorConfig:
     xnor_width: int = 8
     batch: int = 1
     split_fc: bool = False
+    drain_pool: bool = False
 
     def __post_init__(self):
         check_positive(self.rows, "Array rows", ArgumentError)
@@ -155,8 +174,10 @@ class AcceleratorConfig:
         check_int(self.pe_stages, "PE stages", minimum=0)
         check_positive(self.xnor_width, "XNOR width", ArgumentError)
         check_positive(self.batch, "Batch", ArgumentError)
-        if not isinstance(self.split_fc, bool):
-            raise ArgumentError(f"split_fc must be True or False, not {self.split_fc!r}")
+        for name in ("split_fc", "drain_pool"):
+            if not isinstance(getattr(self, name), bool):
+                raise ArgumentError(f"{name} must be True or False, not "
+                                    f"{getattr(self, name)!r}")
 
     @classmethod
     def parse_array(cls, text, **kwargs):
@@ -384,6 +405,29 @@ def _split_steps(config, layer, kind, packed_in, narrow, k, n_ct, pe_lat, post_l
     return part if cut < whole else 0
 
 
+def _drain_pool_win(config, layer, geometry, k, pe_lat, post_lat, n_ct):
+    """The pool window ``win`` if the drain may take ``layer``'s max-pool windows (see
+    "Pooling in the drain" in the module docstring), else 0: a pooled convolution whose
+    window of ``win = pool²`` pixels is a power of two, at most ``cols`` and dividing
+    ``rows``, whose post-processing never decreases with the sum (no wrap-around, no
+    stochastic rounding, no negative scale, no threshold), when the cycle model makes it
+    faster."""
+    rows, cols = config.rows, config.cols
+    pool = geometry[7]
+    win = pool * pool
+    if not (config.drain_pool and isinstance(layer, ir.Conv2d) and pool > 1
+            and win & (win - 1) == 0
+            and win <= cols and rows % win == 0 and layer.overflow == "saturate"
+            and layer.rounding != "stochastic" and not layer.binary_out
+            and (layer.scale is None or (np.asarray(layer.scale) >= 0).all())):
+        return 0
+    _, ho, wo = layer.pre_pool_shape
+    tiles = math.ceil((ho // pool) * (wo // pool) * win / rows) * n_ct
+    whole = timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat).total
+    cut = timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat, pooled=win).total
+    return win if cut < whole else 0
+
+
 def _narrow(layer, growth_bits):
     """Whether ``layer``'s narrow accumulator can overflow: it asks for fewer bits than bit
     growth gives its longest dot product (a wider one is exact, like none)."""
@@ -519,6 +563,15 @@ def compile_graph(graph, config, *, allow_large=False):
                           post_lat)
              for layer, kind, packed, bits, k, n_ct in zip(layers, kinds, packed_in, growth,
                                                            steps_all, n_ct_all)]
+    # pooled layers: the drain takes the max-pool windows (one window size per design)
+    pool_win = 0
+    pooled = []
+    for index, layer in enumerate(layers):
+        win = _drain_pool_win(config, layer, geometry[index], steps_all[index], pe_lat,
+                              post_lat, n_ct_all[index])
+        if win and pool_win in (0, win):
+            pool_win = win
+        pooled.append(bool(win) and win == pool_win)
     words = [n_ct * (rows * s_k if s_k else k)
              for n_ct, k, s_k in zip(n_ct_all, steps_all, split)]
     check_size(config, memory_bits(
@@ -593,8 +646,10 @@ def compile_graph(graph, config, *, allow_large=False):
             win = wpool * wpool
             steps = {f"d{level}_{axis}": int(value) for level, delta in enumerate(deltas)
                      for axis, value in zip(("iy", "ix", "base"), delta)}
+            drain_pool = pool_win if pooled[index] else 0
             desc = LayerDescriptor(
-                k_len=k, period=timing.tile_period(k, rows, cols, bool(split[index])),
+                k_len=k, period=timing.tile_period(k, rows, cols, bool(split[index]),
+                                                   drain_pool),
                 kw=wkw, kh=wkh, cin=wcin,
                 d_ky=ww - (wkw - 1), d_ci=wh * ww - (wkh - 1) * ww - (wkw - 1),
                 in_h=wh, in_w=ww, in_base=in_region + in_off,
@@ -609,6 +664,7 @@ def compile_graph(graph, config, *, allow_large=False):
                 binary_out=int(layer.binary_out), pack_out=int(pack_out[index]),
                 engine=engines.index(kind), tail_from=tail_from, tail_bits=tail_bits,
                 acc_mode=layer_modes[index], split=int(bool(split[index])),
+                drain_pool=int(pooled[index]),
                 rand_mask=int(stochastic_random(layer.seed, layer.layer_number, 0, 0))
                 if layer.rounding == "stochastic" and not layer.binary_out else 0,
             )
@@ -620,7 +676,7 @@ def compile_graph(graph, config, *, allow_large=False):
                 macs=layer.macs * (batch if isinstance(layer, ir.Linear) else 1),
                 tiles=tiles, desc=desc,
                 cycles=timing.layer_cycles(k, tiles, rows, cols, pe_lat, post_lat,
-                                           bool(split[index])),
+                                           bool(split[index]), drain_pool),
                 pe_kind=kind))
         # weights: one word per (channel tile, step) holding `cols` weights (hwgen.contract)
         if kind == "xnor":

@@ -22,8 +22,11 @@ How it counts
   aspect ratio, 256×16, 512×8, 1024×4 or 2048×2: ``min ceil(depth/d)·ceil(width/w)``;
   but a ROM goes to logic when that costs Yosys' ``memory_libmap`` less (1/16 per bit
   against 64 per block). The memories: one weight ROM per engine (its image's words ×
-  ``cols`` weight fields), one activation buffer copy per array row (``buffer_depth``
-  words of ``word_width`` bits) and the parameter ROM (one word per channel slot).
+  ``cols`` weight fields) and, in an engine that runs split fully connected layers
+  (``AcceleratorConfig(split_fc=True)``), one more ROM per weight bank ``1 … rows − 1``
+  (its words × ``cols`` weight fields, counted like the weight ROM), one activation
+  buffer copy per array row (``buffer_depth`` words of ``word_width`` bits) and the
+  parameter ROM (one word per channel slot).
 
 **LUTs and flip-flops** are sums of *coefficient × feature* per block, the blocks
 ``hwgen estimate --blocks`` reports, with every coefficient in the one table
@@ -39,9 +42,12 @@ block          features (design quantities)
 ``engine``     per engine beyond its PEs: ``feed`` = ``rows · word_width``; a code-book
                engine's ``lookup`` (its tables' bits, :data:`LOOKUP_LUTS_PER_BIT`, or a
                block RAM per column where Yosys finds that cheaper; its PEs are
-               ``pe_fixed`` of the entries' width)
+               ``pe_fixed`` of the entries' width); with weight banks (split layers)
+               ``bank_mux`` and ``bank_regs`` (:data:`SPLIT_COEFFICIENTS`)
 ``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the result multiplexer);
-               ``line`` = ``(rows + cols) · count`` (the job delay line)
+               ``line`` = ``(rows + cols) · count`` (the job delay line); with split
+               layers ``sum_add``, ``sum_regs`` and ``split_select``
+               (:data:`SPLIT_COEFFICIENTS`)
 ``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
                (a max-pool register per column); ``lut_mul`` = ``acc·scale`` when the
                scale multiplier is not in DSPs
@@ -56,6 +62,12 @@ block          features (design quantities)
 (every block also has a ``const``). ``count`` is the bit length of the largest of the
 buffer depth, the memories' depths and ``rows·cols``, plus one; ``addr`` that of the buffer
 depth.
+
+Split layers' hardware (weight banks, the drain's adder tree) is in no calibration design,
+so its features appear only in designs that have it and are counted first-order, one LUT
+per multiplexer or adder bit and one flip-flop per register bit, with the coefficients
+of :data:`SPLIT_COEFFICIENTS` (not fitted): a design without split layers gets exactly the
+estimate it got before they existed.
 
 **Logic cells** as nextpnr places them are ``0.969·LUTs + 0.79·FFs`` (:data:`LCS_PER`);
 **Fmax** is a class, the band where designs with the same kind of multiplier on the MAC
@@ -92,8 +104,9 @@ from dataclasses import asdict, dataclass
 from ..errors import ArgumentError
 from .devices import device
 
-__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "FMAX_CLASSES", "LCS_PER", "AnalyticEstimate", "analytic_estimate",
-           "block_features", "bram_blocks", "dsp_blocks", "multiplier_kind"]
+__all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "FMAX_CLASSES", "LCS_PER",
+           "SPLIT_COEFFICIENTS", "AnalyticEstimate", "analytic_estimate", "block_features",
+           "bram_blocks", "dsp_blocks", "multiplier_kind"]
 
 #: Per block and resource: ``{feature: coefficient}`` (see the module docstring). Fitted by
 #: ``benchmarks/analytic_estimate.py`` (least squares, iCE40 UP5K, ``synth_ice40 -dsp``).
@@ -116,6 +129,36 @@ COEFFICIENTS = {
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
     'top': {'luts': {"const": 0.0, "params": 0.055},
         'ffs': {"const": 0.0, "params": 0.011}},
+}
+
+#: First-order costs of split layers' hardware (:class:`~hwgen.rtl.engine.Engine`'s
+#: ``bank_images``, :class:`~hwgen.rtl.drain.Drain`'s ``split``), not fitted: one LUT4 per
+#: bit of a 2:1 multiplexer or of an adder (iCE40 adders are a LUT and a carry per bit), one
+#: flip-flop per register bit. Features (:func:`block_features`), per engine with banks:
+#:
+#: - ``bank_mux`` = ``(rows − 1) · cols · w``: each PE of rows ``1 …`` chooses its bank's
+#:   weight or the weight from the row above;
+#: - ``bank_regs`` = ``(rows − 1) · (count + cols·(cols + 1)/2 · w)``: per bank, its delayed
+#:   read address, the register its word is read into and its column-skew triangle of
+#:   ``cols·(cols − 1)/2`` weights (the bank's read register is in its block RAM; a bank
+#:   that is a ROM in logic is not counted, like the weight memory);
+#:
+#: and in the drain of a design with split layers (``acc`` the widest accumulator):
+#:
+#: - ``sum_add`` = ``(rows − 1) · acc``: the adder tree over the rows;
+#: - ``sum_regs`` = ``acc ·`` (the registers of the tree: ``rows``, then each level's) ``+
+#:   meta · sum_latency``: the slot fields (valid bits, column, parameter address and
+#:   output tag of ``count`` bits, pooling flags; pooled pixel and place with stochastic
+#:   rounding) that wait beside the sum (:func:`hwgen.timing.drain_sum_latency`);
+#: - ``split_select`` = ``acc + 3·count``: the output's choice between the sum and the
+#:   ordinary slot, and the parameter address's own adder.
+#:
+#: The per-row column multiplexers that replace the flat result multiplexer have as many
+#: 2:1 multiplexers as it (``mux`` is unchanged). A block's fitted coefficient of the same
+#: name, should :data:`COEFFICIENTS` ever have one, takes precedence.
+SPLIT_COEFFICIENTS = {
+    'engine': {'luts': {"bank_mux": 1.0}, 'ffs': {"bank_regs": 1.0}},
+    'drain': {'luts': {"split_select": 1.0, "sum_add": 1.0}, 'ffs': {"sum_regs": 1.0}},
 }
 
 #: PE kinds whose PEs are another kind's (a code-book engine's PEs are MACs).
@@ -257,6 +300,9 @@ def block_features(design, target="ice40-up5k"):
     rows, cols, pes = cfg.rows, cfg.cols, cfg.rows * cfg.cols
     a = design.act_width
     features, exact = {}, {}
+    depths = [design.buffer_depth, len(design.param_image), pes] + [
+        len(engine.weight_image) for engine in design.engines]
+    count = max(depths).bit_length() + 1
     for engine in design.engines:
         w, acc = engine.weight_width, engine.acc_width
         pe = {"const": 1, "acc": acc, "a": a, "w": w}
@@ -275,6 +321,15 @@ def block_features(design, target="ice40-up5k"):
         features[f"pe_{engine.kind}"] = {**pe, "count": pes}
         features[f"engine_{engine.kind}"] = {"const": 1, "feed": rows * design.word_width}
         brams = bram_blocks(len(engine.weight_image), cols * engine.weight_width, rom=True)
+        if engine.banks:
+            # split layers' weight banks 1 … rows − 1: ROMs like the weight memory, and
+            # their muxes and registers (SPLIT_COEFFICIENTS)
+            brams += sum(bram_blocks(len(bank), cols * engine.weight_width, rom=True)
+                         for bank in engine.banks)
+            features[f"engine_{engine.kind}"].update(
+                bank_mux=(rows - 1) * cols * engine.weight_width,
+                bank_regs=len(engine.banks) * (count + cols * (cols + 1) // 2
+                                               * engine.weight_width))
         if engine.tables:
             # one ROM per column, read from the index memory's output into the feed
             # register: Yosys makes it logic, or a block RAM when that costs it less
@@ -285,12 +340,21 @@ def block_features(design, target="ice40-up5k"):
                 features[f"engine_{engine.kind}"]["lookup"] = \
                     cols * depth * engine.value_width
         exact[f"engine_{engine.kind}"] = {"dsps": pes * dsps, "brams": brams}
-    depths = [design.buffer_depth, len(design.param_image), pes] + [
-        len(engine.weight_image) for engine in design.engines]
-    count = max(depths).bit_length() + 1
     addr = max(1, (design.buffer_depth - 1).bit_length())
     features["drain"] = {"const": 1, "mux": sum(pes * e.acc_width for e in design.engines),
                          "line": (rows + cols) * count}
+    if rows > 1 and any(layer.desc.split for layer in design.layers):
+        acc = max(e.acc_width for e in design.engines)
+        level = regs = rows
+        while level > 1:
+            level = (level + 1) // 2
+            regs += level
+        col_bits = max(1, (max(2, cols) - 1).bit_length())
+        meta = 4 + col_bits + (4 if "stochastic" in design.roundings else 2) * count
+        features["drain"].update(
+            sum_add=(rows - 1) * acc,
+            sum_regs=acc * regs + meta * (1 + (rows - 1).bit_length()),
+            split_select=acc + 3 * count)
     scale_dsps = dsp_blocks(design.acc_width, design.scale_width, dev) \
         if design.scale_width else 0
     features["post"] = {"const": 1, "acc": design.acc_width + design.scale_width,
@@ -321,6 +385,13 @@ def _linear(coefficients, features):
                if name != "count")
 
 
+def _coefficients(block, resource):
+    """``{feature: coefficient}`` of a block (``engine``, ``drain``, …) for ``resource``:
+    :data:`COEFFICIENTS`' over :data:`SPLIT_COEFFICIENTS`'."""
+    return {**SPLIT_COEFFICIENTS.get(block, {}).get(resource, {}),
+            **COEFFICIENTS[block][resource]}
+
+
 def analytic_estimate(design, target="ice40-up5k"):
     """The :class:`AnalyticEstimate` of a compiled design on an iCE40 ``target`` (a name
     or a :class:`~hwgen.estimate.devices.Device`); :class:`~hwgen.errors.ArgumentError`
@@ -336,10 +407,10 @@ def analytic_estimate(design, target="ice40-up5k"):
             pe = features[f"pe_{kind}"]
             res = {r: pe["count"] * _linear(COEFFICIENTS[PE_BLOCKS.get(kind, f"pe_{kind}")][r],
                                             pe)
-                   + _linear(COEFFICIENTS["engine"][r], feats) for r in ("luts", "ffs")}
+                   + _linear(_coefficients("engine", r), feats) for r in ("luts", "ffs")}
             res["luts"] += LOOKUP_LUTS_PER_BIT * feats.get("lookup", 0)
         else:
-            res = {r: _linear(COEFFICIENTS[name][r], feats) for r in ("luts", "ffs")}
+            res = {r: _linear(_coefficients(name, r), feats) for r in ("luts", "ffs")}
         res.update(exact.get(name, {"dsps": 0, "brams": 0}))
         blocks[name] = {k: round(v) for k, v in res.items()}
     total = {}

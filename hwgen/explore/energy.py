@@ -77,9 +77,10 @@ class EnergyEstimate:
 def network_energy(design, kind=None):
     """:class:`EnergyEstimate` of one inference of a compiled design: every MAC of every
     layer at the design's widths, every weight memory word read (once per step of every
-    tile), every activation read by every array row and every output written. A batched
-    design's start is shared by its ``batch`` images (a Linear layer reads each weight
-    word once for all of them)."""
+    tile; a split layer's step reads a word from each of the ``rows`` weight banks, the
+    weight memory being bank 0), every activation read by every array row and every output
+    written. A batched design's start is shared by its ``batch`` images (a Linear layer
+    reads each weight word once for all of them)."""
     cfg = design.config
     engines = {engine.kind: engine for engine in design.engines}
     compute = weights = activations = 0.0
@@ -90,7 +91,9 @@ def network_energy(design, kind=None):
         compute += layer.macs * mac_pj(kind or layer.pe_kind, design.act_width, w_width,
                                        engine.acc_width)
         steps = layer.tiles * layer.desc.k_len
-        weights += steps * cfg.cols * engine.weight_width * SRAM_PJ_PER_BIT
+        # a split layer's step reads the same address in every bank (one per array row)
+        words = steps * (cfg.rows if layer.desc.split else 1)
+        weights += words * cfg.cols * engine.weight_width * SRAM_PJ_PER_BIT
         if engine.tables:
             weights += steps * cfg.cols * add_pj(engine.value_width)
         activations += activation_words(design, layer) * design.word_width * SRAM_PJ_PER_BIT

@@ -28,8 +28,9 @@ binary and ternary weight kinds are tried as they come out of post-training quan
 Costs
 -----
 Every candidate gets every figure (:data:`COLUMNS`): ``weight_bytes`` (the compiled
-design's weight memories: words × ``cols`` fields × field bits; per-layer widths share
-their engine's field; a code-book engine's tables added), ``model_weight_bytes`` (each layer at its own format, as ``hwgen
+design's weight memories: words × ``cols`` fields × field bits, the weight banks of split
+layers' engines included; per-layer widths share their engine's field; a code-book
+engine's tables added), ``model_weight_bytes`` (each layer at its own format, as ``hwgen
 quantize`` and ``hwgen compare`` count), ``act_bytes`` (activation buffer traffic per
 inference, :func:`hwgen.explore.energy.activation_bytes`), ``cycles`` (the compiler's
 cycle model), ``luts``, ``ffs``, ``dsps``, ``brams`` and ``fits`` (the instant
@@ -228,7 +229,8 @@ def design_metrics(design, qmodel, target):
     from .energy import activation_bytes, network_energy
     cols = design.config.cols
     out = {
-        "weight_bytes": sum(math.ceil((len(e.weight_image) * cols * e.weight_width
+        "weight_bytes": sum(math.ceil(((len(e.weight_image) + sum(map(len, e.banks)))
+                                       * cols * e.weight_width
                                        + len(e.tables) * cols * (1 << e.weight_width)
                                        * e.value_width) / 8)
                             for e in design.engines),

@@ -313,13 +313,16 @@ def pixel_walker(start, deltas, pool, pw, count):
     return out
 
 
-def drain(job, rows, cols, win, out_base, param_base, split=False):
+def drain(job, rows, cols, win, out_base, param_base, split=False, pooled=False):
     """The drain's reads of one tile, slot by slot (row-major).
 
     Slot ``(r, c)`` holds pixel ``m0 + r`` of the tile (pool window ``q0 + (m0 + r) //
     win``, place ``(m0 + r) % win``) and channel ``co_base + c``. A ``split`` tile (a fully
     connected layer whose rows are slices of the reduction) has the ``cols`` slots of row
-    0 only, each the sum of its column.
+    0 only, each the sum of its column. A ``pooled`` tile (the drain takes the max-pool
+    windows, ``m0 = 0``) has ``rows / win`` slots per column, group ``g`` first, each
+    the maximum of rows ``[g·win, (g+1)·win)``: pool window ``q0 + g``, a window of its own
+    for post-processing.
 
     Parameters
     ----------
@@ -329,8 +332,8 @@ def drain(job, rows, cols, win, out_base, param_base, split=False):
         The array's shape.
     win, out_base, param_base : int
         The layer's pool window size, output region and first parameter address.
-    split : bool
-        The tile is a split layer's.
+    split, pooled : bool
+        The tile is a split or a pooled layer's.
 
     Returns
     -------
@@ -340,6 +343,16 @@ def drain(job, rows, cols, win, out_base, param_base, split=False):
         ``param_addr``.
     """
     out = []
+    if pooled:
+        for g in range(rows // win):
+            for c in range(cols):
+                out.append({
+                    "valid": int(g * win < job["rows_valid"] and c < job["cols_valid"]),
+                    "col": c, "pool_first": 1, "pool_last": 1,
+                    "tag": out_base + job["q0"] + g,
+                    "param_addr": param_base + job["co_base"] + c,
+                })
+        return out
     for r in range(1 if split else rows):
         place = job["m0"] + r
         q, pos = job["q0"] + place // win, place % win

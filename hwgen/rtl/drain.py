@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import timing
-from ..errors import check_positive
+from ..errors import ShapeError, check_positive
 from .layouts import drain_job_layout, drain_output_layout
 
 __all__ = ["Drain"]
@@ -56,6 +56,14 @@ class Drain(wiring.Component):
         (:func:`hwgen.timing.drain_delay` with ``split``), adds the rows in a registered
         adder tree and gives the column sum as slot ``(0, c)``, :attr:`sum_latency` cycles
         later than a slot of an ordinary layer (``param_addr`` and ``o`` wait with it).
+    pool_win : int
+        Also drain *pooled* layers (input ``drain_pool`` high while one runs; 0: none):
+        convolutions whose max-pool windows are ``pool_win`` consecutive pixels, a power of
+        two dividing ``rows``, at most ``cols``. The drain reads rows ``[g·win, (g+1)·win)``
+        of column ``c`` at once, ``delay_pool + 1 + g·cols + c`` cycles after the job, takes
+        their maximum in the same tree (max instead of add on its first ``log2(win)``
+        levels), and gives it as one pool window (``pool_first`` and ``pool_last`` set, the
+        tag ``out_base + q0 + g``); ``group_last`` is ``rows / win − 1``.
 
     Members
     -------
@@ -71,6 +79,9 @@ class Drain(wiring.Component):
         The running layer's engine; steady during a layer.
     split : In(1)
         The running layer is split (only with ``split``); steady during a layer.
+    drain_pool, group_last : In(1), In(range(rows))
+        The running layer is pooled, and its windows per column minus one (only with
+        ``pool_win``); steady during a layer.
     param_addr : Out(count_width)
         Parameter memory address of the slot being read (read it with one cycle latency).
     o : Out(drain_output_layout(acc_shape, cols, count_width, positions))
@@ -84,19 +95,25 @@ class Drain(wiring.Component):
         Cycles a job waits before its first slot is read.
     latency : int
         Cycles from ``param_addr`` to ``o``.
-    delay_split, sum_latency : int
-        A split layer's delay and the cycles its column sum adds
-        (:func:`hwgen.timing.drain_sum_latency`).
+    delay_split, delay_pool, sum_latency : int
+        A split layer's and a pooled layer's delays and the cycles their column sum or
+        maximum adds (:func:`hwgen.timing.drain_sum_latency`).
     """
 
     def __init__(self, rows, cols, acc_shapes, count_width, *, pe_latency, positions=False,
-                 split=False):
+                 split=False, pool_win=0):
         self._rows = check_positive(rows, "Drain rows")
         self._cols = check_positive(cols, "Drain columns")
         self._count_width = check_positive(count_width, "Drain count width")
         self._pe_latency = check_positive(pe_latency, "PE latency")
         self._positions = bool(positions)
         self._split = bool(split)
+        self._pool_win = int(pool_win)
+        if self._pool_win and (self._pool_win & (self._pool_win - 1) or self._pool_win < 2
+                               or rows % self._pool_win or self._pool_win > cols):
+            raise ShapeError(f"A drain of {rows}x{cols} cannot take pool windows of "
+                             f"{pool_win!r} pixels (a power of two from 2, dividing the "
+                             f"rows, at most the columns)")
         if not isinstance(acc_shapes, (list, tuple)):
             acc_shapes = [acc_shapes]
         self._n_engines = len(acc_shapes)
@@ -117,6 +134,9 @@ class Drain(wiring.Component):
         }
         if self._split:
             ports["split"] = In(1)
+        if self._pool_win:
+            ports["drain_pool"] = In(1)
+            ports["group_last"] = In(range(rows))
         super().__init__(ports)
 
     @property
@@ -134,6 +154,13 @@ class Drain(wiring.Component):
         """A split layer's delay: :func:`hwgen.timing.drain_delay` ``(split=True)`` =
         ``rows + pe_latency``."""
         return timing.drain_delay(self._rows, self._cols, self._pe_latency, split=True)
+
+    @property
+    def delay_pool(self):
+        """A pooled layer's delay: :func:`hwgen.timing.drain_delay` ``(pooled=pool_win)`` =
+        ``pool_win + pe_latency``."""
+        return timing.drain_delay(self._rows, self._cols, self._pe_latency,
+                                  pooled=self._pool_win)
 
     @property
     def sum_latency(self):
@@ -164,9 +191,13 @@ class Drain(wiring.Component):
         if self._split:
             # a split layer's job leaves the line earlier; its tiles may come every
             # timing.tile_period(split=True) cycles
-            tap = Mux(self.split, line[self.delay_split - 1], line[-1])
+            tap = Mux(self.split, line[self.delay_split - 1], tap)
             depth = max(depth, -(-self.delay_split // timing.tile_period(1, rows, cols,
                                                                           split=True)))
+        if self._pool_win:
+            tap = Mux(self.drain_pool, line[self.delay_pool - 1], tap)
+            depth = max(depth, -(-self.delay_pool // timing.tile_period(
+                1, rows, cols, pooled=self._pool_win)))
         ring = [Signal(job_layout, name=f"job_{n}") for n in range(depth)]
         # beside each job, whether its first pooling place is the window's last (``m0 + 1
         # == win``), compared as it enters the ring, so no adder follows the ring's read
@@ -213,6 +244,8 @@ class Drain(wiring.Component):
                 last_row = r == rows - 1
                 if self._split:
                     last_row = last_row | self.split     # a split job reads one "row"
+                if self._pool_win:                       # a pooled job, one per window
+                    last_row = last_row | (self.drain_pool & (r == self.group_last))
                 with m.If(last_row):
                     m.d.sync += reading.eq(0)
             with m.Else():
@@ -222,7 +255,7 @@ class Drain(wiring.Component):
         for stage in line:
             waiting = waiting | stage
 
-        if not self._split:
+        if not (self._split or self._pool_win):
             # One rows·cols:1 multiplexer per engine: a balanced tree of 2:1 multiplexers on
             # the bits of the flat slot number (nested row and column selects, or an Array of
             # every slot, cost about twice as many LUTs at 8×8).
@@ -245,9 +278,10 @@ class Drain(wiring.Component):
                 m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
             return m
 
-        # With split layers: per engine and row a cols:1 tree on the column (the first
-        # levels of the flat tree when cols is a power of two), then a rows:1 tree on the
-        # row for ordinary layers, or all rows into the adder tree for split ones.
+        # With split or pooled layers: per engine and row a cols:1 tree on the column (the
+        # first levels of the flat tree when cols is a power of two), then a rows:1 tree on
+        # the row for ordinary layers, or all rows into the tree for split (sums) and
+        # pooled (maxima of win rows) ones.
         cand = []
         for i in range(rows):
             per_engine = [_tree([self.results[f"e{n}"][i][j] for j in range(cols)], c)
@@ -261,34 +295,73 @@ class Drain(wiring.Component):
         acc_shape = self._acc_shape
         meta_layout = data.StructLayout({
             "live": 1, "valid": 1, "col": range(max(2, cols)), "co": unsigned(self._count_width),
+            "group": range(max(2, rows)),
             "pool_first": 1, "pool_last": 1, "tag": unsigned(self._count_width),
             "pixel": unsigned(self._count_width), "slot": unsigned(self._count_width)})
+        columns = Const(0)          # the running layer reads columns: split or pooled
+        if self._split:
+            columns = columns | self.split
+        pooled = Const(0)
+        if self._pool_win:
+            pooled = self.drain_pool
+            columns = columns | pooled
         meta = Signal(meta_layout, name="sum_meta_0")
-        m.d.comb += [meta.live.eq(reading & self.split), meta.valid.eq(c < job.cols_valid),
-                     meta.col.eq(c), meta.co.eq(job.co_base + c),
-                     meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
-                     meta.tag.eq(self.out_base + q), meta.pixel.eq(q), meta.slot.eq(pos)]
+        m.d.comb += [meta.live.eq(reading & columns), meta.col.eq(c),
+                     meta.co.eq(job.co_base + c), meta.group.eq(r),
+                     meta.pixel.eq(q), meta.slot.eq(pos)]
+        with m.If(pooled):
+            # group r holds pool window q0 + r, rows [r·win, (r+1)·win)
+            m.d.comb += [meta.valid.eq((c < job.cols_valid)
+                                       & ((r << (self._pool_win.bit_length() - 1))
+                                          < job.rows_valid)),
+                         meta.pool_first.eq(1), meta.pool_last.eq(1),
+                         meta.tag.eq(self.out_base + job.q0 + r)]
+        with m.Else():
+            m.d.comb += [meta.valid.eq(c < job.cols_valid),
+                         meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
+                         meta.tag.eq(self.out_base + q)]
         level = [Signal(acc_shape, name=f"sum_0_{i}") for i in range(rows)]
         m.d.sync += [reg.eq(value) for reg, value in zip(level, cand)]
         metas = [Signal(meta_layout, name="sum_meta_1")]
         m.d.sync += metas[0].eq(meta)
+        # levels 1 … log2(win) take the maximum in a pooled layer; the windows' maxima are
+        # then the nodes of level log2(win), and the one of the slot's group is carried,
+        # registered, to the last stage
+        win_levels = self._pool_win.bit_length() - 1 if self._pool_win else 0
+        carried = None
         depth = 1
         while len(level) > 1:
             nxt = [Signal(acc_shape, name=f"sum_{depth}_{i}")
                    for i in range((len(level) + 1) // 2)]
-            m.d.sync += [reg.eq(level[2 * i] + level[2 * i + 1] if 2 * i + 1 < len(level)
-                                else level[2 * i]) for i, reg in enumerate(nxt)]
+            for i, reg in enumerate(nxt):
+                if 2 * i + 1 >= len(level):
+                    m.d.sync += reg.eq(level[2 * i])
+                    continue
+                a, b = level[2 * i], level[2 * i + 1]
+                if depth <= win_levels:
+                    m.d.sync += reg.eq(Mux(pooled, Mux(a > b, a, b), a + b))
+                else:
+                    m.d.sync += reg.eq(a + b)
+            if carried is not None:
+                stage = Signal(acc_shape, name=f"pool_max_{depth}")
+                m.d.sync += stage.eq(carried)
+                carried = stage
+            elif self._pool_win and depth == win_levels + 1:
+                carried = Signal(acc_shape, name=f"pool_max_{depth}")
+                m.d.sync += carried.eq(Array(level)[metas[-1].group])
             metas.append(Signal(meta_layout, name=f"sum_meta_{depth + 1}"))
             m.d.sync += metas[-1].eq(metas[-2])
             level, depth = nxt, depth + 1
         assert len(metas) == self.sum_latency
         final, total = metas[-1], level[0]
+        if carried is not None:
+            total = Mux(pooled, carried, total)
         summing = Const(0)
         for stage in metas:
             summing = summing | stage.live
         m.d.comb += self.busy.eq(reading | waiting | summing)
 
-        with m.If(self.split):
+        with m.If(columns):
             m.d.comb += self.param_addr.eq(self.param_base + final.co)
             m.d.sync += [
                 self.o.valid.eq(final.live & final.valid),

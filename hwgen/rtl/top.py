@@ -112,9 +112,11 @@ class Accelerator(wiring.Component):
             m.submodules[f"engine_{image.kind}"] = engines[-1]
         stochastic = "stochastic" in d.roundings
         split = any(desc.split for desc in d.descriptors)
+        pool_win = max((desc.win for desc in d.descriptors if desc.drain_pool), default=0)
         drain = m.submodules.drain = Drain(rows, cols, [e.acc_shape for e in engines],
                                            count_width, pe_latency=engines[0].pe_latency,
-                                           positions=stochastic, split=split)
+                                           positions=stochastic, split=split,
+                                           pool_win=pool_win)
         tag_shape = data.StructLayout({"addr": unsigned(buf.addr_width),
                                        "bit": unsigned(d.bit_width)})
         # The post-processing unit is built for the shifts the parameter words hold and the
@@ -169,6 +171,9 @@ class Accelerator(wiring.Component):
                 m.d.comb += engine.step.valid.eq(seq.step.valid & (desc.engine == n))
         if split:
             m.d.comb += drain.split.eq(desc.split)
+        if pool_win:
+            m.d.comb += [drain.drain_pool.eq(desc.drain_pool),
+                         drain.group_last.eq(desc.rows_div - 1)]
         m.d.comb += [drain.win.eq(desc.win), drain.out_base.eq(desc.out_base),
                      drain.param_base.eq(desc.param_base), p_rd.addr.eq(drain.param_addr)]
         m.d.comb += [post.i[name].eq(drain.o[name])
