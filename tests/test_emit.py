@@ -127,3 +127,34 @@ def test_instantiation_template_names_every_port(design):
     ports = set(re.findall(r"\.(\w+)\s*\(", templates.render(design)["hwgen_inst.v"]))
     header = re.search(r"module hwgen_top\((.*?)\);", emit.verilog(design), re.DOTALL).group(1)
     assert ports == {name.strip() for name in header.split(",")}
+
+
+def test_weights_file_holds_the_weight_banks(tmp_path):
+    """A design with split layers (the MLP on 4×4: both layers split) lists, after its
+    engine's weight memory, banks 1–3, each its own section of words."""
+    from hwgen.flow import load_quantized
+    qmodel = load_quantized("builtin:mlp", "fixed8")
+    sections = {}
+    for split in (True, False):
+        design = compile_graph(qmodel.graph, AcceleratorConfig(4, 4, split_fc=split))
+        out = emit.write_design(design, tmp_path / f"split{split}")
+        heads, words = [], []
+        for line in (out / "weights.hex").read_text().splitlines():
+            if line.startswith("//"):
+                heads.append(line)
+                words.append([])
+            else:
+                assert re.fullmatch(r"[0-9a-f]{8}", line)        # 4 weights of 8 bits
+                words[-1].append(int(line, 16))
+        sections[split] = heads, words, design.engines[0]
+    heads, words, engine = sections[False]
+    assert heads == ["// engine 0: PE kind fixed, 608 words of 4 x 8 bits"]
+    assert words == [[w & 0xffffffff for w in engine.weight_image]]
+    heads, words, engine = sections[True]
+    assert heads == ["// engine 0: PE kind fixed, 152 words of 4 x 8 bits",
+                     "// engine 0 bank 1: PE kind fixed, 152 words of 4 x 8 bits",
+                     "// engine 0 bank 2: PE kind fixed, 152 words of 4 x 8 bits",
+                     "// engine 0 bank 3: PE kind fixed, 152 words of 4 x 8 bits"]
+    images = [engine.weight_image, *engine.banks]
+    assert words == [[w & 0xffffffff for w in image] for image in images]
+    assert len({tuple(image) for image in images}) == 4      # four different slices
