@@ -543,3 +543,30 @@ def test_split_only_where_it_helps_and_applies():
         .layers[0].desc.split == 1
     with pytest.raises(ArgumentError, match=r"^split_fc must be True or False, not 1$"):
         AcceleratorConfig(split_fc=1)
+
+
+def test_pooled_layers_in_the_layer_program():
+    # 1×1 kernel on 1×6×6, pooled 2×2: 36 pixels in 9 tiles of one window on 4 rows
+    layer = conv(cin=1, cout=3, h=6, w=6, k=1, pool=2)
+    design = compile_graph(graph(layer), AcceleratorConfig(rows=4, cols=4, drain_pool=True))
+    desc = design.layers[0].desc
+    assert (desc.drain_pool, desc.win, desc.rows_div, desc.period) == (1, 4, 1, 6)
+    # by hand: SETUP 1 + WALK 4 + 2 records; 8 more tiles of 6 cycles and the last one's
+    # step; issue 1; the drain's delay win + PE latency = 4 + 2; 4 columns' maxima; the
+    # tree's 3 stages; the parameter read 1; post-processing 4; FLUSH 1
+    assert design.layers[0].cycles.total == 7 + 8 * 6 + 1 + 1 + 6 + 4 + 3 + 1 + 4 + 1
+    plain = compile_graph(graph(layer), AcceleratorConfig(rows=4, cols=4))
+    assert plain.layers[0].desc.drain_pool == 0 and plain.layers[0].desc.period == 16
+    # not where the maximum of the sums is not the maximum of the outputs, nor where the
+    # windows do not fit the columns or the rows
+    for kw in ({"overflow": "wrap"}, {"rounding": "stochastic"},
+               {"scale": np.array([1, -1, 2])}):
+        other = conv(cin=1, cout=3, h=6, w=6, k=1, pool=2, **kw)
+        got = compile_graph(graph(other), AcceleratorConfig(rows=4, cols=4, drain_pool=True))
+        assert got.layers[0].desc.drain_pool == 0, kw
+    for rows, cols in ((4, 2), (6, 4)):
+        got = compile_graph(graph(layer), AcceleratorConfig(rows=rows, cols=cols,
+                                                            drain_pool=True))
+        assert got.layers[0].desc.drain_pool == 0, (rows, cols)
+    assert compile_graph(graph(layer), AcceleratorConfig(rows=8, cols=4, drain_pool=True)) \
+        .layers[0].desc.drain_pool == 1

@@ -84,3 +84,23 @@ def test_split_drain_delay_is_within_the_safe_window():
                     assert read < period + f + c + pe_lat, (rows, cols, pe_lat, c)
                 # and it is the earliest such read
                 assert f + rows - 1 + pe_lat == delay + 1
+
+
+def test_pooled_drain_delay_is_within_the_safe_window():
+    # A pooled layer reads rows [g·win, (g+1)·win) of column c at once: after the group's
+    # bottom row's sum, before the next tile (the shortest pooled period) replaces its top.
+    f = timing.memory_read_latency() + timing.feed_latency()
+    for win in (2, 4, 8):
+        for rows in (win, 2 * win, 3 * win):
+            for cols in range(win, win + 3):
+                for pe_lat in (1, 2, 4):
+                    delay = timing.drain_delay(rows, cols, pe_lat, pooled=win)
+                    period = timing.tile_period(1, rows, cols, pooled=win)
+                    assert period >= rows // win * cols
+                    for g in range(rows // win):
+                        for c in range(cols):
+                            read = delay + 1 + g * cols + c
+                            assert all(f + r + c + pe_lat <= read
+                                       for r in range(g * win, (g + 1) * win))
+                            assert read < period + f + g * win + c + pe_lat
+                    assert f + win - 1 + pe_lat == delay + 1       # the earliest

@@ -155,14 +155,18 @@ COEFFICIENTS = {
 #:   output tag of ``count`` bits, pooling flags; pooled pixel and place with stochastic
 #:   rounding) that wait beside the sum (:func:`hwgen.timing.drain_sum_latency`);
 #: - ``split_select`` = ``acc + 3·count``: the output's choice between the sum and the
-#:   ordinary slot, and the parameter address's own adder.
+#:   ordinary slot, and the parameter address's own adder;
+#: - with pooled layers (``Drain``'s ``pool_win``), ``pool_max`` = ``2·acc·(rows −
+#:   rows/win)`` (a compare and a choice per node of the tree's first ``log2(win)``
+#:   levels) ``+ acc·rows/win`` (picking the slot's window when a column holds several).
 #:
 #: The per-row column multiplexers that replace the flat result multiplexer have as many
 #: 2:1 multiplexers as it (``mux`` is unchanged). A block's fitted coefficient of the same
 #: name, should :data:`COEFFICIENTS` ever have one, takes precedence.
 SPLIT_COEFFICIENTS = {
     'engine': {'luts': {"bank_mux": 1.0}, 'ffs': {"bank_regs": 1.0}},
-    'drain': {'luts': {"split_select": 1.0, "sum_add": 1.0}, 'ffs': {"sum_regs": 1.0}},
+    'drain': {'luts': {"split_select": 1.0, "sum_add": 1.0, "pool_max": 1.0},
+              'ffs': {"sum_regs": 1.0}},
 }
 
 #: PE kinds whose PEs are another kind's (a code-book engine's PEs are MACs).
@@ -347,7 +351,9 @@ def block_features(design, target="ice40-up5k"):
     addr = max(1, (design.buffer_depth - 1).bit_length())
     features["drain"] = {"const": 1, "mux": sum(pes * e.acc_width for e in design.engines),
                          "line": (rows + cols) * count}
-    if rows > 1 and any(layer.desc.split for layer in design.layers):
+    pool_win = max((layer.desc.win for layer in design.layers if layer.desc.drain_pool),
+                   default=0)
+    if rows > 1 and any(layer.desc.split or layer.desc.drain_pool for layer in design.layers):
         acc = max(e.acc_width for e in design.engines)
         level = regs = rows
         while level > 1:
@@ -359,6 +365,11 @@ def block_features(design, target="ice40-up5k"):
             sum_add=(rows - 1) * acc,
             sum_regs=acc * regs + meta * (1 + (rows - 1).bit_length()),
             split_select=acc + 3 * count)
+        if pool_win:
+            # the tree's first log2(win) levels also take maxima (a compare and a choice
+            # per node), and the window of the slot's group is picked and carried
+            features["drain"]["pool_max"] = 2 * acc * (rows - rows // pool_win) + (
+                acc * (rows // pool_win) if rows > pool_win else 0)
     scale_dsps = dsp_blocks(design.acc_width, design.scale_width, dev) \
         if design.scale_width else 0
     features["post"] = {"const": 1, "acc": design.acc_width + design.scale_width,

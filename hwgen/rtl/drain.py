@@ -309,17 +309,21 @@ class Drain(wiring.Component):
         m.d.comb += [meta.live.eq(reading & columns), meta.col.eq(c),
                      meta.co.eq(job.co_base + c), meta.group.eq(r),
                      meta.pixel.eq(q), meta.slot.eq(pos)]
-        with m.If(pooled):
-            # group r holds pool window q0 + r, rows [r·win, (r+1)·win)
-            m.d.comb += [meta.valid.eq((c < job.cols_valid)
-                                       & ((r << (self._pool_win.bit_length() - 1))
-                                          < job.rows_valid)),
-                         meta.pool_first.eq(1), meta.pool_last.eq(1),
-                         meta.tag.eq(self.out_base + job.q0 + r)]
-        with m.Else():
-            m.d.comb += [meta.valid.eq(c < job.cols_valid),
-                         meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
-                         meta.tag.eq(self.out_base + q)]
+        ordinary = [meta.valid.eq(c < job.cols_valid),
+                    meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
+                    meta.tag.eq(self.out_base + q)]
+        if self._pool_win:
+            with m.If(pooled):
+                # group r holds pool window q0 + r, rows [r·win, (r+1)·win)
+                m.d.comb += [meta.valid.eq((c < job.cols_valid)
+                                           & ((r << (self._pool_win.bit_length() - 1))
+                                              < job.rows_valid)),
+                             meta.pool_first.eq(1), meta.pool_last.eq(1),
+                             meta.tag.eq(self.out_base + job.q0 + r)]
+            with m.Else():
+                m.d.comb += ordinary
+        else:
+            m.d.comb += ordinary
         level = [Signal(acc_shape, name=f"sum_0_{i}") for i in range(rows)]
         m.d.sync += [reg.eq(value) for reg, value in zip(level, cand)]
         metas = [Signal(meta_layout, name="sum_meta_1")]

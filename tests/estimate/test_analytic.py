@@ -3,6 +3,7 @@ relies on, and the estimate against recorded syntheses."""
 
 import re
 
+import numpy as np
 import pytest
 
 from hwgen.compiler import AcceleratorConfig, compile_graph
@@ -227,3 +228,22 @@ def test_split_design_against_recorded_synthesis(mlp):
     assert (est.dsps, est.brams) == (want["dsps"], want["brams"])
     assert est.luts == pytest.approx(want["luts"], rel=TOLERANCE)
     assert est.ffs == pytest.approx(want["ffs"], rel=TOLERANCE)
+
+
+def test_pooled_layers_logic_terms():
+    from hwgen import ir
+    from hwgen.estimate.analytic import block_features
+    from hwgen.numerics import QFormat
+    f8 = QFormat(8, 4)
+    weight = np.ones((3, 1, 1, 1), dtype=np.int64)
+    layer = ir.Conv2d("c", (1, 6, 6), weight, None, f8, [f8] * 3, f8, pool=2)
+    graph = ir.Graph("g", (1, 6, 6), f8, (layer,))
+    pooled = compile_graph(graph, AcceleratorConfig(rows=8, cols=4, drain_pool=True))
+    assert pooled.layers[0].desc.drain_pool == 1
+    acc = pooled.engines[0].acc_width
+    features, _ = block_features(pooled)
+    # 8 rows, windows of 4: levels 1 and 2 take maxima over 4 + 2 nodes (a compare and a
+    # choice each), then one of the column's 2 windows is picked
+    assert features["drain"]["pool_max"] == 2 * acc * 6 + acc * 2
+    plain, _ = block_features(compile_graph(graph, AcceleratorConfig(rows=8, cols=4)))
+    assert "pool_max" not in plain["drain"]

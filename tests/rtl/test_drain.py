@@ -4,7 +4,7 @@
 import pytest
 
 from hwgen import timing
-from hwgen.errors import FormatError
+from hwgen.errors import FormatError, ShapeError
 from hwgen.golden.blocks import drain as golden_drain
 from hwgen.rtl.drain import Drain
 
@@ -176,3 +176,85 @@ def test_a_split_drain_drains_ordinary_layers_as_before(run_sim, rows, cols):
         outs.append(seen)
     assert outs[0] == outs[1]
     assert any(o[0] == 1 for o in outs[0] if len(o) == 6)
+
+
+@pytest.mark.parametrize("rows, cols, win, pe_latency, split", [
+    (4, 4, 4, 1, False), (8, 4, 4, 2, False), (4, 2, 2, 1, True), (6, 3, 2, 1, False)])
+def test_pooled_jobs_back_to_back(run_sim, rows, cols, win, pe_latency, split):
+    """Pooled jobs ``tile_period(pooled=win)`` cycles apart: rows ``[g·win, (g+1)·win)`` of
+    column ``c`` are read at ``t + delay_pool + 1 + g·cols + c``, and their maximum leaves
+    ``sum_latency`` cycles later; the second job's last window is past ``rows_valid``."""
+    dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency, split=split, pool_win=win)
+    groups = rows // win
+    cfg = {"win": win, "out_base": 100, "param_base": 40}
+    jobs = [
+        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 3, "m0": 0},
+        {"co_base": cols, "cols_valid": cols - 1 or 1, "rows_valid": rows - win, "q0": 5,
+         "m0": 0},
+    ]
+    period = timing.tile_period(1, rows, cols, pooled=win)
+    lag = dut.sum_latency
+
+    def result(cycle, r, c):
+        return (cycle * 37 + r * 11 + c * 5) % 301 - 150
+
+    reads = {}
+    for n in range(len(jobs)):
+        for g in range(groups):
+            for c in range(cols):
+                reads[n * period + dut.delay_pool + 1 + g * cols + c] = (n, g, c)
+    end = max(reads) + lag + 3
+
+    async def testbench(ctx):
+        if split:
+            ctx.set(dut.split, 0)
+        ctx.set(dut.drain_pool, 1)
+        ctx.set(dut.group_last, groups - 1)
+        for name, value in cfg.items():
+            ctx.set(getattr(dut, name), value)
+        got = {}
+        for cycle in range(end):
+            for r in range(rows):
+                for c in range(cols):
+                    ctx.set(dut.results.e0[r][c], result(cycle, r, c))
+            n = cycle // period
+            ctx.set(dut.job, {"valid": int(cycle % period == 0 and n < len(jobs)),
+                              **jobs[min(n, len(jobs) - 1)]})
+            read = cycle - lag
+            if read in reads:
+                got[read] = [ctx.get(dut.param_addr)]
+            await ctx.tick()
+            if read in reads:
+                o = dut.o
+                got[read].append({"valid": ctx.get(o.valid), "col": ctx.get(o.col),
+                                  "pool_first": ctx.get(o.pool_first),
+                                  "pool_last": ctx.get(o.pool_last), "tag": ctx.get(o.tag),
+                                  "acc": ctx.get(o.acc)})
+            elif cycle > dut.delay_pool:
+                assert not ctx.get(dut.o.valid), cycle
+        for n, job in enumerate(jobs):
+            want_slots = golden_drain(job, rows, cols, **cfg, pooled=True)
+            assert len(want_slots) == groups * cols
+            for i, want in enumerate(want_slots):
+                g, c = divmod(i, cols)
+                read = n * period + dut.delay_pool + 1 + g * cols + c
+                param_addr, slot = got[read]
+                assert param_addr == want.pop("param_addr")
+                acc = slot.pop("acc")
+                assert slot == want, (n, g, c)
+                if want["valid"]:
+                    assert acc == max(result(read, r, c)
+                                      for r in range(g * win, (g + 1) * win)), (n, g, c)
+
+    run_sim(dut, testbench)
+
+
+def test_pool_window_errors():
+    with pytest.raises(ShapeError, match=r"^A drain of 4x2 cannot take pool windows of 4 "
+                                         r"pixels \(a power of two from 2, dividing the rows, "
+                                         r"at most the columns\)$"):
+        Drain(4, 2, 8, 8, pe_latency=1, pool_win=4)
+    with pytest.raises(ShapeError, match=r"^A drain of 6x4 cannot take pool windows of 4 "):
+        Drain(6, 4, 8, 8, pe_latency=1, pool_win=4)
+    with pytest.raises(ShapeError, match=r"^A drain of 9x9 cannot take pool windows of 9 "):
+        Drain(9, 9, 8, 8, pe_latency=1, pool_win=9)

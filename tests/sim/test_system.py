@@ -86,21 +86,24 @@ def test_batches(check, tmp_path, build_dir, model, scheme, array, batch, sample
     # Linear after Linear; 3 rows (an odd adder tree), K = 64 leaves row 2 two short
     ("builtin:mlp", "fixed8", "3x5"),
     # shift PEs, a Linear layer after a convolution, 10 channels on 4 columns
+    # with --drain-pool: shift PEs, both convolutions pooled in the drain, a Linear layer
+    # after them, 10 channels on 4 columns
     ("builtin:digits-cnn", "pow2-4", "4x4"),
 ])
-def test_split_fc(check, tmp_path, build_dir, model, scheme, array):
-    """``--split-fc``: the Linear layers run on the rows' weight banks, every output word
-    and every layer's cycles, in fewer cycles than unsplit."""
+def test_split_fc_and_drain_pool(check, tmp_path, build_dir, model, scheme, array):
+    """``--split-fc --drain-pool``: the Linear layers run on the rows' weight banks, the
+    convolutions' pool windows go through the drain at once; every output word and every
+    layer's cycles, each layer in fewer cycles than without."""
     design, report = run_model(check, tmp_path, build_dir, model, scheme, array, 6,
-                               split_fc=True)
-    fc = [layer for layer in design.layers if layer.kind == "linear"]
-    assert fc and all(layer.desc.split for layer in fc)
-    assert all(not layer.desc.split for layer in design.layers if layer.kind == "conv")
-    single = compile_model(model, scheme, array, tmp_path / "unsplit", vectors=1)[0]
-    assert [layer.desc.split for layer in single.layers] == [0] * len(single.layers)
+                               split_fc=True, drain_pool=True)
+    assert [layer.desc.split for layer in design.layers] == [
+        int(layer.kind == "linear") for layer in design.layers]
+    assert [layer.desc.drain_pool for layer in design.layers] == [
+        int(layer.kind == "conv") for layer in design.layers]
+    single = compile_model(model, scheme, array, tmp_path / "plain", vectors=1)[0]
+    assert {(layer.desc.split, layer.desc.drain_pool) for layer in single.layers} == {(0, 0)}
     for got, was in zip(design.layers, single.layers):
-        if got.kind == "linear":
-            assert report.cycles_measured["per_layer"][got.name] < was.cycles.total
+        assert report.cycles_measured["per_layer"][got.name] < was.cycles.total
 
 
 @pytest.mark.parametrize("simulator", [
@@ -117,6 +120,23 @@ def test_random_layers_split(check, tmp_path, build_dir, random_graph, simulator
     write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
     report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir,
                              simulator=simulator)
+    check(report, design)
+
+
+def test_random_layers_drain_pool(check, tmp_path, build_dir, random_graph):
+    """Pool windows taken by the drain on 8 rows (two windows a column), rounding to
+    nearest even and down, a wrapping layer between (not pooled so), a split Linear."""
+    rng = np.random.default_rng(5)
+    graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("conv", 4, 1, 1, 0, 1, False),
+                               ("conv", 6, 3, 1, 1, 2, True), ("linear", 7)])
+    design = compile_graph(graph, AcceleratorConfig.parse_array("8x4", drain_pool=True,
+                                                                split_fc=True))
+    assert [layer.desc.drain_pool for layer in design.layers] == [1, 0, 1, 0]
+    assert [layer.desc.split for layer in design.layers] == [0, 0, 0, 1]
+    x = rng.integers(-128, 128, size=(4,) + graph.input_shape)
+    expected = golden.run(graph, x).reshape(4, -1)
+    write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
+    report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir)
     check(report, design)
 
 
