@@ -179,7 +179,7 @@ def main():
     print(f"{met} of {len(verdicts)} targets met")
     print("\n--batch rows: fully connected layers use each weight `rows` times")
     print(format_table(["model, array", "batch", "cycles per image", "end to end util %",
-                        "fc util %", "speed-up per image"], batched))
+                        "fc util %", "speed-up per image over batch 1 +"], batched))
     print(f"\nVerilator simulation speed: {min(speeds):,.0f} to {max(speeds):,.0f} cycles/s "
           f"(whole runs; build time excluded)")
     if args.plot:
