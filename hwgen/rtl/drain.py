@@ -255,6 +255,20 @@ class Drain(wiring.Component):
         for stage in line:
             waiting = waiting | stage
 
+        def slot_out(acc):
+            """The slot read now, ``acc`` its result, at ``o`` in the next cycle."""
+            m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
+            m.d.sync += [
+                self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
+                self.o.acc.eq(acc),
+                self.o.col.eq(c),
+                self.o.pool_first.eq(pos == 0),
+                self.o.pool_last.eq(pos_last),
+                self.o.tag.eq(self.out_base + q),
+            ]
+            if self._positions:
+                m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
+
         if not (self._split or self._pool_win):
             # One rows·cols:1 multiplexer per engine: a balanced tree of 2:1 multiplexers on
             # the bits of the flat slot number (nested row and column selects, or an Array of
@@ -265,17 +279,7 @@ class Drain(wiring.Component):
                 picked.append(_tree([results[i][j] for i in range(rows)
                                      for j in range(cols)], slot))
             m.d.comb += self.busy.eq(reading | waiting)
-            m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
-            m.d.sync += [
-                self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
-                self.o.acc.eq(Array(picked)[self.engine] if len(picked) > 1 else picked[0]),
-                self.o.col.eq(c),
-                self.o.pool_first.eq(pos == 0),
-                self.o.pool_last.eq(pos_last),
-                self.o.tag.eq(self.out_base + q),
-            ]
-            if self._positions:
-                m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
+            slot_out(Array(picked)[self.engine] if len(picked) > 1 else picked[0])
             return m
 
         # With split or pooled layers: per engine and row a cols:1 tree on the column (the
@@ -378,17 +382,7 @@ class Drain(wiring.Component):
             if self._positions:
                 m.d.sync += [self.o.pixel.eq(final.pixel), self.o.slot.eq(final.slot)]
         with m.Else():
-            m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
-            m.d.sync += [
-                self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
-                self.o.acc.eq(picked),
-                self.o.col.eq(c),
-                self.o.pool_first.eq(pos == 0),
-                self.o.pool_last.eq(pos_last),
-                self.o.tag.eq(self.out_base + q),
-            ]
-            if self._positions:
-                m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
+            slot_out(picked)
         return m
 
 
