@@ -694,9 +694,12 @@ def compile_graph(graph, config, *, allow_large=False):
                     for ch in range(ct * cols, (ct + 1) * cols)))
             chans = wmat[ct * cols:(ct + 1) * cols]
             # bank b (0: the weight memory) holds slice b of the reduction of a split layer
+            # (an unsplit layer's block is its whole row of the weight matrix: for an XNOR
+            # layer that is P positions a step)
+            width = k if split[index] else wmat.shape[1]
             for b, bank in enumerate([image] + banks[kind] if split[index] else [image]):
-                block = np.zeros((cols, k), dtype=np.int64)
-                part = chans[:, b * k:(b + 1) * k]
+                block = np.zeros((cols, width), dtype=np.int64)
+                part = chans[:, b * width:(b + 1) * width]
                 block[:len(chans), :part.shape[1]] = part
                 try:
                     bank.extend(pack.weight_words(kind, block, weight_widths[kind]))
