@@ -252,8 +252,9 @@ def test_compiler_predicts_the_hand_count():
 def test_descriptor_is_typed():
     names = [name for name, _ in descriptor_fields()]
     assert names[:2] == ["k_len", "period"]
-    assert names[-9:] == ["rounding", "overflow", "binary_out", "pack_out", "engine",
-                          "tail_from", "tail_bits", "acc_mode", "rand_mask"]
+    assert names[-11:] == ["rounding", "overflow", "binary_out", "pack_out", "engine",
+                           "tail_from", "tail_bits", "acc_mode", "split", "drain_pool",
+                           "rand_mask"]
     desc = compile_graph(graph(conv()), AcceleratorConfig()).layers[0].desc
     with pytest.raises(FormatError, match=r"^Descriptor field 'npix' is a count and must not "
                                           r"be negative, not -1$"):
