@@ -65,10 +65,11 @@ def layer_rows(design, measured):
             for name, m in merged.items()]
 
 
-def hardware_needed(overhead, rows, cols, k):
-    """What the accelerator would need to remove ``overhead`` (a row's largest overhead)."""
+def hardware_needed(overhead, rows, cols, k, period):
+    """What the accelerator would need to remove ``overhead`` (a row's largest overhead) of
+    a layer whose tiles issue every ``period`` cycles."""
     if overhead.startswith("drain"):
-        lanes = math.ceil(rows * cols / k)
+        lanes = math.ceil(period / k)
         return (f"drain and post-process up to {lanes} results per cycle (a post-processing "
                 f"unit per column, a buffer write port each, so a banked activation "
                 f"buffer) instead of 1; --drain-pool already takes a pool window per read")
@@ -134,6 +135,8 @@ def main():
                 if not split:
                     continue
                 single_total = total
+                periods = {design.graph_layer(layer): layer.desc.period
+                           for layer in design.layers}
                 for n, kind, k, _, _, _, _, u, why in rows:
                     plot_rows.append((f"{name} {array}", n, u))
                     if kind == "conv" and k >= 25:
@@ -145,11 +148,13 @@ def main():
                     else:
                         continue
                     verdicts.append((f"{name} {array} {n} (K={k})", f">= {target} %", u,
-                                     u >= target, why, hardware_needed(why, rows_n, cols_n, k)))
+                                     u >= target, why,
+                                     hardware_needed(why, rows_n, cols_n, k, periods[n])))
                 worst = max(rows, key=lambda r: r[6] - r[4])
                 verdicts.append((f"{name} {array} end to end", ">= 85 %", util, util >= 85,
                                  f"{worst[0]}: {worst[8]}",
-                                 hardware_needed(worst[8], rows_n, cols_n, worst[2])))
+                                 hardware_needed(worst[8], rows_n, cols_n, worst[2],
+                                                 periods[worst[0]])))
             batched[-1] = batched[-1] + (round(single_total / batched[-1][2], 2),)
             row = [f"{name} {array}"]
             for split in (False, True):

@@ -92,6 +92,15 @@ def utilization_rows(design, measured=None):
     return rows
 
 
+def _period_note(desc):
+    """Why tiles wait longer than their ``K`` steps (:func:`hwgen.timing.tile_period`)."""
+    if desc.split:
+        return "period (K' < cols, rows + 2)"
+    if desc.drain_pool:
+        return "drain (K < pool windows·cols)"
+    return "drain (K < rows·cols)"
+
+
 def overhead_note(design, layer):
     """The largest source of lost cycles in ``layer``, as a short phrase."""
     rows, cols = design.config.rows, design.config.cols
@@ -100,9 +109,7 @@ def overhead_note(design, layer):
     cout = layer.desc.cout
     idle_pes = layer.tiles * layer.desc.k_len - design.layer_ideal(layer)
     costs = {
-        # a split layer's period is max(K', cols, rows + the records' stages)
-        ("period (K' < cols, rows + 2)" if layer.desc.split else "drain (K < rows·cols)"):
-            c.drain_bound,
+        _period_note(layer.desc): c.drain_bound,
         "fill/drain + setup": c.fill_drain + c.setup,
         "edge tiles (pixels/channels not multiples of the array)": idle_pes,
     }

@@ -571,3 +571,20 @@ def test_pooled_layers_in_the_layer_program():
         assert got.layers[0].desc.drain_pool == 0, (rows, cols)
     assert compile_graph(graph(layer), AcceleratorConfig(rows=8, cols=4, drain_pool=True)) \
         .layers[0].desc.drain_pool == 1
+
+
+def test_overhead_notes_name_what_sets_the_period():
+    from hwgen.report import overhead_note
+    # K = 1 on 4×4: the drain sets every period (16 slots, 4 window maxima, 4 sums)
+    layer = conv(cin=1, cout=3, h=6, w=6, k=1, pool=2)
+    plain = compile_graph(graph(layer), AcceleratorConfig(rows=4, cols=4))
+    pooled = compile_graph(graph(layer), AcceleratorConfig(rows=4, cols=4, drain_pool=True))
+    assert overhead_note(plain, plain.layers[0]).startswith("drain (K < rows·cols): ")
+    # 9 tiles wait 16 − 1 and 6 − 1 cycles (the pooled period is the records' rows + 2)
+    assert overhead_note(plain, plain.layers[0]) == "drain (K < rows·cols): 135 cycles"
+    assert overhead_note(pooled, pooled.layers[0]) == "drain (K < pool windows·cols): 45 cycles"
+    fc = ir.Linear("fc", (3,), np.ones((64, 3), dtype=np.int64), None, F8, [F8] * 64, F8)
+    split = compile_graph(graph(fc), AcceleratorConfig(rows=2, cols=8, split_fc=True))
+    assert split.layers[0].desc.split == 1
+    # 8 tiles of K' = 2 steps in periods of 8 column sums
+    assert overhead_note(split, split.layers[0]) == "period (K' < cols, rows + 2): 48 cycles"

@@ -164,7 +164,8 @@ class Drain(wiring.Component):
 
     @property
     def sum_latency(self):
-        """Cycles a split layer's column sum adds: :func:`hwgen.timing.drain_sum_latency`."""
+        """Cycles a split layer's column sum or a pooled layer's window maximum adds:
+        :func:`hwgen.timing.drain_sum_latency`."""
         return timing.drain_sum_latency(self._rows)
 
     @property
@@ -294,8 +295,8 @@ class Drain(wiring.Component):
                         else per_engine[0])
         picked = _tree(cand, r)
 
-        # the split path: what each slot of stage 0 (the read) becomes, registered
-        # along the adder tree so that the sum and its slot leave together
+        # the column path: what each slot of stage 0 (the read) becomes, registered along
+        # the tree so that the sum or maximum and its slot leave together
         acc_shape = self._acc_shape
         meta_layout = data.StructLayout({
             "live": 1, "valid": 1, "col": range(max(2, cols)), "co": unsigned(self._count_width),
@@ -313,7 +314,7 @@ class Drain(wiring.Component):
         m.d.comb += [meta.live.eq(reading & columns), meta.col.eq(c),
                      meta.co.eq(job.co_base + c), meta.group.eq(r),
                      meta.pixel.eq(q), meta.slot.eq(pos)]
-        ordinary = [meta.valid.eq(c < job.cols_valid),
+        split_meta = [meta.valid.eq(c < job.cols_valid),
                     meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
                     meta.tag.eq(self.out_base + q)]
         if self._pool_win:
@@ -325,9 +326,9 @@ class Drain(wiring.Component):
                              meta.pool_first.eq(1), meta.pool_last.eq(1),
                              meta.tag.eq(self.out_base + job.q0 + r)]
             with m.Else():
-                m.d.comb += ordinary
+                m.d.comb += split_meta
         else:
-            m.d.comb += ordinary
+            m.d.comb += split_meta
         level = [Signal(acc_shape, name=f"sum_0_{i}") for i in range(rows)]
         m.d.sync += [reg.eq(value) for reg, value in zip(level, cand)]
         metas = [Signal(meta_layout, name="sum_meta_1")]
