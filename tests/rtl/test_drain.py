@@ -85,39 +85,29 @@ def test_split_timing_is_the_timing_modules():
     assert timing.drain_sum_latency(5) == 4 and timing.drain_sum_latency(1) == 0
 
 
-@pytest.mark.parametrize("rows, cols, pe_latency", [(2, 3, 1), (4, 4, 1), (3, 2, 3),
-                                                    (5, 1, 1)])
-def test_split_jobs_back_to_back(run_sim, rows, cols, pe_latency):
-    """Split jobs ``tile_period(split=True)`` cycles apart: column ``c`` of every row is
-    read at ``t + delay_split + 1 + c``, and the sum of the rows' values read then leaves
-    ``sum_latency`` cycles later (``param_addr``), at ``o`` one cycle after that."""
-    dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency, split=True)
-    cfg = {"win": 1, "out_base": 100, "param_base": 40}
-    jobs = [
-        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 0},
-        {"co_base": cols, "cols_valid": 1, "rows_valid": rows, "q0": 0, "m0": 0},
-    ]
-    period = timing.tile_period(1, rows, cols, split=True)
-    lag = dut.sum_latency
+def column_result(cycle, r, c):
+    """What the array holds in PE (r, c) in ``cycle`` (each value names when it was read)."""
+    return (cycle * 37 + r * 11 + c * 5) % 301 - 150
 
-    def result(cycle, r, c):
-        return (cycle * 37 + r * 11 + c * 5) % 301 - 150
 
-    reads = {}           # read cycle -> (job, column)
-    for n in range(len(jobs)):
-        for c in range(cols):
-            reads[n * period + dut.delay_split + 1 + c] = (n, c)
-    end = max(reads) + lag + 3
+def drain_columns(run_sim, dut, modes, cfg, jobs, period, delay, groups):
+    """Send ``jobs`` ``period`` cycles apart to a drain in a column mode (``modes``: its mode
+    inputs' values); the array holds :func:`column_result`. Return, per read cycle ``n·period
+    + delay + 1 + g·cols + c`` (job ``n``, group ``g``, column ``c``), ``[param_addr`` when
+    the value leaves, ``o`` one cycle later``]``; ``o.valid`` must be low between, and the
+    drain busy until its last value leaves."""
+    rows, cols, lag = len(dut.results.e0), len(dut.results.e0[0]), dut.sum_latency
+    reads = {n * period + delay + 1 + g * cols + c
+             for n in range(len(jobs)) for g in range(groups) for c in range(cols)}
+    got = {}
 
     async def testbench(ctx):
-        ctx.set(dut.split, 1)
-        for name, value in cfg.items():
+        for name, value in {**modes, **cfg}.items():
             ctx.set(getattr(dut, name), value)
-        got = {}
-        for cycle in range(end):
+        for cycle in range(max(reads) + lag + 3):
             for r in range(rows):
                 for c in range(cols):
-                    ctx.set(dut.results.e0[r][c], result(cycle, r, c))
+                    ctx.set(dut.results.e0[r][c], column_result(cycle, r, c))
             n = cycle // period
             ctx.set(dut.job, {"valid": int(cycle % period == 0 and n < len(jobs)),
                               **jobs[min(n, len(jobs) - 1)]})
@@ -131,20 +121,37 @@ def test_split_jobs_back_to_back(run_sim, rows, cols, pe_latency):
                                   "pool_first": ctx.get(o.pool_first),
                                   "pool_last": ctx.get(o.pool_last), "tag": ctx.get(o.tag),
                                   "acc": ctx.get(o.acc)})
-            elif cycle > dut.delay_split:
+            elif cycle > delay:
                 assert not ctx.get(dut.o.valid), cycle
-            assert ctx.get(dut.busy) == (cycle <= max(reads) + lag - 1 and cycle >= 0)
-        for n, job in enumerate(jobs):
-            want_slots = golden_drain(job, rows, cols, **cfg, split=True)
-            assert len(want_slots) == cols
-            for c, want in enumerate(want_slots):
-                read = n * period + dut.delay_split + 1 + c
-                param_addr, slot = got[read]
-                assert param_addr == want.pop("param_addr")
-                assert slot.pop("acc") == sum(result(read, r, c) for r in range(rows))
-                assert slot == want, (n, c)
+            assert ctx.get(dut.busy) == (cycle <= max(reads) + lag - 1), cycle
 
     run_sim(dut, testbench)
+    return got
+
+
+@pytest.mark.parametrize("rows, cols, pe_latency", [(2, 3, 1), (4, 4, 1), (3, 2, 3),
+                                                    (5, 1, 1)])
+def test_split_jobs_back_to_back(run_sim, rows, cols, pe_latency):
+    """Split jobs ``tile_period(split=True)`` cycles apart: column ``c`` of every row is
+    read at ``t + delay_split + 1 + c``, and the sum of the rows' values read then leaves
+    ``sum_latency`` cycles later (``param_addr``), at ``o`` one cycle after that."""
+    dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency, split=True)
+    cfg = {"win": 1, "out_base": 100, "param_base": 40}
+    jobs = [
+        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 0},
+        {"co_base": cols, "cols_valid": 1, "rows_valid": rows, "q0": 0, "m0": 0},
+    ]
+    period = timing.tile_period(1, rows, cols, split=True)
+    got = drain_columns(run_sim, dut, {"split": 1}, cfg, jobs, period, dut.delay_split, 1)
+    for n, job in enumerate(jobs):
+        want_slots = golden_drain(job, rows, cols, **cfg, split=True)
+        assert len(want_slots) == cols
+        for c, want in enumerate(want_slots):
+            read = n * period + dut.delay_split + 1 + c
+            param_addr, slot = got[read]
+            assert param_addr == want.pop("param_addr")
+            assert slot.pop("acc") == sum(column_result(read, r, c) for r in range(rows))
+            assert slot == want, (n, c)
 
 
 @pytest.mark.parametrize("rows, cols", [(2, 3), (3, 2)])
@@ -193,60 +200,21 @@ def test_pooled_jobs_back_to_back(run_sim, rows, cols, win, pe_latency, split):
          "m0": 0},
     ]
     period = timing.tile_period(1, rows, cols, pooled=win)
-    lag = dut.sum_latency
-
-    def result(cycle, r, c):
-        return (cycle * 37 + r * 11 + c * 5) % 301 - 150
-
-    reads = {}
-    for n in range(len(jobs)):
-        for g in range(groups):
-            for c in range(cols):
-                reads[n * period + dut.delay_pool + 1 + g * cols + c] = (n, g, c)
-    end = max(reads) + lag + 3
-
-    async def testbench(ctx):
-        if split:
-            ctx.set(dut.split, 0)
-        ctx.set(dut.drain_pool, 1)
-        ctx.set(dut.group_last, groups - 1)
-        for name, value in cfg.items():
-            ctx.set(getattr(dut, name), value)
-        got = {}
-        for cycle in range(end):
-            for r in range(rows):
-                for c in range(cols):
-                    ctx.set(dut.results.e0[r][c], result(cycle, r, c))
-            n = cycle // period
-            ctx.set(dut.job, {"valid": int(cycle % period == 0 and n < len(jobs)),
-                              **jobs[min(n, len(jobs) - 1)]})
-            read = cycle - lag
-            if read in reads:
-                got[read] = [ctx.get(dut.param_addr)]
-            await ctx.tick()
-            if read in reads:
-                o = dut.o
-                got[read].append({"valid": ctx.get(o.valid), "col": ctx.get(o.col),
-                                  "pool_first": ctx.get(o.pool_first),
-                                  "pool_last": ctx.get(o.pool_last), "tag": ctx.get(o.tag),
-                                  "acc": ctx.get(o.acc)})
-            elif cycle > dut.delay_pool:
-                assert not ctx.get(dut.o.valid), cycle
-        for n, job in enumerate(jobs):
-            want_slots = golden_drain(job, rows, cols, **cfg, pooled=True)
-            assert len(want_slots) == groups * cols
-            for i, want in enumerate(want_slots):
-                g, c = divmod(i, cols)
-                read = n * period + dut.delay_pool + 1 + g * cols + c
-                param_addr, slot = got[read]
-                assert param_addr == want.pop("param_addr")
-                acc = slot.pop("acc")
-                assert slot == want, (n, g, c)
-                if want["valid"]:
-                    assert acc == max(result(read, r, c)
-                                      for r in range(g * win, (g + 1) * win)), (n, g, c)
-
-    run_sim(dut, testbench)
+    modes = {"drain_pool": 1, "group_last": groups - 1, **({"split": 0} if split else {})}
+    got = drain_columns(run_sim, dut, modes, cfg, jobs, period, dut.delay_pool, groups)
+    for n, job in enumerate(jobs):
+        want_slots = golden_drain(job, rows, cols, **cfg, pooled=True)
+        assert len(want_slots) == groups * cols
+        for i, want in enumerate(want_slots):
+            g, c = divmod(i, cols)
+            read = n * period + dut.delay_pool + 1 + g * cols + c
+            param_addr, slot = got[read]
+            assert param_addr == want.pop("param_addr")
+            acc = slot.pop("acc")
+            assert slot == want, (n, g, c)
+            if want["valid"]:
+                assert acc == max(column_result(read, r, c)
+                                  for r in range(g * win, (g + 1) * win)), (n, g, c)
 
 
 def test_pool_window_errors():

@@ -32,6 +32,20 @@ def run_model(check, tmp_path, build_dir, model, scheme, array, samples, **confi
     return design, report
 
 
+def run_graph(check, tmp_path, build_dir, rng, graph, design, samples=4, simulator=None):
+    """Simulate ``design`` (compiled from ``graph``) on ``samples`` random inputs and check
+    every output word against the golden model and every cycle count."""
+    fmt = graph.input_fmt
+    x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(samples,) + graph.input_shape)
+    expected = golden.run(graph, x).reshape(samples, -1)
+    write_design(design, tmp_path / "d",
+                 vectors=(x.reshape(samples, -1), expected, np.zeros(samples)))
+    kw = {"simulator": simulator} if simulator else {}
+    report = simulate_design(tmp_path / "d", samples=samples, build_dir=build_dir, **kw)
+    check(report, design)
+    return report
+
+
 def test_digits_cnn_fixed8_4x4(check, tmp_path, build_dir):
     design, report = run_model(check, tmp_path, build_dir, "builtin:digits-cnn", "fixed8", "4x4", 20)
     assert report.accuracy == report.golden_accuracy
@@ -115,12 +129,7 @@ def test_random_layers_split(check, tmp_path, build_dir, random_graph, simulator
     graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("linear", 9), ("linear", 7)])
     design = compile_graph(graph, AcceleratorConfig.parse_array("3x2", split_fc=True))
     assert [layer.desc.split for layer in design.layers] == [0, 1, 1]
-    x = rng.integers(-128, 128, size=(4,) + graph.input_shape)
-    expected = golden.run(graph, x).reshape(4, -1)
-    write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
-    report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir,
-                             simulator=simulator)
-    check(report, design)
+    run_graph(check, tmp_path, build_dir, rng, graph, design, simulator=simulator)
 
 
 def test_random_layers_drain_pool(check, tmp_path, build_dir, random_graph):
@@ -133,11 +142,7 @@ def test_random_layers_drain_pool(check, tmp_path, build_dir, random_graph):
                                                                 split_fc=True))
     assert [layer.desc.drain_pool for layer in design.layers] == [1, 0, 1, 0]
     assert [layer.desc.split for layer in design.layers] == [0, 0, 0, 1]
-    x = rng.integers(-128, 128, size=(4,) + graph.input_shape)
-    expected = golden.run(graph, x).reshape(4, -1)
-    write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
-    report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir)
-    check(report, design)
+    run_graph(check, tmp_path, build_dir, rng, graph, design)
 
 
 #: The engines (PE kinds) each scheme's digits CNN runs on: conv1, conv2 and fc.
@@ -177,12 +182,7 @@ def test_random_layers(check, tmp_path, build_dir, random_graph, array, simulato
     graph = random_graph(rng, [("conv", 5, 3, 1, 1, 2, True), ("conv", 3, 2, 2, 0, 1, False),
                                ("conv", 6, 1, 1, 1, 1, True), ("linear", 7)])
     design = compile_graph(graph, AcceleratorConfig.parse_array(array))
-    x = rng.integers(-128, 128, size=(4,) + graph.input_shape)
-    expected = golden.run(graph, x).reshape(4, -1)
-    write_design(design, tmp_path / "d", vectors=(x.reshape(4, -1), expected, np.zeros(4)))
-    report = simulate_design(tmp_path / "d", samples=4, build_dir=build_dir,
-                             simulator=simulator)
-    check(report, design)
+    run_graph(check, tmp_path, build_dir, rng, graph, design, simulator=simulator)
 
 
 @pytest.mark.parametrize("pe_stages", [0, 1, 2])
@@ -193,12 +193,7 @@ def test_pipelined_pes(check, tmp_path, build_dir, random_chain, pe_stages):
     config = AcceleratorConfig(rows=config.rows, cols=config.cols, pe_stages=pe_stages)
     design = compile_graph(graph, config)
     assert design.pe_latency == 1 + pe_stages
-    fmt = graph.input_fmt
-    x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(3,) + graph.input_shape)
-    expected = golden.run(graph, x).reshape(3, -1)
-    write_design(design, tmp_path / "d", vectors=(x.reshape(3, -1), expected, np.zeros(3)))
-    report = simulate_design(tmp_path / "d", samples=3, build_dir=build_dir)
-    check(report, design)
+    run_graph(check, tmp_path, build_dir, rng, graph, design, samples=3)
     base = compile_graph(graph, AcceleratorConfig(rows=config.rows, cols=config.cols,
                                                   pe_stages=0))
     # Each layer's drain waits pe_stages cycles longer for its last tile, nothing else.
