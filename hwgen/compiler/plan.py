@@ -15,7 +15,8 @@ pixel-tile-minor, so every pixel tile of one channel tile reuses the same weight
 issue every ``P = max(K, rows·cols)`` cycles (one more on one-column arrays, see
 :func:`hwgen.timing.tile_period`): the results of a tile are drained through the
 one post-processing unit at one value per cycle, so a tile must not finish before the
-previous one has drained. Edge tiles (pixels or channels past the layer's size) compute
+previous one has drained (split and pooled layers, below, drain a tile in fewer
+reads). Edge tiles (pixels or channels past the layer's size) compute
 zeros that are never written.
 
 Batches
@@ -48,10 +49,10 @@ faster; split layers come first in the weight memory, and banks ``1 …`` hold o
 Pooling in the drain
 --------------------
 With ``config.drain_pool``: the drain reads one result per cycle, so a convolution with a
-short reduction waits for it (``P = rows·cols > K``). When a convolution max-pools windows of ``win = pool²``
-pixels (a power of two, at most ``cols``, dividing ``rows``), a tile's rows hold whole
-windows, and the drain may instead read the ``win`` rows of a window in one column at
-once and pass their maximum on (:func:`hwgen.timing.tile_period` with ``pooled``: ``P =
+short reduction waits for it (``P = rows·cols > K``). When a convolution max-pools windows
+of ``win = pool²`` pixels (a power of two, at most ``cols``, dividing ``rows``), a tile's
+rows hold whole windows, and the drain may instead read the ``win`` rows of a window in
+one column at once and pass their maximum on (:func:`hwgen.timing.tile_period` with ``pooled``: ``P =
 max(K, (rows / win)·cols)``). That is the pooled output because post-processing (bias,
 positive scale, shift with nearest or floor rounding, saturation, ReLU) never decreases
 with the sum: the maximum of the requantized values is the requantized maximum. Layers
