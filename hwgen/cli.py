@@ -156,8 +156,8 @@ def add_compile(sub):
     p.add_argument("--vectors", type=int, default=100, metavar="N",
                    help="test images to store for `hwgen simulate`, N >= 1 (100)")
     p.add_argument("--acc-width", type=int, metavar="BITS",
-                   help="accumulator bits, 1 to 64, at least what bit growth needs "
-                        "(default: what bit growth needs)")
+                   help="accumulator bits, 1 to 64, at least what the dot products need "
+                        "(default: what they need, from the weights)")
     p.add_argument("--pe-kind", choices=["auto", "fixed", "shift", "xnor", "codebook"],
                    default="auto",
                    help="auto: one array (engine) per PE kind the layers call for: fixed "

@@ -55,6 +55,8 @@ __all__ = [
     "check_overflow",
     "check_rounding",
     "dequantize",
+    "dot_range",
+    "dot_width",
     "format_from_json",
     "layer_random",
     "product_width",
@@ -615,6 +617,38 @@ def accumulator_width(a_width, w_width, terms, bias=True):
     """Bits an accumulator needs so that a ``terms``-long dot product (plus a bias of the
     same width, when ``bias``) never overflows."""
     return sum_width(product_width(a_width, w_width), terms + int(bias))
+
+
+def dot_range(weight, a_min, a_max):
+    """Least and greatest value of each channel's dot product ``sum_k a[k]·weight[c, k]`` over
+    activations in ``[a_min, a_max]`` or 0 (padding): ``(lo, hi)``, lists of ints.
+
+    Every term's range holds 0, so the bounds also hold every partial sum of the dot
+    product, in any order and over any subset of its terms (a slice of the reduction).
+
+    Parameters
+    ----------
+    weight : array_like of int, shape (C, ...)
+        Integer weights, output channel first.
+    a_min, a_max : int
+        The activations' range.
+    """
+    w = np.asarray(weight, dtype=np.int64)
+    w = w.reshape(len(w), -1)
+    a_min, a_max = min(int(a_min), 0), max(int(a_max), 0)
+    pos = np.where(w > 0, w, 0).sum(axis=1)
+    neg = np.where(w < 0, w, 0).sum(axis=1)
+    # Python ints: wide activations times long reductions may pass 64 bits.
+    lo = [int(p) * a_min + int(n) * a_max for p, n in zip(pos, neg)]
+    hi = [int(p) * a_max + int(n) * a_min for p, n in zip(pos, neg)]
+    return lo, hi
+
+
+def dot_width(weight, a_min, a_max):
+    """Signed bits that hold every value :func:`dot_range` allows, in the channel that needs
+    the most (at least 1): the exact accumulator of those weights."""
+    lo, hi = dot_range(weight, a_min, a_max)
+    return max([1] + [(~v if v < 0 else v).bit_length() + 1 for v in lo + hi])
 
 
 def sqnr_db(x, xq):

@@ -18,7 +18,6 @@ from hwgen.numerics import (
     CodebookFormat,
     Pow2Format,
     QFormat,
-    accumulator_width,
 )
 
 F8 = QFormat(8, 4)
@@ -61,9 +60,11 @@ def test_does_not_fit_messages():
     with pytest.raises(DoesNotFitError, match=r"^Activations need 8 bits but the config stores "
                                               r"6; raise act_width$"):
         compile_graph(g, AcceleratorConfig(act_width=6))
-    with pytest.raises(DoesNotFitError, match=r"^Dot products need a 21-bit accumulator but the "
+    # every weight -128: 2·3·3 = 18 products of 128·128 reach 294912 < 2**19, 20 bits
+    full = ir.Conv2d("c", (2, 6, 5), np.full((5, 2, 3, 3), -128), None, F8, [F8] * 5, F8)
+    with pytest.raises(DoesNotFitError, match=r"^Dot products need a 20-bit accumulator but the "
                                               r"config has 12; raise acc_width$"):
-        compile_graph(g, AcceleratorConfig(acc_width=12))
+        compile_graph(graph(full), AcceleratorConfig(acc_width=12))
     with pytest.raises(DoesNotFitError, match=r"^Activations need 120 words of buffer \(two "
                                               r"regions of 60\) but the config has 100; raise "
                                               r"buffer_depth$"):
@@ -113,7 +114,12 @@ def test_pe_kind_follows_the_weight_formats():
     design = compile_graph(graph(pow2_conv()), AcceleratorConfig())
     # zero flag, sign and a 2-bit code (e - e_min in 0..3); products grow by 3 bits
     assert kinds_and_widths(design) == (("shift", 4),)
-    assert design.acc_width == accumulator_width(8, Pow2Format(-3, 0).width, 2 * 3 * 3)
+    # every weight 2**3, the largest: 18 products of 8-bit activations reach 18·8·128 = 18432
+    # < 2**15, 16 bits (bit growth: 8 + 5 + 5 = 18)
+    top = pow2_conv()
+    top = ir.Conv2d("p", top.in_shape, np.full(top.weight.shape, 8), None, F8,
+                    [Pow2Format(-3, 0)] * 5, F8)
+    assert compile_graph(graph(top), AcceleratorConfig()).acc_width == 16
     binary = pow2_conv(fmt=Pow2Format(0, 0))
     binary = ir.Conv2d("b", binary.in_shape, np.where(binary.weight < 0, -1, 1), None, F8,
                        [BinaryFormat()] * 5, F8)
@@ -342,6 +348,54 @@ def test_xnor_layers_read_packed_words():
 
 def rng_fixed(shape, seed=1):
     return np.random.default_rng(seed).integers(-100, 100, size=shape)
+
+
+# --- accumulator widths ------------------------------------------------------------------
+
+def linear(name, weight, in_fmt, out_fmt, **kw):
+    weight = np.asarray(weight)
+    w_fmts = [BinaryFormat() if out_fmt == in_fmt == BinaryFormat() else F8] * len(weight)
+    return ir.Linear(name, (weight.shape[1],), weight, None, in_fmt, w_fmts, out_fmt, **kw)
+
+
+def test_acc_width_from_the_weights():
+    # the first layer reads any stored word: 2·127·127 + 2·128·128 = 65026 and
+    # −4·127·128 = −65024 need 17 bits (bit growth: 8 + 8 + 3 = 19)
+    first = linear("a", [[127, 127, -128, -128]], F8, F8)
+    assert compile_graph(graph(first), AcceleratorConfig()).acc_width == 17
+    # a later layer reads its producer's output format: UQ(4, 4) is [0, 15], so 64 weights
+    # of 127 reach 64·127·15 = 121920, 18 bits (on any stored word 64·127·128 = 1040384,
+    # 21 bits; on Q(4, 4)'s [-8, 7] 64·127·8 = 65024, 17 bits; bit growth: 8 + 8 + 7 = 23)
+    u4 = QFormat(4, 4, signed=False)
+    ones = linear("a", np.ones((64, 4), dtype=np.int64), F8, u4)
+    second = linear("b", np.full((2, 64), 127), u4, F8)
+    assert compile_graph(graph(ones, second), AcceleratorConfig()).acc_width == 18
+    # after a ReLU the producer's negatives are gone: 64 weights of −128 on Q(8, 4)'s
+    # [-128, 127] reach 64·128·128 = 2**20, 22 bits, on [0, 127] only −64·128·127, 21 bits
+    minus = linear("b", np.full((2, 64), -128), F8, F8)
+    for relu, bits in [(False, 22), (True, 21)]:
+        ones = linear("a", np.ones((64, 4), dtype=np.int64), F8, F8, relu=relu)
+        assert compile_graph(graph(ones, minus), AcceleratorConfig()).acc_width == bits
+    # never narrower than a product: three weights of 1 reach 384 (10 bits), but 8-bit
+    # activations times 8-bit weights are 16 bits
+    assert compile_graph(graph(linear("a", [[1, 1, 1]], F8, F8)),
+                         AcceleratorConfig()).acc_width == 16
+    # the user's width wins
+    assert compile_graph(graph(first), AcceleratorConfig(acc_width=30)).acc_width == 30
+
+
+def test_thresholds_clamp_to_the_dot_range():
+    """A threshold past every dot product is clamped to ±(largest |dot| + 1) in the bias
+    field: weights 2 and 1 on 8-bit words reach 3·128 = 384; ±1 weights on ±1 activations
+    reach the number of positions, 16."""
+    first = linear("a", np.tile([[2, 1]], (16, 1)), F8, BinaryFormat(),
+                   threshold=[10 ** 6, -10 ** 6] * 8)
+    xnor = linear("b", np.tile([1, -1], (2, 8)), BinaryFormat(), BinaryFormat(),
+                  threshold=[10 ** 6, -10 ** 6])
+    design = compile_graph(graph(first, xnor), AcceleratorConfig(rows=2, cols=2))
+    a, b = design.layers
+    assert [design.param_image[a.desc.param_base + ch][0] for ch in range(2)] == [-385, 385]
+    assert [design.param_image[b.desc.param_base + ch][0] for ch in range(2)] == [-17, 17]
 
 
 # --- code-book layers --------------------------------------------------------------------

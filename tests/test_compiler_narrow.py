@@ -1,6 +1,6 @@
 """The compiler's narrow accumulators (hwgen/compiler/plan.py): the engine's accumulator is
 the widest need, one bound per distinct narrow (width, overflow), exact layers share a
-bound wide enough for their bit growth, and the manifest keeps the bounds."""
+bound wide enough for their dot products, and the manifest keeps the bounds."""
 
 import dataclasses
 
@@ -15,13 +15,13 @@ Q8 = QFormat(8, 0)
 
 
 def chain(*accs):
-    """Linear layers 16 → 8 → 8 → 4 of 8-bit integers (bit growth: 16 + 5 = 21, then 20
-    bits), with the given (acc_width, acc_overflow) or None each."""
-    rng = np.random.default_rng(0)
+    """Linear layers 16 → 8 → 8 → 4 of 8-bit integers, every weight −128, with the given
+    (acc_width, acc_overflow) or None each. On 8-bit activations their dot products reach
+    16·128·128 = 2**18 (20 bits), then 8·128·128 = 2**17 (19 bits)."""
     sizes = [16, 8, 8, 4]
     layers = []
     for n, acc in enumerate(accs):
-        w = rng.integers(-128, 128, size=(sizes[n + 1], sizes[n]))
+        w = np.full((sizes[n + 1], sizes[n]), -128)
         kw = {} if acc is None else {"acc_width": acc[0], "acc_overflow": acc[1]}
         layers.append(ir.Linear(f"fc{n}", (sizes[n],), w, None, Q8, [Q8] * sizes[n + 1], Q8,
                                 **kw))
@@ -35,7 +35,7 @@ def modes(design):
 
 def test_exact_design_has_one_free_bound():
     assert modes(compile_graph(chain(None, None, None), AcceleratorConfig(2, 2))) == \
-        (21, ((21, "wrap"),), [0, 0, 0])
+        (20, ((20, "wrap"),), [0, 0, 0])
 
 
 def test_one_narrow_bound_for_every_layer():
@@ -45,18 +45,21 @@ def test_one_narrow_bound_for_every_layer():
 
 
 def test_exact_layers_share_a_wide_enough_bound():
-    # fc1 asks for 20 bits, its bit growth: it cannot overflow and needs no bound of its
-    # own; it and the exact fc2 share the engine's free 20-bit wrap-around
-    d = compile_graph(chain((18, "wrap"), (20, "saturate"), None), AcceleratorConfig(2, 2))
-    assert modes(d) == (20, ((18, "wrap"), (20, "wrap")), [0, 1, 1])
+    # fc1 asks for 19 bits, what its dot products need: it cannot overflow and needs no
+    # bound of its own; it and the exact fc2 share the engine's free 19-bit wrap-around
+    d = compile_graph(chain((18, "wrap"), (19, "saturate"), None), AcceleratorConfig(2, 2))
+    assert modes(d) == (19, ((18, "wrap"), (19, "wrap")), [0, 1, 1])
     # an exact layer runs in a narrow bound wide enough for it
+    d = compile_graph(chain((19, "saturate"), None, None), AcceleratorConfig(2, 2))
+    assert modes(d) == (19, ((19, "saturate"),), [0, 0, 0])
+    # a layer asking for what its dot products need is exact too
     d = compile_graph(chain((20, "saturate"), None, None), AcceleratorConfig(2, 2))
-    assert modes(d) == (20, ((20, "saturate"),), [0, 0, 0])
+    assert modes(d) == (20, ((20, "wrap"),), [0, 0, 0])
 
 
 def test_manifest_keeps_the_bounds():
     d = compile_graph(chain((12, "saturate"), None, (10, "wrap")), AcceleratorConfig(2, 2))
-    assert modes(d) == (20, ((12, "saturate"), (10, "wrap"), (20, "wrap")), [0, 2, 1])
+    assert modes(d) == (19, ((12, "saturate"), (10, "wrap"), (19, "wrap")), [0, 2, 1])
     back = CompiledDesign.from_json(d.to_json())
     assert modes(back) == modes(d)
 
@@ -66,4 +69,4 @@ def test_narrow_widths_below_the_product_widen_only_the_engine():
     g = ir.Graph("g", g.input_shape, g.input_fmt,
                  [dataclasses.replace(g.layers[0])] + list(g.layers[1:]))
     width, bounds, index = modes(compile_graph(g, AcceleratorConfig(2, 2)))
-    assert bounds[index[0]] == (6, "saturate") and width == 20
+    assert bounds[index[0]] == (6, "saturate") and width == 19

@@ -18,6 +18,8 @@ from hwgen.numerics import (
     accumulator_width,
     apply_overflow,
     dequantize,
+    dot_range,
+    dot_width,
     format_from_json,
     layer_random,
     product_width,
@@ -96,6 +98,45 @@ def test_bit_growth():
     assert product_width(8, 8) == 16
     assert sum_width(16, 1) == 16 and sum_width(16, 2) == 17 and sum_width(16, 9) == 20
     assert accumulator_width(8, 8, 72) == 16 + 7  # 72 products plus a bias: 73 terms
+
+
+def test_dot_width_by_hand():
+    # three weights +1 on 8-bit activations: 3·[-128, 127] = [-384, 381], 10 bits
+    assert dot_range([[1, 1, 1]], -128, 127) == ([-384], [381])
+    assert dot_width([[1, 1, 1]], -128, 127) == 10
+    # mixed signs: 3·127 + 3·128 = 765 either way, 11 bits (bit growth: 8 + 8 + 2 = 18)
+    assert dot_range([[2, -3, 1]], -128, 127) == ([-765], [765])
+    assert dot_width([[2, -3, 1]], -128, 127) == 11
+    # the widest channel counts; a weight tensor is flattened per output channel
+    assert dot_width(np.array([[[[1]], [[1]]], [[[2]], [[-3]]]]), -128, 127) == 11
+    # 4·128 = 2**9 needs 11 bits, -2**9 only 10
+    assert dot_width([[-4]], -128, 127) == 11 and dot_width([[4]], -128, 127) == 10
+    # unsigned activations [0, 15]: 127·15 = 1905 and -128·15 = -1920, 12 bits
+    assert dot_range([[127, -128]], 0, 15) == ([-1920], [1905])
+    assert dot_width([[127, -128]], 0, 15) == 12
+    # padding is 0, so the range holds 0 even when the activations do not
+    assert dot_range([[1, -1]], 3, 5) == ([-5], [5])
+    # all zero weights: 1 bit
+    assert dot_width([[0, 0], [0, 0]], -128, 127) == 1
+    # beyond int64: the bounds are Python integers (4·2**62 = 2**64 needs 66 bits)
+    assert dot_width([[-(1 << 31)] * 4], -(1 << 31), (1 << 31) - 1) == 66
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(-3, 3), min_size=3, max_size=3), min_size=1, max_size=2),
+       st.integers(-3, 0), st.integers(0, 3))
+def test_dot_range_by_enumeration(weight, a_min, a_max):
+    """Every activation vector in the range: the least and greatest dot products per channel
+    (a partial sum is a dot product with the other activations 0), and the fewest signed
+    bits that hold them all."""
+    values = np.arange(a_min, a_max + 1)
+    a = np.stack(np.meshgrid(values, values, values)).reshape(3, -1)
+    dots = np.array(weight) @ a
+    assert dot_range(weight, a_min, a_max) == (dots.min(1).tolist(), dots.max(1).tolist())
+    bits = dot_width(weight, a_min, a_max)
+    assert -(1 << (bits - 1)) <= dots.min() and dots.max() < 1 << (bits - 1)
+    if bits > 1:
+        assert dots.min() < -(1 << (bits - 2)) or dots.max() >= 1 << (bits - 2)
 
 
 def test_sqnr():

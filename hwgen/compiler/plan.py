@@ -91,6 +91,9 @@ from ..numerics import (
     Pow2Format,
     QFormat,
     accumulator_width,
+    dot_range,
+    dot_width,
+    product_width,
     stochastic_random,
     sum_width,
 )
@@ -129,7 +132,10 @@ class AcceleratorConfig:
     weight_width : int or None
         Bits of a stored weight (signed). At least the widest weight format.
     acc_width : int or None
-        Accumulator bits. At least what bit growth needs for the longest dot product.
+        Accumulator bits. At least what the dot products need: what each layer's weights
+        let them reach on the activations its engine can be given (any stored word for the
+        first layer, the producer's output format, without negatives after a ReLU, for the
+        others), at most their bit growth.
     buffer_depth : int or None
         Words of each activation buffer copy (two ping-pong regions).
     pe_stages : int
@@ -286,15 +292,12 @@ def _shift_code_bits(layers):
     return span.bit_length()
 
 
-def _dot_bound(layer, act_width):
-    """Largest ``|dot|`` of a layer on ``act_width``-bit activations."""
-    return layer.reduction * (1 << (act_width - 1)) * int(np.abs(layer.weight).max(initial=0))
-
-
-def _thresholds(layer, act_width):
-    """``−threshold`` per channel, clamped to ``±(dot bound + 1)`` (where every compare is
-    decided the same way), so that it fits the bias field."""
-    bound = _dot_bound(layer, act_width) + 1
+def _thresholds(layer, a_range):
+    """``−threshold`` per channel, clamped to ``±(largest |dot| + 1)`` on activations in
+    ``a_range`` (where every compare is decided the same way), so that it fits the bias
+    field."""
+    lo, hi = dot_range(layer.weight, *a_range)
+    bound = max([0] + [-v for v in lo] + hi) + 1
     return -np.clip(layer.threshold, -bound, bound)
 
 
@@ -382,12 +385,22 @@ def walk_deltas(h, w, stride, pad, pool, pw):
     return start, (d0, d1, d2, d3)
 
 
-def _layer_acc_bits(layer, kind, act_width, weight_width, int_w, p):
-    """Accumulator bits a layer needs on its engine (bit growth of its longest dot)."""
+def _factor_width(kind, weight_width, int_w):
+    """Width of the weight factor of a product on an engine of ``kind``: a fixed-point PE's
+    multiplier takes the stored weight, the others the widest weight as an integer."""
+    return weight_width if kind == "fixed" else int_w
+
+
+def _layer_acc_bits(layer, kind, act_width, weight_width, int_w, p, a_range):
+    """Accumulator bits a layer needs on its engine: what its weights let its dot products
+    and their partial sums reach on the activations ``a_range`` the engine can be given
+    (:func:`hwgen.numerics.dot_width`), at least a product's bits, at most the bit growth of
+    its longest dot (XNOR layers: the bit growth of ±1 products)."""
     if kind == "xnor":
         return max(sum_width(2, layer.reduction), (p + 1).bit_length() + 1)
-    return accumulator_width(act_width, weight_width if kind == "fixed" else int_w,
-                             layer.reduction)
+    factor = _factor_width(kind, weight_width, int_w)
+    return min(accumulator_width(act_width, factor, layer.reduction),
+               max(product_width(act_width, factor), dot_width(layer.weight, *a_range)))
 
 
 def _split_steps(config, layer, kind, packed_in, narrow, k, n_ct, pe_lat, post_lat):
@@ -430,8 +443,8 @@ def _drain_pool_win(config, layer, geometry, k, pe_lat, post_lat, n_ct):
 
 
 def _narrow(layer, growth_bits):
-    """Whether ``layer``'s narrow accumulator can overflow: it asks for fewer bits than bit
-    growth gives its longest dot product (a wider one is exact, like none)."""
+    """Whether ``layer``'s narrow accumulator can overflow: it asks for fewer bits than its
+    dot products need (:func:`_layer_acc_bits`; a wider one is exact, like none)."""
     return layer.acc_width is not None and layer.acc_width < growth_bits
 
 
@@ -515,18 +528,25 @@ def compile_graph(graph, config, *, allow_large=False):
     scaled = [layer for layer in layers if layer.scale is not None]
     scale_width = max((int(np.abs(layer.scale).max(initial=1)).bit_length() + 1
                        for layer in scaled), default=0)
+    # the activations a layer's engine can be given: the first layer's any stored word (the
+    # host may send any), the others' their producer's output format (post-processing
+    # saturates or wraps into it, then its ReLU drops the negatives; padding is 0)
+    top = 1 << (act_width - 1)
+    a_ranges = [(-top, top - 1)] + [(0 if l.relu else l.out_fmt.min_int, l.out_fmt.max_int)
+                                    for l in layers[:-1]]
     engine_acc = dict.fromkeys(engines, 0)
     need_acc = 0
     growth = []
-    for layer, kind in zip(layers, kinds):
-        bits = _layer_acc_bits(layer, kind, act_width, weight_widths[kind], int_widths[kind], p)
+    for layer, kind, a_range in zip(layers, kinds, a_ranges):
+        bits = _layer_acc_bits(layer, kind, act_width, weight_widths[kind], int_widths[kind], p,
+                               a_range)
         growth.append(bits)
         if _narrow(layer, bits):
             # the narrow bound, in an accumulator that holds every product exactly
-            bits = max(layer.acc_width, act_width + (
-                weight_widths[kind] if kind == "fixed" else int_widths[kind]))
+            bits = max(layer.acc_width, product_width(
+                act_width, _factor_width(kind, weight_widths[kind], int_widths[kind])))
         engine_acc[kind] = max(engine_acc[kind], bits)
-        bias = _thresholds(layer, act_width) if layer.binary_out else layer.bias
+        bias = _thresholds(layer, a_range) if layer.binary_out else layer.bias
         if bias is not None and bias.size:
             # the bias field is acc_width + scale_width bits wide
             bits = max(bits, int(np.abs(bias).max()).bit_length() + 2 - scale_width)
@@ -709,7 +729,7 @@ def compile_graph(graph, config, *, allow_large=False):
                     raise type(e)(f"Layer {layer.name!r}: {text[:1].lower()}{text[1:]}") \
                         from None
         if layer.binary_out:
-            bias = _thresholds(layer, act_width)
+            bias = _thresholds(layer, a_ranges[index])
         else:
             bias = layer.bias if layer.bias is not None else np.zeros(cout, dtype=np.int64)
         scale = layer.scale if layer.scale is not None else np.ones(cout, dtype=np.int64)

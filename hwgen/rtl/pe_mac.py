@@ -14,7 +14,7 @@ class PEMac(WidthsPE):
 
     Both operands are two's complement; their product is exact in ``a_width + w_width``
     bits and is added to an ``acc_width``-bit accumulator that wraps (the compiler sizes
-    it with :func:`hwgen.numerics.accumulator_width` so that it never does). Ports and
+    it with :func:`hwgen.numerics.dot_width` so that it never does). Ports and
     timing are those of :class:`~hwgen.rtl.pe.PE`; the golden model is
     :func:`hwgen.golden.blocks.pe_mac`.
 

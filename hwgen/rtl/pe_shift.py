@@ -25,9 +25,9 @@ class PEShift(WidthsPE):
     :class:`~hwgen.numerics.BinaryFormat` weight is ``±2**0``, ``E`` may then be 0). The
     product ``a·w`` is ``a << c``, negated when ``sign``, zeroed when ``zero``: a shifter and
     a conditional negation, no multiplier. The term is truncated (wrapped) to
-    ``acc_width`` bits, like every PE's; the compiler sizes the accumulator for
-    ``a_width + 2**E − 1`` bit products (:func:`hwgen.numerics.accumulator_width` of the
-    IR integers). Ports and timing are those of :class:`~hwgen.rtl.pe.PE`; the golden
+    ``acc_width`` bits, like every PE's; the compiler sizes the accumulator for the
+    layers' dot products of the IR integers (:func:`hwgen.numerics.dot_width`), so the
+    wrapped term is exact. Ports and timing are those of :class:`~hwgen.rtl.pe.PE`; the golden
     model is :func:`hwgen.golden.blocks.pe_shift`; :func:`hwgen.compiler.pack.pack_shift`
     writes the fields.
 
