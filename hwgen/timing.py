@@ -8,7 +8,7 @@ therefore changes the hardware and the prediction together.
 Phases of one layer (see :mod:`hwgen.rtl.sequencer`)::
 
     SETUP   1 cycle: load the layer's descriptor
-    WALK    rows + record_latency() cycles: the pixel walker computes the first tile's
+    WALK    rows + record_latency() cycles: the sequencer reads the first tile's
             receptive fields, one row's record per cycle
     RUN     tiles·P cycles: step k of a tile issued at tile cycle k (P = tile_period())
     FLUSH   until the last tile is drained, post-processed and written, then 1 cycle to
@@ -40,7 +40,6 @@ __all__ = [
     "layer_cycles",
     "memory_read_latency",
     "pe_latency",
-    "pixel_walker_latency",
     "post_process_latency",
     "record_latency",
     "tile_period",
@@ -131,12 +130,6 @@ def post_process_latency(scaled=False, stochastic=False):
     return 4 + int(bool(scaled) or bool(stochastic))
 
 
-def pixel_walker_latency():
-    """Cycles from ``step`` to the pixel walker's outputs describing the pixel: 0 (the
-    outputs describe the current pixel)."""
-    return 0
-
-
 def issue_latency():
     """Cycles from the sequencer deciding a step (or a tile's drain job) to the step, the
     activation buffer's read addresses and the job leaving it: 1 (registered, so that no
@@ -147,12 +140,11 @@ def issue_latency():
 
 
 def record_latency():
-    """Cycles from the pixel walker's outputs to the row record they make entering the
-    sequencer's banks: 2 (the offsets against the layer's folded constants, then the
-    clamps of the kernel window, each registered, so that no path runs from the walker
-    through a subtractor and the clamps into the banks). WALK lasts
-    ``rows + record_latency()`` cycles, and the next tile's records, made while a tile
-    runs, are complete only ``record_latency()`` cycles after its ``rows`` walker steps
+    """Cycles from a walk step to the row record it reads entering the sequencer's banks:
+    2 (the record table's registered read, then a register, so that no path runs from the
+    block RAM's output into the banks' multiplexers). WALK lasts
+    ``rows + record_latency()`` cycles, and the next tile's records, read while a tile
+    runs, are complete only ``record_latency()`` cycles after its ``rows`` walk steps
     (see :func:`tile_period`)."""
     return 2
 
@@ -161,9 +153,9 @@ def tile_period(k, rows, cols, split=False, pooled=0):
     """``P = max(K, rows·cols, rows + record_latency())``: cycles between tile issues.
 
     A tile waits for its ``K`` steps, for the drain to read the previous tile's
-    ``rows·cols`` results, and for the pixel walker's ``rows`` records of it, made during
-    the previous tile, to pass the record's stages (which binds only on one-column arrays
-    and on ``1 × 2``). A ``split`` layer's drain reads a tile's ``cols`` column sums, one
+    ``rows·cols`` results, and for its ``rows`` pixel records, read from the sequencer's
+    table during the previous tile, to pass the record's stages (which binds only on
+    one-column arrays and on ``1 × 2``). A ``split`` layer's drain reads a tile's ``cols`` column sums, one
     per cycle: ``P = max(K, cols, rows + record_latency())``; a ``pooled`` layer's the
     maxima of its ``rows / pooled`` windows in each column."""
     return max(k, drain_reads(rows, cols, split, pooled), rows + record_latency())

@@ -12,7 +12,6 @@ from hwgen.rtl.act_buffer import ActBuffer
 from hwgen.rtl.drain import Drain
 from hwgen.rtl.engine import Engine
 from hwgen.rtl.pe_mac import PEMac
-from hwgen.rtl.pixel_walker import PixelWalker
 from hwgen.rtl.post_process import PostProcess
 from hwgen.rtl.systolic_array import SystolicArray
 
@@ -34,7 +33,6 @@ def test_block_latencies_are_the_timing_modules(rows, cols, stages):
     assert drain.delay == timing.drain_delay(rows, cols, pe_lat)
     assert drain.latency == timing.drain_latency()
     assert PostProcess(20, 8, cols, 8).latency == timing.post_process_latency()
-    assert PixelWalker(8, 8).latency == timing.pixel_walker_latency()
     assert ActBuffer(rows, 16, signed(8)).latency == timing.memory_read_latency()
 
 

@@ -367,7 +367,7 @@ def _codebook_block(layer, index_bits):
 
 
 def walk_deltas(h, w, stride, pad, pool, pw):
-    """Start values and per-level steps of the hardware pixel walker.
+    """Start values and per-level steps of the pixel walk (the sequencer's records).
 
     The walker visits output pixels in pool-window order, keeping for each the input
     coordinates of its receptive field's corner ``(iy0, ix0)`` and the address offset

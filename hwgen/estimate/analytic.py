@@ -51,8 +51,9 @@ block          features (design quantities)
 ``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
                (a max-pool register per column); ``lut_mul`` = ``acc·scale`` when the
                scale multiplier is not in DSPs
-``seq``        ``walker`` = ``rows · (addr + 3)`` (a pixel walker per row);
-               ``count`` = counter bits; ``convs``, ``linears``: the layers of each kind
+``seq``        ``records`` = ``rows · (addr + 3)`` (each row's pixel records and address
+               adder); ``table`` = the pixel-record table's bits when it is a ROM in
+               logic (else its block RAMs are counted); ``count`` = counter bits; ``convs``, ``linears``: the layers of each kind
                (the layer program's descriptors are constants that Yosys folds, a
                Linear layer's more than a convolution's)
 ``act``        ``read`` = ``rows · word_width``; ``packed`` (1 with bit-writable words)
@@ -127,8 +128,8 @@ COEFFICIENTS = {
         'ffs': {"const": 179.176, "line": 0.0, "mux": 0.0}},
     'post': {'luts': {"acc": 9.858, "const": 0.861, "lut_mul": 0.0, "pool": 1.214},
         'ffs': {"acc": 7.635, "const": 0.0, "lut_mul": 0.0, "pool": 0.783}},
-    'seq': {'luts': {"const": 674.434, "convs": 122.132, "count": 5.584, "linears": 0.0, "walker": 5.667},
-        'ffs': {"const": 195.589, "convs": 61.743, "count": 23.263, "linears": 21.746, "walker": 3.813}},
+    'seq': {'luts': {"const": 674.434, "convs": 122.132, "count": 5.584, "linears": 0.0, "records": 5.667, "table": 0.0},
+        'ffs': {"const": 195.589, "convs": 61.743, "count": 23.263, "linears": 21.746, "records": 3.813, "table": 0.0}},
     'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
     'top': {'luts': {"const": 0.0, "params": 0.055},
@@ -378,8 +379,14 @@ def block_features(design, target="ice40-up5k"):
                         else design.acc_width * design.scale_width}
     exact["post"] = {"dsps": scale_dsps, "brams": 0}
     convs = sum(layer.kind == "conv" for layer in design.layers)
-    features["seq"] = {"const": 1, "walker": rows * (addr + 3), "count": count,
-                       "convs": convs, "linears": len(design.layers) - convs}
+    from ..rtl.sequencer import record_layout, record_table
+    k_max, table, _ = record_table([layer.desc for layer in design.layers], addr)
+    table_bits = record_layout(addr, k_max).size
+    table_brams = bram_blocks(len(table), table_bits, rom=True)
+    features["seq"] = {"const": 1, "records": rows * (addr + 3), "count": count,
+                       "convs": convs, "linears": len(design.layers) - convs,
+                       "table": 0 if table_brams else len(table) * table_bits}
+    exact["seq"] = {"dsps": 0, "brams": table_brams}
     packed = int(any(layer.desc.pack_out for layer in design.layers))
     features["act"] = {"const": 1, "read": rows * design.word_width, "packed": packed}
     exact["act"] = {"dsps": 0,

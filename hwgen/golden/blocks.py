@@ -5,7 +5,7 @@ Each function is named after the block it specifies (:func:`pe_mac` for
 :func:`pe_xnor` for :class:`hwgen.rtl.pe_xnor.PEXnor`, :func:`systolic_array` for
 :class:`hwgen.rtl.systolic_array.SystolicArray`, :func:`post_process` and
 :func:`max_pool_stream` for :class:`hwgen.rtl.post_process.PostProcess`,
-:func:`pixel_walker` for :class:`hwgen.rtl.pixel_walker.PixelWalker`, :func:`drain` for
+:func:`pixel_walker` for the records of :mod:`hwgen.rtl.sequencer`, :func:`drain` for
 :class:`hwgen.rtl.drain.Drain`, :func:`weight_lookup` for
 :class:`hwgen.rtl.weight_lookup.WeightLookup`). The block tests
 compare the hardware against these functions with ``assert_array_equal``; the compiler's

@@ -10,8 +10,7 @@ it reads :mod:`hwgen.contract` and :mod:`hwgen.timing`).
 ``systolic_array``     rows × cols output-stationary array of any PE kind
 ``engine``             one array + its weight memory (+ lookup) + its feed and padding
 ``act_buffer``         activation memories, one copy per array row, broadcast writes
-``sequencer``          the phase machine, feed counters and pixel walker of the program
-``pixel_walker``       output pixels in pool-window order, as receptive-field corners
+``sequencer``          the phase machine, feed counters and pixel records of the program
 ``drain``              a finished tile's results, one per cycle, to post-processing
 ``post_process``       bias, requantize (rounding, overflow), ReLU, max-pool
 ``top``                the blocks wired together: the generated accelerator

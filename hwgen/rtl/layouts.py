@@ -12,8 +12,6 @@ from ..contract import COUNT, MODE, SIGNED, WORD, WORD_BITS, descriptor_fields, 
 from ..errors import ArgumentError, FormatError, ShapeError, check_positive
 
 __all__ = [
-    "WALKER_COUNT_FIELDS",
-    "WALKER_SIGNED_FIELDS",
     "Overflow",
     "PECtl",
     "PEKind",
@@ -28,7 +26,6 @@ __all__ = [
     "post_process_config_layout",
     "post_process_input_layout",
     "post_process_output_layout",
-    "walker_config_layout",
 ]
 
 
@@ -197,27 +194,6 @@ def _check_shape(shape):
     except TypeError as e:
         raise FormatError(f"Tag shape must be a shape-castable object, not {shape!r}") from e
     return shape
-
-
-#: Fields of :func:`walker_config_layout` that are signed coordinates or address offsets.
-WALKER_SIGNED_FIELDS = tuple(
-    ["start_iy", "start_ix", "start_base"]
-    + [f"d{level}_{axis}" for level in range(4) for axis in ("iy", "ix", "base")])
-#: Fields of :func:`walker_config_layout` that are unsigned counts.
-WALKER_COUNT_FIELDS = ("pool", "pw", "walk_len", "npix")
-
-
-def walker_config_layout(coord_width, count_width):
-    """Layout of :class:`~hwgen.rtl.pixel_walker.PixelWalker`'s ``cfg``: the start corner
-    ``(start_iy, start_ix, start_base)`` and the steps ``d{level}_{iy,ix,base}`` of the four
-    loop levels (``signed(coord_width)``), the pool side ``pool``, windows per output row
-    ``pw``, the pixels walked before starting over ``walk_len`` and the real pixels ``npix``
-    (``unsigned(count_width)``)."""
-    check_positive(coord_width, "Walker coordinate width")
-    check_positive(count_width, "Walker count width")
-    fields = {name: signed(coord_width) for name in WALKER_SIGNED_FIELDS}
-    fields.update({name: unsigned(count_width) for name in WALKER_COUNT_FIELDS})
-    return data.StructLayout(fields)
 
 
 def drain_job_layout(count_width):

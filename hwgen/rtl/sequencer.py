@@ -1,26 +1,71 @@
 """The sequencer: the phase machine that runs the layer program, its feed counters and the
-pixel walker."""
+table of the pixels' records."""
 
 from contextlib import contextmanager
 
 from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import timing
 from ..errors import ShapeError, check_positive
+from ..golden.blocks import pixel_walker
 from .layouts import (
-    WALKER_COUNT_FIELDS,
-    WALKER_SIGNED_FIELDS,
     buffer_write_layout,
     descriptor_const,
     descriptor_layout,
     drain_job_layout,
     engine_step_layout,
 )
-from .pixel_walker import PixelWalker, walk_bounds
 
-__all__ = ["Sequencer"]
+__all__ = ["Sequencer", "pixel_records", "record_layout", "record_table"]
+
+
+def record_layout(addr_width, k_max):
+    """Layout of a row's record of its output pixel: the first buffer address of its
+    receptive field ``addr`` (``unsigned(addr_width)``), the window of kernel offsets
+    inside the image ``ylo <= ky < yhi`` and ``xlo <= kx < xhi`` (each clamped to
+    ``0 … k_max``), and ``valid`` (a real pixel, not one filling a last, partial tile)."""
+    kb = Shape.cast(range(k_max + 1)).width
+    return data.StructLayout({"addr": unsigned(addr_width), "ylo": kb, "yhi": kb,
+                              "xlo": kb, "xhi": kb, "valid": 1})
+
+
+def pixel_records(desc, addr_width, k_max):
+    """The records (:func:`record_layout`, as dicts) of the ``desc.walk_len`` pixels a
+    layer walks, in walk order: the pixel walker's corners
+    (:func:`hwgen.golden.blocks.pixel_walker`) as buffer addresses modulo
+    ``2**addr_width`` and clamped kernel windows."""
+    def clamp(value):
+        return min(max(value, 0), k_max)
+
+    deltas = [tuple(getattr(desc, f"d{level}_{axis}") for axis in ("iy", "ix", "base"))
+              for level in range(4)]
+    corners = pixel_walker((desc.start_iy, desc.start_ix, desc.start_base), deltas,
+                           desc.pool, desc.pw, desc.walk_len)
+    return [{"addr": (desc.in_base + base) % (1 << addr_width),
+             "ylo": clamp(-iy), "yhi": clamp(desc.in_h - iy),
+             "xlo": clamp(-ix), "xhi": clamp(desc.in_w - ix), "valid": int(n < desc.npix)}
+            for n, (iy, ix, base) in enumerate(corners)]
+
+
+def record_table(program, addr_width):
+    """The sequencer's table of pixel records for the layer program ``program`` (a
+    sequence of :class:`hwgen.contract.LayerDescriptor`): ``(k_max, table, bases)``, the
+    largest kernel side (the records' clamp), the records (:func:`pixel_records`) of every
+    entry, and the table index each entry's walk starts at (entries that walk the same
+    records share them)."""
+    k_max = max(max(entry.kh, entry.kw) for entry in program)
+    table, bases, seen = [], [], {}
+    for entry in program:
+        records = pixel_records(entry, addr_width, k_max)
+        key = tuple(tuple(record.values()) for record in records)
+        if key not in seen:
+            seen[key] = len(table)
+            table.extend(records)
+        bases.append(seen[key])
+    return k_max, table, bases
 
 
 class _OneHot:
@@ -56,17 +101,18 @@ class Sequencer(wiring.Component):
 
         LOAD    accept the input tensor on ``i`` (one word per transfer) into region 0
         per layer (counted in ``cycles`` and ``layer_cycles``):
-          SETUP  1 cycle: load the layer's descriptor, reset the counters and the walker
-          WALK   rows + 2 cycles: the pixel walker computes the first tile's receptive
-                 fields (its records are made in two stages: hwgen.timing.record_latency)
+          SETUP  1 cycle: load the layer's descriptor, reset the counters and the walk
+          WALK   rows + 2 cycles: the first tile's records are read from the table (in
+                 two stages: hwgen.timing.record_latency)
           RUN    tiles × P cycles: issue K steps per tile (P = hwgen.timing.tile_period)
           FLUSH  until the drain and the post-processing pipeline are idle
         UNLOAD  offer the output tensor on ``o``; then ``done``
 
     Issuing (RUN, tile cycle ``j``, reduction step ``k = j < K``): every array row reads its
     own activation buffer copy at ``in_base + base[r] + koff(k)``, where ``base[r]`` is the
-    row's pixel corner from the :class:`~hwgen.rtl.pixel_walker.PixelWalker` (which runs
-    one tile ahead) and ``koff`` walks ``(ci, ky, kx)``; ``step`` tells the engine the
+    row's pixel corner from its record (:func:`pixel_records`: the compiler's pixel walk,
+    precomputed into a table the sequencer reads one tile ahead) and ``koff`` walks
+    ``(ci, ky, kx)``; ``step`` tells the engine the
     weight address and which rows read a real element (inside the image, a real pixel).
     When the last step of a tile is issued, the tile's ``job`` goes to the drain. The cycle
     model is :func:`hwgen.timing.layer_cycles`.
@@ -158,59 +204,43 @@ class Sequencer(wiring.Component):
         desc = self.desc
         layer = Signal(range(n_layers + 1))
 
-        # pixel walker: one pixel per step, a tile ahead of the array
-        walker = m.submodules.walker = PixelWalker(sw, cw)
-        m.d.comb += [walker.cfg[name].eq(desc[name])
-                     for name in WALKER_SIGNED_FIELDS + WALKER_COUNT_FIELDS]
-        # Whether the walker steps this cycle: a register set a cycle ahead by the phase
-        # machine (WALK's first rows cycles, RUN's tile cycles j < rows), so that no state
-        # decode or compare lies in front of the walker's enables.
-        walk_step = Signal()
-        m.d.comb += walker.step.eq(walk_step)
-        m.d.sync += walk_step.eq(0)
-
-        # A row's record of its pixel, made once per pixel from the walker's output and
-        # shifted into the banks: the first buffer address of its receptive field
-        # (in_base + base), and the window of kernel offsets that fall inside the image,
-        # lo <= ky < hi and lo <= kx < hi, clamped to 0..K (K the program's largest kernel
-        # side; ky, kx < kh, kw <= K). Each row then tests ``inside`` with four compares
-        # of a few bits and forms its address with one adder.
-        k_max = max(max(entry.kh, entry.kw) for entry in program)
+        # The pixels' records, one per walked pixel of every layer, precomputed into a
+        # table (a ROM, in block RAM): a layer walks its part of the table from ``rec_base``,
+        # ``walk_len`` records, then starts over, a tile ahead of the array. A row's record
+        # holds the first buffer address of its pixel's receptive field and the window of
+        # kernel offsets inside the image, lo <= ky < hi and lo <= kx < hi, clamped to
+        # 0..K (K the program's largest kernel side); each row then tests ``inside`` with
+        # four compares of a few bits and forms its address with one adder. Program
+        # entries that walk the same records share them.
+        k_max, table, rec_bases = record_table(program, aw)
         kb = Shape.cast(range(k_max + 1)).width
+        rec_layout = record_layout(aw, k_max)
+        rom = m.submodules.records = Memory(shape=rec_layout, depth=len(table), init=table)
+        rec_rd = rom.read_port()
+        # Whether the walk steps this cycle: a register set a cycle ahead by the phase
+        # machine (WALK's first rows cycles, RUN's tile cycles j < rows), so that no state
+        # decode or compare lies in front of the record address's enable.
+        walk_step = Signal()
+        m.d.sync += walk_step.eq(0)
+        # The record address and its terminal count (``rec_last``: the layer's last record),
+        # registered like the feed counters' flags below, with the bounds loaded at SETUP.
+        rec_addr = Signal(range(max(2, len(table))))
+        rec_start, rec_at = Signal.like(rec_addr), Signal(rec_addr.shape().width + 1)
+        rec_last, rec_one = Signal(), Signal()
+        m.d.comb += rec_rd.addr.eq(rec_addr)
+        with m.If(walk_step):
+            with m.If(rec_last):
+                m.d.sync += [rec_addr.eq(rec_start), rec_last.eq(rec_one)]
+            with m.Else():
+                m.d.sync += [rec_addr.eq(rec_addr + 1), rec_last.eq(rec_addr == rec_at)]
 
-        def clamp(value):
-            # value <= 0 and value >= k_max as bit tests (a sign, an OR of the high bits, a
-            # compare of kb bits), so that no second carry chain follows the subtractor
-            sign, high = value[-1], value[kb:-1].any()
-            return Mux(sign | ~value.any(), 0,
-                       Mux(high | (value[:kb] >= k_max), k_max, value[:kb]))
-
-        # The layer's constant parts (start corner, image size, input base) are folded
-        # into four registers loaded with the descriptor. The record is made in two
-        # registered stages (timing.record_latency() = 2): the walker's offsets against
-        # the folded constants (one subtractor or adder each), then the clamps; ``fresh``
-        # follows a walker step through them, so ``rec_fresh`` says that ``rec_reg`` holds
-        # the pixel the walker stepped past two cycles earlier.
-        rec_layout = data.StructLayout({"addr": unsigned(aw), "ylo": kb, "yhi": kb,
-                                        "xlo": kb, "xhi": kb, "valid": 1})
-        window = ("ylo", "yhi", "xlo", "xhi")
-        fold = {name: Signal(signed(sw + 2), name=f"fold_{name}") for name in window}
-        fold_addr = Signal(aw, name="fold_addr")
-        raw = data.StructLayout({"addr": unsigned(aw), "valid": 1,
-                                 **{name: signed(sw + 2) for name in window}})
-        diff = Signal(raw)
-        m.d.sync += [
-            diff.addr.eq((fold_addr + walker.off_base)[:aw]),
-            diff.ylo.eq(fold["ylo"] - walker.off_iy),
-            diff.yhi.eq(fold["yhi"] - walker.off_iy),
-            diff.xlo.eq(fold["xlo"] - walker.off_ix),
-            diff.xhi.eq(fold["xhi"] - walker.off_ix),
-            diff.valid.eq(walker.valid),
-        ]
+        # The record reaches the banks in two registered stages
+        # (timing.record_latency() = 2): the table's read, then ``rec_reg``; ``fresh``
+        # follows a step through them, so ``rec_fresh`` says that ``rec_reg`` holds the
+        # pixel the walk stepped past two cycles earlier.
         rec_reg = Signal(rec_layout)
-        m.d.sync += [rec_reg.addr.eq(diff.addr), rec_reg.valid.eq(diff.valid)]
-        m.d.sync += [rec_reg[name].eq(clamp(diff[name])) for name in window]
-        stages = timing.record_latency()        # the two registers above: diff, rec_reg
+        m.d.sync += rec_reg.eq(rec_rd.data)
+        stages = timing.record_latency()        # the two registers: the read, rec_reg
         fresh = [Signal(name=f"fresh_{n}") for n in range(stages)]
         rec_fresh = fresh[-1]
         m.d.sync += [a.eq(b) for a, b in zip(fresh, [walk_step] + fresh[:-1])]
@@ -364,7 +394,6 @@ class Sequencer(wiring.Component):
                     fsm.go("SETUP")
         with fsm.state("SETUP"):
             m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-            m.d.comb += walker.restart.eq(1)
             m.d.sync += [
                 j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
                 co_base.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
@@ -383,25 +412,21 @@ class Sequencer(wiring.Component):
                             is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
                             ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),
                             ct_last.eq(entry.n_ct == 1),
-                            fold["ylo"].eq(-entry.start_iy),
-                            fold["yhi"].eq(entry.in_h - entry.start_iy),
-                            fold["xlo"].eq(-entry.start_ix),
-                            fold["xhi"].eq(entry.in_w - entry.start_ix),
-                            fold_addr.eq((entry.in_base + entry.start_base)
-                                         % (1 << aw)),
+                            rec_addr.eq(rec_bases[index]), rec_start.eq(rec_bases[index]),
+                            rec_at.eq((rec_bases[index] + entry.walk_len - 2)
+                                      % (1 << len(rec_at))),
+                            rec_last.eq(entry.walk_len == 1),
+                            rec_one.eq(entry.walk_len == 1),
                         ]
                         bounds = {"last": entry.k_len, "end": entry.period,
                                   "tail": entry.tail_from + 1, "kx": entry.kw, "ky": entry.kh}
                         m.d.sync += [at[name].eq((bound - 2) % (1 << (cw + 1)))
                                      for name, bound in bounds.items()]
                         m.d.sync += [one[name].eq(bound == 1) for name, bound in bounds.items()]
-                        last, at_w = walk_bounds(entry.walk_len, entry.pool, entry.pw, cw)
-                        m.d.comb += [walker.restart_last[n].eq(v) for n, v in last.items()]
-                        m.d.comb += [walker.restart_at[n].eq(v) for n, v in at_w.items()]
             m.d.sync += walk_step.eq(1)
             fsm.go("WALK")
         with fsm.state("WALK"):
-            # rows walker steps; their records enter the bank two cycles later each
+            # rows walk steps; their records enter the bank two cycles later each
             m.d.comb += [self.busy.eq(1), count_en.eq(1)]
             with m.If(rec_fresh):
                 m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
@@ -414,7 +439,7 @@ class Sequencer(wiring.Component):
         with fsm.state("RUN"):
             m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
                          push.eq(is_last)]
-            # the next tile's records: walker steps at j < rows, shifted in at
+            # the next tile's records: walk steps at j < rows, shifted in at
             # 2 <= j <= rows + 1 (complete at the tile's end: P >= rows + 2)
             nxt_new = shifted(nxt)
             with m.If(rec_fresh):

@@ -9,7 +9,7 @@
     o ◄───┘ (unload through ActBuffer row 0)
 
 The :class:`~hwgen.rtl.sequencer.Sequencer` runs the layer program (phases, feed counters,
-pixel walker), the :class:`~hwgen.rtl.act_buffer.ActBuffer` holds the activations (one
+pixel records), the :class:`~hwgen.rtl.act_buffer.ActBuffer` holds the activations (one
 copy per array row; packed binary tensors one bit per channel), an
 :class:`~hwgen.rtl.engine.Engine` per PE kind the network uses is an array of that kind with
 its weight memory (all engines read the same buffer; the running layer's engine steps), the :class:`~hwgen.rtl.drain.Drain` reads a finished tile
