@@ -53,9 +53,11 @@ block          features (design quantities)
                scale multiplier is not in DSPs
 ``seq``        ``records`` = ``rows · (addr + 3)`` (each row's pixel records and address
                adder); ``table`` = the pixel-record table's bits when it is a ROM in
-               logic (else its block RAMs are counted); ``count`` = counter bits; ``convs``, ``linears``: the layers of each kind
-               (the layer program's descriptors are constants that Yosys folds, a
-               Linear layer's more than a convolution's)
+               logic (else its block RAMs are counted:
+               :func:`hwgen.rtl.sequencer.records_in_block_ram`); ``count`` =
+               counter bits; ``convs``, ``linears``: the layers of each kind (the layer
+               program's descriptors are constants that Yosys folds, a Linear layer's
+               more than a convolution's)
 ``act``        ``read`` = ``rows · word_width``; ``packed`` (1 with bit-writable words)
 ``top``        ``params`` = parameter words × word bits (the parameter ROM, in LUTs)
 =============  ============================================================================
@@ -379,10 +381,11 @@ def block_features(design, target="ice40-up5k"):
                         else design.acc_width * design.scale_width}
     exact["post"] = {"dsps": scale_dsps, "brams": 0}
     convs = sum(layer.kind == "conv" for layer in design.layers)
-    from ..rtl.sequencer import record_layout, record_table
+    from ..rtl.sequencer import record_layout, record_table, records_in_block_ram
     k_max, table, _ = record_table([layer.desc for layer in design.layers], addr)
     table_bits = record_layout(addr, k_max).size
-    table_brams = bram_blocks(len(table), table_bits, rom=True)
+    table_brams = bram_blocks(len(table), table_bits) \
+        if records_in_block_ram(len(table), table_bits) else 0
     features["seq"] = {"const": 1, "records": rows * (addr + 3), "count": count,
                        "convs": convs, "linears": len(design.layers) - convs,
                        "table": 0 if table_brams else len(table) * table_bits}

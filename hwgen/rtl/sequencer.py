@@ -19,7 +19,8 @@ from .layouts import (
     engine_step_layout,
 )
 
-__all__ = ["Sequencer", "pixel_records", "record_layout", "record_table"]
+__all__ = ["RECORD_BRAM_BITS", "Sequencer", "pixel_records", "record_layout",
+           "record_table", "records_in_block_ram"]
 
 
 def record_layout(addr_width, k_max):
@@ -66,6 +67,17 @@ def record_table(program, addr_width):
             table.extend(records)
         bases.append(seen[key])
     return k_max, table, bases
+
+
+#: Bits from which the record table is a block RAM (Yosys' ``rom_style = "block"``);
+#: a smaller one is logic, a few LUTs (``"logic"``): so that the choice does not depend on
+#: the synthesis tool's cost model and the analytic estimate knows it.
+RECORD_BRAM_BITS = 1024
+
+
+def records_in_block_ram(depth, width):
+    """Whether the sequencer keeps a ``depth × width``-bit record table in block RAM."""
+    return depth * width >= RECORD_BRAM_BITS
 
 
 class _OneHot:
@@ -215,7 +227,10 @@ class Sequencer(wiring.Component):
         k_max, table, rec_bases = record_table(program, aw)
         kb = Shape.cast(range(k_max + 1)).width
         rec_layout = record_layout(aw, k_max)
-        rom = m.submodules.records = Memory(shape=rec_layout, depth=len(table), init=table)
+        rom = m.submodules.records = Memory(
+            shape=rec_layout, depth=len(table), init=table,
+            attrs={"rom_style": "block" if records_in_block_ram(len(table), rec_layout.size)
+                   else "logic"})
         rec_rd = rom.read_port()
         # Whether the walk steps this cycle: a register set a cycle ahead by the phase
         # machine (WALK's first rows cycles, RUN's tile cycles j < rows), so that no state
