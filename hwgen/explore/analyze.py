@@ -17,7 +17,7 @@ small ones (or more).
 
 With an accumulator width ``N`` (``hwgen analyze --acc-width N``),
 :func:`accumulator_report` compares, on the test split, the quantized model's accuracy with
-output-only quantization (extrinsic: accumulators sized by bit growth) against the same
+output-only quantization (extrinsic: exact accumulators, never overflowing) against the same
 model with every Conv2d/Linear layer accumulating in ``N`` bits (intrinsic), saturating and
 wrapping after every addition (:func:`hwgen.golden.network.narrow_dot`); the golden model
 computes both, so these are the hardware's accuracies.

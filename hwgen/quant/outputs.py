@@ -8,7 +8,7 @@ integer threshold on the dot product; the sign replaces the layer's ReLU), ``rou
 ``rounding`` and ``overflow``.
 
 Accumulator keys (:data:`ACC_KEYS`, among the output keys): ``acc_width`` (null: the
-accumulator is sized by bit growth and never overflows, only the output is quantized,
+accumulator is sized for the dot products and never overflows, only the output is quantized,
 *extrinsic* quantization; an integer: the dot product is accumulated in that many bits at
 the product's fractional length, *intrinsic* quantization) and ``acc_overflow``
 (``saturate`` or ``wrap``; ``saturate``), applied after every addition in the order
