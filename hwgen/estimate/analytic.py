@@ -126,16 +126,16 @@ COEFFICIENTS = {
         'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
     'engine': {'luts': {"const": 0.0, "feed": 0.0},
         'ffs': {"const": 0.0, "feed": 11.97}},
-    'drain': {'luts': {"const": 186.402, "line": 0.0, "mux": 0.832},
-        'ffs': {"const": 179.176, "line": 0.0, "mux": 0.0}},
-    'post': {'luts': {"acc": 9.858, "const": 0.861, "lut_mul": 0.0, "pool": 1.214},
-        'ffs': {"acc": 7.635, "const": 0.0, "lut_mul": 0.0, "pool": 0.783}},
-    'seq': {'luts': {"const": 674.434, "convs": 122.132, "count": 5.584, "linears": 0.0, "records": 5.667, "table": 0.0},
-        'ffs': {"const": 195.589, "convs": 61.743, "count": 23.263, "linears": 21.746, "records": 3.813, "table": 0.0}},
+    'drain': {'luts': {"const": 172.601, "line": 0.0, "mux": 0.896},
+        'ffs': {"const": 175.941, "line": 0.0, "mux": 0.0}},
+    'post': {'luts': {"acc": 9.62, "const": 20.934, "lut_mul": 0.0, "pool": 1.247},
+        'ffs': {"acc": 8.407, "const": 0.0, "lut_mul": 0.0, "pool": 1.001}},
+    'seq': {'luts': {"const": 480.089, "convs": 79.889, "count": 3.658, "linears": 0.0, "records": 5.808, "table": 0.0},
+        'ffs': {"const": 150.26, "convs": 47.331, "count": 18.925, "linears": 4.224, "records": 3.805, "table": 0.0}},
     'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
-    'top': {'luts': {"const": 0.0, "params": 0.055},
-        'ffs': {"const": 0.0, "params": 0.011}},
+    'top': {'luts': {"const": 0.0, "params": 0.06},
+        'ffs': {"const": 0.0, "params": 0.012}},
 }
 
 #: First-order costs of split layers' hardware (:class:`~hwgen.rtl.engine.Engine`'s
@@ -182,7 +182,7 @@ PE_BLOCKS = {"codebook": "pe_fixed"}
 LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.937, "ffs": 1.115}
+FLAT = {"luts": 0.889, "ffs": 1.074}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
@@ -383,9 +383,16 @@ def block_features(design, target="ice40-up5k"):
     convs = sum(layer.kind == "conv" for layer in design.layers)
     from ..rtl.sequencer import record_layout, record_table, records_in_block_ram
     k_max, table, _ = record_table([layer.desc for layer in design.layers], addr)
-    table_bits = record_layout(addr, k_max).size
+    layout = record_layout(addr, k_max)
+    # Yosys drops the bits that are the same in every record
+    words = [sum(record[name] << field.offset for name, field in layout)
+             for record in table]
+    varying = 0
+    for word in words:
+        varying |= word ^ words[0]
+    table_bits = varying.bit_count()
     table_brams = bram_blocks(len(table), table_bits) \
-        if records_in_block_ram(len(table), table_bits) else 0
+        if records_in_block_ram(len(table), layout.size) else 0
     features["seq"] = {"const": 1, "records": rows * (addr + 3), "count": count,
                        "convs": convs, "linears": len(design.layers) - convs,
                        "table": 0 if table_brams else len(table) * table_bits}
