@@ -114,15 +114,15 @@ def test_ranking(graphs, designs):
 # pin harness the report lists):
 #   hwgen compile builtin:digits-cnn --scheme SCHEME --array 4x4 --out D
 #   hwgen estimate D --target ice40-up5k --synth-only
-# (accumulators sized from the weights: 19, 16, 12, 19 and 20 bits; the sequencer still
-# with its pixel walker, before the table of pixel records)
+# (accumulators sized from the weights: 19, 16, 12, 19 and 20 bits; the sequencer's pixel
+# records in a block RAM)
 RECORDED = {
-    "fixed8": {"luts": 2278 - 26, "ffs": 2437 - 96, "dsps": 16, "brams": 12},
-    "pow2-4": {"luts": 2742 - 26, "ffs": 2167 - 96, "dsps": 0, "brams": 8},
-    "fixed4": {"luts": 2616 - 24, "ffs": 1840 - 88, "dsps": 0, "brams": 8},
-    "codebook-4": {"luts": 2483 - 26, "ffs": 2441 - 96, "dsps": 16, "brams": 8},
+    "fixed8": {"luts": 1989 - 26, "ffs": 2297 - 96, "dsps": 16, "brams": 13},
+    "pow2-4": {"luts": 2440 - 26, "ffs": 2027 - 96, "dsps": 0, "brams": 9},
+    "fixed4": {"luts": 2315 - 24, "ffs": 1700 - 88, "dsps": 0, "brams": 9},
+    "codebook-4": {"luts": 2188 - 26, "ffs": 2301 - 96, "dsps": 16, "brams": 9},
     # --scheme a JSON spec {"default": {"kind": "codebook", "bits": 4, "per_channel": true}}
-    "cb4ch": {"luts": 2373 - 26, "ffs": 2454 - 96, "dsps": 16, "brams": 12},
+    "cb4ch": {"luts": 2069 - 26, "ffs": 2314 - 96, "dsps": 16, "brams": 13},
 }
 #: The stated tolerance on LUTs and flip-flops; DSPs and block RAMs are exact.
 TOLERANCE = 0.08
@@ -232,11 +232,11 @@ def test_split_layers_logic_terms(mlp):
 # Recorded with YoWASP Yosys 0.70.0.0.post1259 (the core: harness taken off):
 #   hwgen compile builtin:mlp --scheme fixed8 --array 4x4 --out D --split-fc
 #   hwgen estimate D --target ice40-up5k --synth-only
-# (20-bit accumulators, sized from the weights; the pixel-walker sequencer, as above).
-# Without --split-fc the same MLP synthesized 1895 - 26 LUTs, 2255 - 96 FFs, 10 BRAMs; by
-# block (--blocks) the split design's engine had 32 LUTs and 262 FFs more, its drain 122
-# and 186, its sequencer 226 and 81 (folded descriptor constants, not modelled).
-RECORDED_SPLIT = {"luts": 2295 - 26, "ffs": 2780 - 96, "dsps": 16, "brams": 12}
+# (20-bit accumulators, sized from the weights). Without --split-fc the same MLP
+# synthesized 1703 - 26 LUTs, 2124 - 96 FFs, 10 BRAMs; by block (--blocks) the split
+# design's engine had 32 LUTs and 262 FFs more, its drain 122 and 186, its sequencer 222
+# and 98 (folded descriptor constants, not modelled).
+RECORDED_SPLIT = {"luts": 2097 - 26, "ffs": 2667 - 96, "dsps": 16, "brams": 12}
 
 
 def test_split_design_against_recorded_synthesis(mlp):
