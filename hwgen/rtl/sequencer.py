@@ -259,12 +259,18 @@ class Sequencer(wiring.Component):
         fresh = [Signal(name=f"fresh_{n}") for n in range(stages)]
         rec_fresh = fresh[-1]
         m.d.sync += [a.eq(b) for a, b in zip(fresh, [walk_step] + fresh[:-1])]
+        # The banks: ``nxt`` shifts in the first rows - 1 records of a tile, and ``cur`` (the
+        # records the running tile reads) loads them with the last one, ``rec_reg``, in the
+        # cycle that one arrives. The walk is timed so that this is always a fixed cycle
+        # (WALK's last, RUN's tile end): every bank register then has one source, and needs
+        # no multiplexer.
         cur = [Signal(rec_layout, name=f"cur_{r}") for r in range(rows)]
-        nxt = [Signal(rec_layout, name=f"nxt_{r}") for r in range(rows)]
-
-        def shifted(b):
-            """Bank ``b`` with the registered record shifted in at the top."""
-            return list(b[1:]) + [rec_reg]
+        nxt = [Signal(rec_layout, name=f"nxt_{r}") for r in range(rows - 1)]
+        with m.If(rec_fresh):
+            m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt[1:] + [rec_reg])]
+        load_cur = Signal()
+        with m.If(load_cur):
+            m.d.sync += [s.eq(v) for s, v in zip(cur, nxt + [rec_reg])]
 
         # feed counters
         j = Signal(cw)                  # cycle within the tile
@@ -282,7 +288,8 @@ class Sequencer(wiring.Component):
         # relation to the descriptor and is computed one cycle ahead from the next value,
         # so that no compare lies between a counter and the enables it drives.
         #   is_first  j == 0            is_feed  j < K          is_last  j + 1 == K
-        #   is_tail   j >= tail_from    is_end   j + 1 == P     (walk_step  j < rows)
+        #   is_tail   j >= tail_from    is_end   j + 1 == P
+        #   (walk_step  P - rows - 2 <= j <= P - 3)
         #   kx_last   kx + 1 == kw      ky_last  ky + 1 == kh
         #   pt_last   pt + 1 == n_pt    ct_last  ct + 1 == n_ct
         is_first, is_feed, is_last = Signal(), Signal(), Signal()
@@ -310,9 +317,9 @@ class Sequencer(wiring.Component):
         # and ``one_*`` tells the flag of a counter's first value. So the flags need one
         # equality compare each, and no adder.
         at = {name: Signal(cw + 1, name=f"at_{name}")
-              for name in ("last", "end", "tail", "kx", "ky")}
+              for name in ("last", "end", "tail", "kx", "ky", "walk", "stop")}
         one = {name: Signal(name=f"one_{name}")
-               for name in ("last", "end", "tail", "kx", "ky")}
+               for name in ("last", "end", "tail", "kx", "ky", "walk")}
 
         def j_flags(restart):
             """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
@@ -433,32 +440,31 @@ class Sequencer(wiring.Component):
                             rec_last.eq(entry.walk_len == 1),
                             rec_one.eq(entry.walk_len == 1),
                         ]
+                        # the walk steps at tile cycles P - rows - 2 … P - 3, so that its
+                        # last record arrives at the tile's end
                         bounds = {"last": entry.k_len, "end": entry.period,
-                                  "tail": entry.tail_from + 1, "kx": entry.kw, "ky": entry.kh}
+                                  "tail": entry.tail_from + 1, "kx": entry.kw, "ky": entry.kh,
+                                  "walk": entry.period - rows - 1, "stop": entry.period - 1}
                         m.d.sync += [at[name].eq((bound - 2) % (1 << (cw + 1)))
                                      for name, bound in bounds.items()]
-                        m.d.sync += [one[name].eq(bound == 1) for name, bound in bounds.items()]
+                        m.d.sync += [one[name].eq(bounds[name] == 1) for name in one]
             m.d.sync += walk_step.eq(1)
             fsm.go("WALK")
         with fsm.state("WALK"):
             # rows walk steps; their records enter the bank two cycles later each
             m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-            with m.If(rec_fresh):
-                m.d.sync += [s.eq(v) for s, v in zip(cur, shifted(cur))]
             m.d.sync += walk_count.eq(walk_count + 1)
             with m.If(walk_count == rows + stages - 1):
-                m.d.sync += walk_step.eq(1)             # RUN's tile cycle 0
+                m.d.comb += load_cur.eq(1)
+                m.d.sync += walk_step.eq(one["walk"])   # RUN's tile cycle 0
                 fsm.go("RUN")
             with m.Else():
                 m.d.sync += walk_step.eq(walk_count + 1 < rows)
         with fsm.state("RUN"):
             m.d.comb += [self.busy.eq(1), count_en.eq(1), feed.eq(is_feed),
                          push.eq(is_last)]
-            # the next tile's records: walk steps at j < rows, shifted in at
-            # 2 <= j <= rows + 1 (complete at the tile's end: P >= rows + 2)
-            nxt_new = shifted(nxt)
-            with m.If(rec_fresh):
-                m.d.sync += [s.eq(v) for s, v in zip(nxt, nxt_new)]
+            # the next tile's records: walk steps at P - rows - 2 <= j <= P - 3, the last
+            # record arrives at j = P - 1 (P >= rows + 2); the last tile walks too, unread
             # reduction counters (ci, ky, kx) as an address offset
             with m.If(is_feed):
                 with m.If(is_last):
@@ -475,11 +481,11 @@ class Sequencer(wiring.Component):
                                  kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
             # tile boundary
             j_flags(is_end)
-            m.d.sync += walk_step.eq(Mux(is_end, ~(pt_last & ct_last), j < rows - 1))
+            m.d.sync += walk_step.eq(Mux(is_end, one["walk"],
+                                         (j == at["walk"]) | (walk_step & (j != at["stop"]))))
             with m.If(is_end):
+                m.d.comb += load_cur.eq(1)
                 m.d.sync += j.eq(0)
-                m.d.sync += [s.eq(Mux(rec_fresh, b, a))
-                             for s, a, b in zip(cur, nxt, nxt_new)]
                 with m.If(~pt_last):
                     m.d.sync += [
                         pt.eq(pt + 1), rows_left.eq(rows_left - rows),
