@@ -14,6 +14,9 @@ Compiles the digits CNN (fixed8) for the array, then in one run and on fresh bui
 For each: the Verilator build time and the simulated clock cycles per second (the
 testbench's own count of cycles over the wall time of the run, reset and I/O included).
 Both check the outputs against the golden model. Target: >= 1,000,000 cycles/s on 4x4.
+A run of 100 images lasts a fraction of a second, so other jobs on the machine move one
+run's rate a lot: the batch driver runs ``--repeats`` times on its build (the first run
+also builds), and the verdict takes the median rate; every run's rate is printed.
 
 A third row simulates the same network with other weights and biases (its output channels
 in reverse order: a retrained model on the same accelerator) on the batch driver's build
@@ -87,6 +90,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=100, help="test images (100)")
     ap.add_argument("--array", default="4x4", help="array shape (4x4)")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="batch driver runs on its build (5); the verdict takes the median")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -95,16 +100,22 @@ def main():
         print(f"digits CNN fixed8 on {args.array}: {design.cycles} cycles per image, "
               f"{args.samples} images", flush=True)
         other_weights(work / "d", design, qmodel.graph, work / "d2")
-        rows = [("batch driver", *batch_driver(work / "d", args.samples, work / "b1")),
+        runs = [batch_driver(work / "d", args.samples, work / "b1")
+                for _ in range(max(1, args.repeats))]
+        rates = sorted(rate for _, rate in runs)
+        median = rates[len(rates) // 2]
+        rows = [("batch driver", runs[0][0], median),
                 ("  other weights", *batch_driver(work / "d2", args.samples, work / "b1")),
                 ("Python testbench", *python_testbench(work / "d", design, args.samples,
                                                       work / "b2"))]
     print(f"{'testbench':18} {'build s':>8} {'cycles/s':>12}")
     for name, build, rate in rows:
         print(f"{name:18} {build:8.1f} {rate:12,.0f}")
-    speedup = rows[0][2] / rows[2][2]
-    print(f"batch / Python: {speedup:.1f}x; target >= {TARGET:,} cycles/s: "
-          f"{'met' if rows[0][2] >= TARGET else 'missed'}")
+    print(f"batch driver, {len(runs)} runs on one build: "
+          + ", ".join(f"{rate:,.0f}" for _, rate in runs) + " cycles/s (median above)")
+    speedup = median / rows[2][2]
+    print(f"batch / Python: {speedup:.1f}x; target >= {TARGET:,} cycles/s (median): "
+          f"{'met' if median >= TARGET else 'missed'}")
 
 
 if __name__ == "__main__":
