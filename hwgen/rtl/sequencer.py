@@ -144,6 +144,10 @@ class Sequencer(wiring.Component):
     tail_latency : int
         Cycles from the drain's last read to the output's write (drain and
         post-processing latencies): how long FLUSH waits after the drain is idle.
+    predicted_cycles : sequence of int, optional
+        The cycle model's count of each layer (:func:`hwgen.timing.layer_cycles`), to size
+        the cycle counters: twice the prediction fits, so a run that matches it, or takes up
+        to twice as long, never wraps. Default: 32-bit counters.
 
     Members
     -------
@@ -174,7 +178,8 @@ class Sequencer(wiring.Component):
     """
 
     def __init__(self, descriptors, *, rows, cols, act_shape, addr_width, coord_width,
-                 count_width, n_in, n_out, input_base, output_base, tail_latency):
+                 count_width, n_in, n_out, input_base, output_base, tail_latency,
+                 predicted_cycles=None):
         self._descriptors = tuple(descriptors)
         if not self._descriptors:
             raise ShapeError("Layer program must hold at least one layer")
@@ -187,6 +192,17 @@ class Sequencer(wiring.Component):
         self._n_out = check_positive(n_out, "Output words")
         self._input_base, self._output_base = input_base, output_base
         self._tail_latency = tail_latency
+        if predicted_cycles is None:
+            self._layer_bits = (32,) * len(self._descriptors)
+            self._total_bits = 32
+        else:
+            predicted_cycles = tuple(predicted_cycles)
+            if len(predicted_cycles) != len(self._descriptors):
+                raise ShapeError(f"Predicted cycles must give one count per layer, not "
+                                 f"{predicted_cycles!r}")
+            self._layer_bits = tuple(min(32, (2 * check_positive(n, "Predicted cycles", ShapeError))
+                                         .bit_length()) for n in predicted_cycles)
+            self._total_bits = min(32, (2 * sum(predicted_cycles)).bit_length())
         self._desc_layout = descriptor_layout(coord_width, count_width)
         super().__init__({
             "start": In(1),
@@ -380,9 +396,11 @@ class Sequencer(wiring.Component):
 
         # --- counters and status ---------------------------------------------------------
         count_en = Signal()
-        total = Signal(32)
-        layer_count = Signal(32)
-        layer_regs = [Signal(32, name=f"layer_cycles_{n}") for n in range(n_layers)]
+        # sized from the predicted counts (see predicted_cycles)
+        total = Signal(self._total_bits)
+        layer_count = Signal(max(self._layer_bits))
+        layer_regs = [Signal(bits, name=f"layer_cycles_{n}")
+                      for n, bits in enumerate(self._layer_bits)]
         with m.If(count_en):
             m.d.sync += [total.eq(total + 1), layer_count.eq(layer_count + 1)]
         m.d.comb += self.cycles.eq(total)

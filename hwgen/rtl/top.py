@@ -134,7 +134,8 @@ class Accelerator(wiring.Component):
             d.descriptors, rows=rows, cols=cols, act_shape=act_shape,
             addr_width=buf.addr_width, coord_width=coord_width, count_width=count_width,
             n_in=d.n_in, n_out=d.n_out, input_base=d.input_base, output_base=d.output_base,
-            tail_latency=drain.latency + post.latency)
+            tail_latency=drain.latency + post.latency,
+            predicted_cycles=[layer.cycles.total for layer in d.layers])
         names = [name for name, _, _ in param_word_fields(
             d.acc_width, d.scale_width, buf.addr_width, d.bit_width)]
         pmem = m.submodules.params = Memory(
