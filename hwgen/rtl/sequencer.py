@@ -3,7 +3,7 @@ table of the pixels' records."""
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -224,7 +224,7 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         rows, cols = self._rows, self._cols
-        aw, sw, cw = self._aw, self._sw, self._cw
+        aw, cw = self._aw, self._cw
         program = self._descriptors
         n_layers = len(program)
         m = Module()
@@ -241,7 +241,6 @@ class Sequencer(wiring.Component):
         # four compares of a few bits and forms its address with one adder. Program
         # entries that walk the same records share them.
         k_max, table, rec_bases = record_table(program, aw)
-        kb = Shape.cast(range(k_max + 1)).width
         rec_layout = record_layout(aw, k_max)
         rom = m.submodules.records = Memory(
             shape=rec_layout, depth=len(table), init=table,
@@ -288,15 +287,22 @@ class Sequencer(wiring.Component):
         with m.If(load_cur):
             m.d.sync += [s.eq(v) for s, v in zip(cur, nxt + [rec_reg])]
 
-        # feed counters
-        j = Signal(cw)                  # cycle within the tile
-        kx, ky = Signal(cw), Signal(cw)
-        koff = Signal(signed(sw))
-        pt, ct = Signal(cw), Signal(cw)
+        # feed counters, each as wide as the program's largest value of it needs (the
+        # descriptor's counts are count_width wide for the largest count of any kind)
+        def largest(name):
+            return max(1, max(getattr(entry, name) for entry in program))
+
+        j = Signal(range(largest("period")))            # cycle within the tile
+        kx, ky = Signal(range(k_max)), Signal(range(k_max))
+        koff = Signal(aw)               # an address offset: wraps as the addresses do
+        pt, ct = Signal(range(largest("n_pt"))), Signal(range(largest("n_ct")))
         w_ct_base = Signal(cw)
-        rows_left, cols_left = Signal(cw), Signal(cw)
-        co_base = Signal(cw)
-        q0, m0 = Signal(cw), Signal(cw)
+        rows_left = Signal(range(largest("npix") + 1))
+        cols_left = Signal(range(largest("cout") + 1))
+        co_base = Signal(range(largest("cout") + cols))
+        # pool window q0 (the tile's first pixel pt·rows // win, at most npix - 1) and
+        # place in it m0 (< win)
+        q0, m0 = Signal(range(largest("npix"))), Signal(range(largest("win")))
         feed = Signal()                 # a reduction step is issued this cycle
         push = Signal()                 # the last step of a tile is issued this cycle
 
@@ -307,7 +313,7 @@ class Sequencer(wiring.Component):
         #   is_tail   j >= tail_from    is_end   j + 1 == P
         #   (walk_step  P - rows - 2 <= j <= P - 3)
         #   kx_last   kx + 1 == kw      ky_last  ky + 1 == kh
-        #   pt_last   pt + 1 == n_pt    ct_last  ct + 1 == n_ct
+        #   pt_last   pt + 1 == n_pt    ct_last  ct + 1 == n_ct   (through pre, below)
         is_first, is_feed, is_last = Signal(), Signal(), Signal()
         is_tail, is_end = Signal(), Signal()
         kx_last, ky_last, pt_last, ct_last = Signal(), Signal(), Signal(), Signal()
@@ -317,25 +323,26 @@ class Sequencer(wiring.Component):
         # only at tile boundaries (and SETUP), at least timing.tile_period() >= 3 cycles
         # apart, so these are current by the next boundary, and no adder or compare lies
         # between is_end and the registers.
-        pre = {"pt_last": Signal(name="pre_pt_last"), "ct_last": Signal(name="pre_ct_last"),
-               "one_pt": Signal(name="pre_one_pt"), "q0": Signal(cw, name="pre_q0"),
-               "m0": Signal(cw, name="pre_m0")}
-        carry = m0 + desc.rows_mod >= desc.win
-        m.d.sync += [
-            pre["pt_last"].eq(pt + 2 == desc.n_pt), pre["ct_last"].eq(ct + 2 == desc.n_ct),
-            pre["one_pt"].eq(desc.n_pt == 1), pre["q0"].eq(q0 + desc.rows_div + carry),
-            pre["m0"].eq(Mux(carry, m0 + desc.rows_mod - desc.win, m0 + desc.rows_mod)),
-        ]
-
         # The flags' bounds, loaded at SETUP from the program's constants: a counter's
         # next value reaches its bound when the counter equals ``at_*`` (the bound minus 2,
-        # or minus 1 for is_tail; negative bounds wrap to values the counter never takes),
-        # and ``one_*`` tells the flag of a counter's first value. So the flags need one
-        # equality compare each, and no adder.
-        at = {name: Signal(cw + 1, name=f"at_{name}")
-              for name in ("last", "end", "tail", "kx", "ky", "walk", "stop")}
+        # or minus 1 for is_tail; a bound out of the counter's reach gives a value one bit
+        # wider than the counter, which it never takes), and ``one_*`` tells the flag of a
+        # counter's first value. So the flags need one equality compare each, and no adder.
+        counters = {"last": j, "end": j, "tail": j, "walk": j, "stop": j, "kx": kx, "ky": ky,
+                    "pt": pt, "ct": ct}
+        at = {name: Signal(len(counter) + 1, name=f"at_{name}")
+              for name, counter in counters.items()}
         one = {name: Signal(name=f"one_{name}")
-               for name in ("last", "end", "tail", "kx", "ky", "walk")}
+               for name in ("last", "end", "tail", "kx", "ky", "walk", "pt")}
+
+        pre = {"pt_last": Signal(name="pre_pt_last"), "ct_last": Signal(name="pre_ct_last"),
+               "q0": Signal.like(q0, name="pre_q0"), "m0": Signal.like(m0, name="pre_m0")}
+        carry = m0 + desc.rows_mod >= desc.win
+        m.d.sync += [
+            pre["pt_last"].eq(pt == at["pt"]), pre["ct_last"].eq(ct == at["ct"]),
+            pre["q0"].eq(q0 + desc.rows_div + carry),
+            pre["m0"].eq(Mux(carry, m0 + desc.rows_mod - desc.win, m0 + desc.rows_mod)),
+        ]
 
         def j_flags(restart):
             """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
@@ -377,10 +384,9 @@ class Sequencer(wiring.Component):
 
         # --- the step issued to the engine and the buffer reads ------------------------------
         step = self.step
-        ky_k, kx_k = ky[:kb], kx[:kb]
         for r, rec in enumerate(cur):
-            m.d.sync += step.inside[r].eq(rec.valid & (ky_k >= rec.ylo) & (ky_k < rec.yhi)
-                                          & (kx_k >= rec.xlo) & (kx_k < rec.xhi))
+            m.d.sync += step.inside[r].eq(rec.valid & (ky >= rec.ylo) & (ky < rec.yhi)
+                                          & (kx >= rec.xlo) & (kx < rec.xhi))
         m.d.sync += [step.valid.eq(feed), step.first.eq(is_first), step.last.eq(is_last),
                      step.tail.eq(is_tail), step.w_addr.eq(w_ct_base + j)]
 
@@ -462,9 +468,12 @@ class Sequencer(wiring.Component):
                         # last record arrives at the tile's end
                         bounds = {"last": entry.k_len, "end": entry.period,
                                   "tail": entry.tail_from + 1, "kx": entry.kw, "ky": entry.kh,
-                                  "walk": entry.period - rows - 1, "stop": entry.period - 1}
-                        m.d.sync += [at[name].eq((bound - 2) % (1 << (cw + 1)))
-                                     for name, bound in bounds.items()]
+                                  "walk": entry.period - rows - 1, "stop": entry.period - 1,
+                                  "pt": entry.n_pt, "ct": entry.n_ct}
+                        for name, bound in bounds.items():
+                            reach = 1 << len(counters[name])
+                            m.d.sync += at[name].eq(bound - 2 if 0 <= bound - 2 < reach
+                                                    else 2 * reach - 1)
                         m.d.sync += [one[name].eq(bounds[name] == 1) for name in one]
             m.d.sync += walk_step.eq(1)
             fsm.go("WALK")
@@ -515,7 +524,7 @@ class Sequencer(wiring.Component):
                         ct.eq(ct + 1), co_base.eq(co_base + cols),
                         cols_left.eq(cols_left - cols),
                         w_ct_base.eq(w_ct_base + desc.k_len),
-                        pt_last.eq(pre["one_pt"]), ct_last.eq(pre["ct_last"]),
+                        pt_last.eq(one["pt"]), ct_last.eq(pre["ct_last"]),
                     ]
                     with m.If(ct_last):
                         fsm.go("FLUSH")
