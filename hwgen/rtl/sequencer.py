@@ -80,6 +80,15 @@ def records_in_block_ram(depth, width):
     return depth * width >= RECORD_BRAM_BITS
 
 
+def _tail(count, tiles, size, what):
+    """The ``count`` items of a layer's ``tiles`` tiles of ``size``: how many the last tile
+    holds (the others hold ``size``)."""
+    if tiles < 1 or not (tiles - 1) * size < count <= tiles * size:
+        raise ShapeError(f"A layer of {count!r} {what}s must take {-(-count // size)!r} tiles "
+                         f"of {size!r}, not {tiles!r}")
+    return count - (tiles - 1) * size
+
+
 class _OneHot:
     """A phase machine with one flip-flop per state, the first one initially set.
 
@@ -297,8 +306,10 @@ class Sequencer(wiring.Component):
         koff = Signal(aw)               # an address offset: wraps as the addresses do
         pt, ct = Signal(range(largest("n_pt"))), Signal(range(largest("n_ct")))
         w_ct_base = Signal(cw)
-        rows_left = Signal(range(largest("npix") + 1))
-        cols_left = Signal(range(largest("cout") + 1))
+        # A tile's real pixels and channels: all rows and cols but in a layer's last pixel
+        # and channel tiles, which hold its remainders, loaded at SETUP.
+        rows_tail = Signal(range(rows + 1))
+        cols_tail = Signal(range(cols + 1))
         co_base = Signal(range(largest("cout") + cols))
         # pool window q0 (the tile's first pixel pt·rows // win, at most npix - 1) and
         # place in it m0 (< win)
@@ -362,8 +373,8 @@ class Sequencer(wiring.Component):
         job = self.job
         m.d.sync += [
             job.valid.eq(push), job.co_base.eq(co_base),
-            job.cols_valid.eq(Mux(cols_left < cols, cols_left, cols)),
-            job.rows_valid.eq(Mux(rows_left < rows, rows_left, rows)),
+            job.cols_valid.eq(Mux(ct_last, cols_tail, cols)),
+            job.rows_valid.eq(Mux(pt_last, rows_tail, rows)),
             job.q0.eq(q0), job.m0.eq(m0),
         ]
         # Idle once nothing is waiting, being read, or in post-processing up to the write:
@@ -451,8 +462,9 @@ class Sequencer(wiring.Component):
                     with m.Case(index):
                         m.d.sync += [
                             desc.eq(descriptor_const(self._desc_layout, entry)),
-                            w_ct_base.eq(entry.w_base), rows_left.eq(entry.npix),
-                            cols_left.eq(entry.cout),
+                            w_ct_base.eq(entry.w_base),
+                            rows_tail.eq(_tail(entry.npix, entry.n_pt, rows, "pixel")),
+                            cols_tail.eq(_tail(entry.cout, entry.n_ct, cols, "channel")),
                             is_first.eq(1), is_feed.eq(1), is_last.eq(entry.k_len == 1),
                             is_tail.eq(entry.tail_from == 0),
                             is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
@@ -492,20 +504,23 @@ class Sequencer(wiring.Component):
                          push.eq(is_last)]
             # the next tile's records: walk steps at P - rows - 2 <= j <= P - 3, the last
             # record arrives at j = P - 1 (P >= rows + 2); the last tile walks too, unread
-            # reduction counters (ci, ky, kx) as an address offset
+            # reduction counters (ci, ky, kx) as an address offset, whose step (1, d_ky or
+            # d_ci) is chosen before one adder
             with m.If(is_feed):
                 with m.If(is_last):
                     m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0),
                                  kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
-                with m.Elif(~kx_last):
-                    m.d.sync += [kx.eq(kx + 1), koff.eq(koff + 1),
-                                 kx_last.eq(kx == at["kx"])]
-                with m.Elif(~ky_last):
-                    m.d.sync += [kx.eq(0), ky.eq(ky + 1), koff.eq(koff + desc.d_ky),
-                                 kx_last.eq(one["kx"]), ky_last.eq(ky == at["ky"])]
                 with m.Else():
-                    m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(koff + desc.d_ci),
-                                 kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
+                    m.d.sync += koff.eq(koff + Mux(~kx_last, 1,
+                                                   Mux(~ky_last, desc.d_ky, desc.d_ci)))
+                    with m.If(~kx_last):
+                        m.d.sync += [kx.eq(kx + 1), kx_last.eq(kx == at["kx"])]
+                    with m.Elif(~ky_last):
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1),
+                                     kx_last.eq(one["kx"]), ky_last.eq(ky == at["ky"])]
+                    with m.Else():
+                        m.d.sync += [kx.eq(0), ky.eq(0),
+                                     kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
             # tile boundary
             j_flags(is_end)
             m.d.sync += walk_step.eq(Mux(is_end, one["walk"],
@@ -515,14 +530,13 @@ class Sequencer(wiring.Component):
                 m.d.sync += j.eq(0)
                 with m.If(~pt_last):
                     m.d.sync += [
-                        pt.eq(pt + 1), rows_left.eq(rows_left - rows),
+                        pt.eq(pt + 1),
                         q0.eq(pre["q0"]), m0.eq(pre["m0"]), pt_last.eq(pre["pt_last"]),
                     ]
                 with m.Else():
                     m.d.sync += [
-                        pt.eq(0), rows_left.eq(desc.npix), q0.eq(0), m0.eq(0),
+                        pt.eq(0), q0.eq(0), m0.eq(0),
                         ct.eq(ct + 1), co_base.eq(co_base + cols),
-                        cols_left.eq(cols_left - cols),
                         w_ct_base.eq(w_ct_base + desc.k_len),
                         pt_last.eq(one["pt"]), ct_last.eq(pre["ct_last"]),
                     ]
