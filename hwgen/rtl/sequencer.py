@@ -3,7 +3,7 @@ table of the pixels' records."""
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Module, Mux, ResetSignal, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -296,24 +296,40 @@ class Sequencer(wiring.Component):
         with m.If(load_cur):
             m.d.sync += [s.eq(v) for s, v in zip(cur, nxt + [rec_reg])]
 
+        # Counters that clear to 0 (at a phase's start, at a tile's end, ...) do so through
+        # their flip-flops' synchronous reset: they are reset_less, and ``clear(counter)``
+        # or the domain's reset signal sets that reset, over every other assignment (see
+        # the end of elaborate). So a clear costs one term of the reset, not a multiplexer
+        # per bit. (A ResetInserter's reset would not reach them, but the phase machine
+        # clears each before it is used.)
+        clears = {}
+
+        def counter(shape, name):
+            signal = Signal(shape, name=name, reset_less=True)
+            clears[name] = (signal, Signal(name=f"clear_{name}"))
+            return signal
+
+        def clear(*counters):
+            m.d.comb += [clears[c.name][1].eq(1) for c in counters]
+
         # feed counters, each as wide as the program's largest value of it needs (the
         # descriptor's counts are count_width wide for the largest count of any kind)
         def largest(name):
             return max(1, max(getattr(entry, name) for entry in program))
 
-        j = Signal(range(largest("period")))            # cycle within the tile
-        kx, ky = Signal(range(k_max)), Signal(range(k_max))
-        koff = Signal(aw)               # an address offset: wraps as the addresses do
-        pt, ct = Signal(range(largest("n_pt"))), Signal(range(largest("n_ct")))
+        j = counter(range(largest("period")), "j")      # cycle within the tile
+        kx, ky = counter(range(k_max), "kx"), counter(range(k_max), "ky")
+        koff = counter(aw, "koff")      # an address offset: wraps as the addresses do
+        pt, ct = counter(range(largest("n_pt")), "pt"), counter(range(largest("n_ct")), "ct")
         w_ct_base = Signal(cw)
         # A tile's real pixels and channels: all rows and cols but in a layer's last pixel
         # and channel tiles, which hold its remainders, loaded at SETUP.
         rows_tail = Signal(range(rows + 1))
         cols_tail = Signal(range(cols + 1))
-        co_base = Signal(range(largest("cout") + cols))
+        co_base = counter(range(largest("cout") + cols), "co_base")
         # pool window q0 (the tile's first pixel pt·rows // win, at most npix - 1) and
         # place in it m0 (< win)
-        q0, m0 = Signal(range(largest("npix"))), Signal(range(largest("win")))
+        q0, m0 = counter(range(largest("npix")), "q0"), counter(range(largest("win")), "m0")
         feed = Signal()                 # a reduction step is issued this cycle
         push = Signal()                 # the last step of a tile is issued this cycle
 
@@ -414,8 +430,8 @@ class Sequencer(wiring.Component):
         # --- counters and status ---------------------------------------------------------
         count_en = Signal()
         # sized from the predicted counts (see predicted_cycles)
-        total = Signal(self._total_bits)
-        layer_count = Signal(max(self._layer_bits))
+        total = counter(self._total_bits, "total")
+        layer_count = counter(max(self._layer_bits), "layer_count")
         layer_regs = [Signal(bits, name=f"layer_cycles_{n}")
                       for n, bits in enumerate(self._layer_bits)]
         with m.If(count_en):
@@ -428,22 +444,28 @@ class Sequencer(wiring.Component):
 
         done = Signal()
         m.d.comb += self.done.eq(done)
-        load_idx = Signal(range(max(self._n_in, 2)))
-        out_idx = Signal(range(max(self._n_out, 2)))
-        walk_count = Signal(range(rows + stages + 1))
+        load_idx = counter(range(max(self._n_in, 2)), "load_idx")
+        out_idx = counter(range(max(self._n_out, 2)), "out_idx")
+        walk_count = counter(range(rows + stages + 1), "walk_count")
+
+        # The load's address and data, the unload's address and the output's payload
+        # matter only while load.en, in_unload and o.valid say so: they are not gated.
+        m.d.comb += [self.load.addr.eq(self._input_base + load_idx),
+                     self.load.data.eq(self.i.payload),
+                     unload_addr.eq(self._output_base + out_idx),
+                     self.o.payload.eq(self.unload_data)]
 
         # --- the phase machine --------------------------------------------------------------
         fsm = _OneHot(m, ("IDLE", "LOAD", "SETUP", "WALK", "RUN", "FLUSH", "UNLOAD_READ",
                           "UNLOAD_SEND"))
         with fsm.state("IDLE"):
             with m.If(self.start):
-                m.d.sync += [done.eq(0), load_idx.eq(0), total.eq(0)]
+                m.d.sync += done.eq(0)
+                clear(load_idx, total, layer_count)
                 fsm.go("LOAD")
         with fsm.state("LOAD"):
             m.d.comb += [self.busy.eq(1), self.i.ready.eq(1),
-                         self.load.en.eq(self.i.valid),
-                         self.load.addr.eq(self._input_base + load_idx),
-                         self.load.data.eq(self.i.payload)]
+                         self.load.en.eq(self.i.valid)]
             with m.If(self.i.valid):
                 m.d.sync += load_idx.eq(load_idx + 1)
                 with m.If(load_idx == self._n_in - 1):
@@ -451,10 +473,7 @@ class Sequencer(wiring.Component):
                     fsm.go("SETUP")
         with fsm.state("SETUP"):
             m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-            m.d.sync += [
-                j.eq(0), kx.eq(0), ky.eq(0), koff.eq(0), pt.eq(0), ct.eq(0),
-                co_base.eq(0), q0.eq(0), m0.eq(0), walk_count.eq(0),
-            ]
+            clear(j, kx, ky, koff, pt, ct, co_base, q0, m0, walk_count)
             # The program is constant: each layer's descriptor is a case of the layer
             # index, loaded straight into registers (a clocked ROM).
             with m.Switch(layer):
@@ -508,34 +527,35 @@ class Sequencer(wiring.Component):
             # d_ci) is chosen before one adder
             with m.If(is_feed):
                 with m.If(is_last):
-                    m.d.sync += [kx.eq(0), ky.eq(0), koff.eq(0),
-                                 kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
+                    clear(kx, ky, koff)
+                    m.d.sync += [kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
                 with m.Else():
                     m.d.sync += koff.eq(koff + Mux(~kx_last, 1,
                                                    Mux(~ky_last, desc.d_ky, desc.d_ci)))
                     with m.If(~kx_last):
                         m.d.sync += [kx.eq(kx + 1), kx_last.eq(kx == at["kx"])]
                     with m.Elif(~ky_last):
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1),
+                        clear(kx)
+                        m.d.sync += [ky.eq(ky + 1),
                                      kx_last.eq(one["kx"]), ky_last.eq(ky == at["ky"])]
                     with m.Else():
-                        m.d.sync += [kx.eq(0), ky.eq(0),
-                                     kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
+                        clear(kx, ky)
+                        m.d.sync += [kx_last.eq(one["kx"]), ky_last.eq(one["ky"])]
             # tile boundary
             j_flags(is_end)
             m.d.sync += walk_step.eq(Mux(is_end, one["walk"],
                                          (j == at["walk"]) | (walk_step & (j != at["stop"]))))
             with m.If(is_end):
                 m.d.comb += load_cur.eq(1)
-                m.d.sync += j.eq(0)
+                clear(j)
                 with m.If(~pt_last):
                     m.d.sync += [
                         pt.eq(pt + 1),
                         q0.eq(pre["q0"]), m0.eq(pre["m0"]), pt_last.eq(pre["pt_last"]),
                     ]
                 with m.Else():
+                    clear(pt, q0, m0)
                     m.d.sync += [
-                        pt.eq(0), q0.eq(0), m0.eq(0),
                         ct.eq(ct + 1), co_base.eq(co_base + cols),
                         w_ct_base.eq(w_ct_base + desc.k_len),
                         pt_last.eq(one["pt"]), ct_last.eq(pre["ct_last"]),
@@ -547,25 +567,22 @@ class Sequencer(wiring.Component):
         with fsm.state("FLUSH"):
             m.d.comb += [self.busy.eq(1), count_en.eq(1)]
             with m.If(idle):
-                m.d.sync += layer_count.eq(0)
+                clear(layer_count)
                 with m.Switch(layer):
                     for n in range(n_layers):
                         with m.Case(n):
                             m.d.sync += layer_regs[n].eq(layer_count + 1)
                 m.d.sync += layer.eq(layer + 1)
                 with m.If(layer == n_layers - 1):
-                    m.d.sync += out_idx.eq(0)
+                    clear(out_idx)
                     fsm.go("UNLOAD_READ")
                 with m.Else():
                     fsm.go("SETUP")
         with fsm.state("UNLOAD_READ"):
-            m.d.comb += [self.busy.eq(1), in_unload.eq(1),
-                         unload_addr.eq(self._output_base + out_idx)]
+            m.d.comb += [self.busy.eq(1), in_unload.eq(1)]
             fsm.go("UNLOAD_SEND")
         with fsm.state("UNLOAD_SEND"):
-            m.d.comb += [self.busy.eq(1), in_unload.eq(1),
-                         unload_addr.eq(self._output_base + out_idx),
-                         self.o.valid.eq(1), self.o.payload.eq(self.unload_data)]
+            m.d.comb += [self.busy.eq(1), in_unload.eq(1), self.o.valid.eq(1)]
             with m.If(self.o.ready):
                 m.d.sync += out_idx.eq(out_idx + 1)
                 with m.If(out_idx == self._n_out - 1):
@@ -573,4 +590,7 @@ class Sequencer(wiring.Component):
                     fsm.go("IDLE")
                 with m.Else():
                     fsm.go("UNLOAD_READ")
+        for signal, when in clears.values():
+            with m.If(when | ResetSignal()):
+                m.d.sync += signal.eq(0)
         return m
