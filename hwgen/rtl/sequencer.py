@@ -156,7 +156,9 @@ class Sequencer(wiring.Component):
     predicted_cycles : sequence of int, optional
         The cycle model's count of each layer (:func:`hwgen.timing.layer_cycles`), to size
         the cycle counters: twice the prediction fits, so a run that matches it, or takes up
-        to twice as long, never wraps. Default: 32-bit counters.
+        to twice as long, is counted exactly; a longer one reads as the counter's largest
+        value (the counters saturate, never wrap to a plausible count). Default: 32-bit
+        counters.
 
     Members
     -------
@@ -430,12 +432,15 @@ class Sequencer(wiring.Component):
         # --- counters and status ---------------------------------------------------------
         count_en = Signal()
         # sized from the predicted counts (see predicted_cycles)
+        # and saturating: a run longer than they hold reads as their largest value
         total = counter(self._total_bits, "total")
         layer_count = counter(max(self._layer_bits), "layer_count")
-        layer_regs = [Signal(bits, name=f"layer_cycles_{n}")
-                      for n, bits in enumerate(self._layer_bits)]
-        with m.If(count_en):
-            m.d.sync += [total.eq(total + 1), layer_count.eq(layer_count + 1)]
+        layer_regs = [Signal(len(layer_count), name=f"layer_cycles_{n}")
+                      for n in range(n_layers)]
+        with m.If(count_en & ~total.all()):
+            m.d.sync += total.eq(total + 1)
+        with m.If(count_en & ~layer_count.all()):
+            m.d.sync += layer_count.eq(layer_count + 1)
         m.d.comb += self.cycles.eq(total)
         with m.Switch(self.layer_sel):
             for n in range(n_layers):
@@ -571,7 +576,8 @@ class Sequencer(wiring.Component):
                 with m.Switch(layer):
                     for n in range(n_layers):
                         with m.Case(n):
-                            m.d.sync += layer_regs[n].eq(layer_count + 1)
+                            m.d.sync += layer_regs[n].eq(
+                                Mux(layer_count.all(), layer_count, layer_count + 1))
                 m.d.sync += layer.eq(layer + 1)
                 with m.If(layer == n_layers - 1):
                     clear(out_idx)
