@@ -130,8 +130,8 @@ COEFFICIENTS = {
         'ffs': {"const": 175.941, "line": 0.0, "mux": 0.0}},
     'post': {'luts': {"acc": 9.62, "const": 20.934, "lut_mul": 0.0, "pool": 1.247},
         'ffs': {"acc": 8.407, "const": 0.0, "lut_mul": 0.0, "pool": 1.001}},
-    'seq': {'luts': {"const": 480.089, "convs": 79.889, "count": 3.658, "linears": 0.0, "records": 5.808, "table": 0.0},
-        'ffs': {"const": 150.26, "convs": 47.331, "count": 18.925, "linears": 4.224, "records": 3.805, "table": 0.0}},
+    'seq': {'luts': {"const": 143.726, "convs": 62.668, "count": 5.691, "linears": 0.0, "records": 1.086, "table": 0.0},
+        'ffs': {"const": 121.582, "convs": 53.314, "count": 0.0, "linears": 0.0, "records": 3.169, "table": 0.0}},
     'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
     'top': {'luts': {"const": 0.0, "params": 0.06},
@@ -182,7 +182,7 @@ PE_BLOCKS = {"codebook": "pe_fixed"}
 LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.889, "ffs": 1.074}
+FLAT = {"luts": 0.846, "ffs": 0.73}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
