@@ -431,8 +431,8 @@ class Sequencer(wiring.Component):
 
         # --- counters and status ---------------------------------------------------------
         count_en = Signal()
-        # sized from the predicted counts (see predicted_cycles)
-        # and saturating: a run longer than they hold reads as their largest value
+        # sized from the predicted counts (see predicted_cycles), and saturating: a run
+        # longer than they hold reads as their largest value
         total = counter(self._total_bits, "total")
         layer_count = counter(max(self._layer_bits), "layer_count")
         layer_regs = [Signal(len(layer_count), name=f"layer_cycles_{n}")

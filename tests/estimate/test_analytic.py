@@ -238,7 +238,7 @@ def test_split_layers_logic_terms(mlp):
 RECORDED_SPLIT = {"luts": 1392 - 26, "ffs": 2217 - 96, "dsps": 16, "brams": 12}
 #: The split terms are first-order (:data:`hwgen.estimate.analytic.SPLIT_COEFFICIENTS`),
 #: not fitted, so this design is held to the analytic estimate's 90th-percentile target
-#: (15 %) rather than :data:`TOLERANCE`: per block the estimate is within 4 % of the
+#: (15 %) rather than :data:`TOLERANCE`: per block the estimate is within 1 % of the
 #: synthesis (1,690 against 1,680 LUTs), but flattening this design's split drain saves
 #: more than the fitted ``FLAT`` factor says (+10.2 % LUTs after the sequencer's trim).
 SPLIT_TOLERANCE = 0.15
