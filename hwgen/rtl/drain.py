@@ -20,10 +20,11 @@ class Drain(wiring.Component):
     the tile's last reduction step to the memories. The step reaches the array one memory
     read later and PE (r, c) finishes ``r + c + pe_latency`` cycles after that (see
     :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job waits ``delay``
-    cycles in a delay line (:func:`hwgen.timing.drain_delay`, ``rows + cols − 2 +
+    cycles in a delay line (:func:`hwgen.timing.drain_delay`, ``rows + cols − 1 +
     pe_latency``) and the drain then reads slot ``(r, c)`` at ``delay + 1 + r·cols + c``
-    cycles after the issue: after the result is final, and before the next tile's replaces
-    it provided tiles issue at least ``rows·cols`` cycles apart. The golden model is
+    cycles after the issue. The value read is the result one cycle earlier, held in a
+    gate register (a single PE is read directly): final by then, and not yet the next
+    tile's provided tiles issue at least ``rows·cols`` cycles apart. The golden model is
     :func:`hwgen.golden.blocks.drain`.
 
     For each slot the drain gives the parameter-memory address (``param_addr``, at once) and,
@@ -227,7 +228,6 @@ class Drain(wiring.Component):
         # ring of rows·cols bits for ordinary layers, a ring per row and per column with
         # split or pooled layers (which also read a column of every row at once).
         columns_too = self._split or bool(self._pool_win)
-        hot = Signal(rows * cols, init=1)
         hot_r, hot_c = Signal(rows, init=1), Signal(cols, init=1)
         job = Signal(job_layout)
         q, pos = Signal(unsigned(self._count_width)), Signal(unsigned(self._count_width))
@@ -239,12 +239,11 @@ class Drain(wiring.Component):
         with m.If(arrived.valid):
             m.d.sync += [reading.eq(1), r.eq(0), c.eq(0), job.eq(arrived),
                          q.eq(arrived.q0), pos.eq(arrived.m0), pos_last.eq(arrived_last)]
-            m.d.sync += [hot_r.eq(1), hot_c.eq(1)] if columns_too else hot.eq(1)
+            if columns_too:
+                m.d.sync += [hot_r.eq(1), hot_c.eq(1)]
         with m.Elif(reading):
             if columns_too:
                 m.d.sync += hot_c.eq(hot_c.rotate_left(1))
-            else:
-                m.d.sync += hot.eq(hot.rotate_left(1))
             with m.If(c == cols - 1):
                 m.d.sync += [c.eq(0), r.eq(r + 1)]
                 if columns_too:
@@ -282,12 +281,35 @@ class Drain(wiring.Component):
                 m.d.sync += [self.o.pixel.eq(q), self.o.slot.eq(pos)]
 
         if not (self._split or self._pool_win):
-            # One rows·cols:1 multiplexer per engine, on the one-hot slot
+            # Each result passes a gate register that holds it in the cycle before its read
+            # and 0 in every other, so the read is an OR of the gates: a register with a
+            # synchronous reset costs no LUT (ECP5, iCE40), and a LUT4 ORs four gates'
+            # bits (about n/3 LUT4 per bit of an n:1 selection, against 2n/3 for
+            # :func:`_select`). The reset is the one-cold ring ``cold``, the slot read in
+            # the next cycle: it turns every cycle and is set to slot 0 the cycle before a
+            # job arrives (the delay line's second-to-last stage). Sampling a slot one
+            # cycle early is safe from ``rows + cols >= 3`` (:func:`hwgen.timing.drain_delay`
+            # has ``rows + cols − 3`` cycles to spare for the first row); a single PE is
+            # read directly.
+            slots = [(i, j) for i in range(rows) for j in range(cols)]
             picked = []
-            for n in range(self._n_engines):
-                results = self.results[f"e{n}"]
-                picked.append(_select([results[i][j] for i in range(rows)
-                                       for j in range(cols)], hot))
+            if len(slots) == 1:
+                picked = [self.results[f"e{n}"][0][0] for n in range(self._n_engines)]
+            else:
+                assert rows + cols >= 3 and len(line) >= 2
+                every = (1 << len(slots)) - 1
+                cold = Signal(len(slots), init=every & ~1)
+                m.d.sync += cold.eq(cold.rotate_left(1))
+                with m.If(line[-2]):
+                    m.d.sync += cold.eq(every & ~1)
+                for n in range(self._n_engines):
+                    results = self.results[f"e{n}"]
+                    out = Const(0, results[0][0].shape())
+                    for k, (i, j) in enumerate(slots):
+                        gate = Signal.like(results[i][j], name=f"gate_e{n}_{i}_{j}")
+                        m.d.sync += gate.eq(Mux(cold[k], 0, results[i][j]))
+                        out = out | gate
+                    picked.append(out)
             m.d.comb += self.busy.eq(reading | waiting)
             slot_out(Array(picked)[self.engine] if len(picked) > 1 else picked[0])
             return m
