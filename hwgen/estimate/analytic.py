@@ -44,9 +44,11 @@ block          features (design quantities)
                block RAM per column where Yosys finds that cheaper; its PEs are
                ``pe_fixed`` of the entries' width); with weight banks (split layers)
                ``bank_mux`` and ``bank_regs`` (:data:`SPLIT_COEFFICIENTS`)
-``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the result multiplexer);
+``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the results' gate registers
+               and their OR);
                ``line`` = ``(rows + cols) · count`` (the job delay line); with split
-               layers ``sum_add``, ``sum_regs`` and ``split_select``
+               layers ``column_select`` (instead of ``mux``), ``sum_add``, ``sum_regs``
+               and ``split_select``
                (:data:`SPLIT_COEFFICIENTS`)
 ``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
                (a max-pool register per column); ``lut_mul`` = ``acc·scale`` when the
@@ -163,12 +165,17 @@ COEFFICIENTS = {
 #:   rows/win)`` (a compare and a choice per node of the tree's first ``log2(win)``
 #:   levels) ``+ acc·rows/win`` (picking the slot's window when a column holds several).
 #:
-#: The per-row column multiplexers that replace the flat result multiplexer have as many
-#: 2:1 multiplexers as it (``mux`` is unchanged). A block's fitted coefficient of the same
-#: name, should :data:`COEFFICIENTS` ever have one, takes precedence.
+#: - ``column_select`` = Σ over engines ``rows·cols·acc``, instead of ``mux``: the per-row
+#:   column selections and the row selection, each value gated by a one-hot bit and ORed
+#:   (:func:`hwgen.rtl.drain._select`, two values' bits per LUT4 and the OR tree: 2/3 LUT4
+#:   per bit), where a drain without split or pooled layers has gate registers.
+#:
+#: A block's fitted coefficient of the same name, should :data:`COEFFICIENTS` ever have
+#: one, takes precedence.
 SPLIT_COEFFICIENTS = {
     'engine': {'luts': {"bank_mux": 1.0}, 'ffs': {"bank_regs": 1.0}},
-    'drain': {'luts': {"split_select": 1.0, "sum_add": 1.0, "pool_max": 1.0},
+    'drain': {'luts': {"split_select": 1.0, "sum_add": 1.0, "pool_max": 1.0,
+                       "column_select": 0.667},
               'ffs': {"sum_regs": 1.0}},
 }
 
@@ -365,6 +372,7 @@ def block_features(design, target="ice40-up5k"):
         col_bits = max(1, (max(2, cols) - 1).bit_length())
         meta = 4 + col_bits + (4 if "stochastic" in design.roundings else 2) * count
         features["drain"].update(
+            mux=0, column_select=features["drain"]["mux"],
             sum_add=(rows - 1) * acc,
             sum_regs=acc * regs + meta * (1 + (rows - 1).bit_length()),
             split_select=acc + 3 * count)
