@@ -186,21 +186,14 @@ class PE(wiring.Component):
         raise NotImplementedError  # pragma: no cover
 
     def pipelined_product(self, m, a, w):
-        """The product term ``product_stages`` cycles after ``a`` and ``w`` (``a_i`` and
-        ``w_i``).
+        """The product term ``product_stages`` cycles after ``a`` and ``w``.
 
-        By default the first register is on the operands: :meth:`product` is formed from
-        ``a_o`` and ``w_o``, which hold ``a_i`` and ``w_i`` one cycle later anyway, and
-        registered ``product_stages − 1`` more times. A multiplier's inputs (a DSP
-        block's) thus come from registers beside it, not from wherever its row's feed or
-        its left neighbour is placed; the route from there ends at a flip-flop. A kind
-        whose product is deep (an adder tree) overrides this to spread the same number of
-        registers through it. Either way the control is delayed by ``product_stages``
-        registers, so the latency stays :func:`hwgen.timing.pe_latency` of it.
+        By default :meth:`product` is formed in one cycle and then registered
+        ``product_stages`` times; a kind whose product is deep (an adder tree) overrides
+        this to spread the same number of registers through it. Either way the control is
+        delayed by ``product_stages`` registers, so the latency stays
+        :func:`hwgen.timing.pe_latency` of it.
         """
-        stages = self._product_stages
-        if stages:
-            a, w, stages = self.a_o, self.w_o, stages - 1
         product = self.product(m, a, w)
         value, carry = product if isinstance(product, tuple) else (product, None)
         term = Signal(self.acc_shape)
@@ -208,7 +201,7 @@ class PE(wiring.Component):
         if carry is not None:
             term_carry = Signal()
             m.d.comb += term_carry.eq(carry)
-        for n in range(stages):
+        for n in range(self._product_stages):
             stage_term = Signal(self.acc_shape, name=f"product_{n}")
             m.d.sync += stage_term.eq(term)
             term = stage_term
