@@ -93,8 +93,8 @@ PEs also without DSPs, for the LUT multiplier), the other rows and :data:`FLAT` 
 CNN in fixed8, fixed6, fixed4, 8-bit weights on 4-bit activations, pow2-4, bwn, ternary,
 binary, a fixed/shift mix and a ternary/3-bit mix, on 2×2, 3×5, 4×4 and 8×8 arrays, the
 MLP (4×4, 2×2) and a five-layer chain. On those, DSPs and block RAMs are exact, LUTs
-within 12 % (mean absolute error 4.7 %; 20 % on the two-layer MLP on 2×2, whose control
-logic folds more when synthesized flat) and flip-flops within 9 % (27 % on that MLP). The split layers' first-order terms
+within 12 % (mean absolute error 4.5 %; 20 % on the two-layer MLP on 2×2, whose control
+logic folds more when synthesized flat) and flip-flops within 17 % (40 % on that MLP). The split layers' first-order terms
 (:data:`SPLIT_COEFFICIENTS`) were checked on one synthesis, the MLP in fixed8 on 4×4 with
 ``--split-fc``: block RAMs exact (12), LUTs 1.4 % low, flip-flops 1.9 % high (the
 sequencer's folding of split layers' descriptors, 225 LUTs there, is not modelled). The
@@ -127,7 +127,7 @@ COEFFICIENTS = {
     'pe_xnor': {'luts': {"acc": 1.965, "const": 0.0, "p": 2.996},
         'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
     'engine': {'luts': {"const": 0.0, "feed": 0.0},
-        'ffs': {"const": 0.0, "feed": 4.713}},
+        'ffs': {"const": 0.0, "feed": 11.97}},
     'drain': {'luts': {"const": 194.797, "line": 0.0, "mux": 0.364},
         'ffs': {"const": 181.646, "line": 0.0, "mux": 1.027}},
     'post': {'luts': {"acc": 9.62, "const": 20.934, "lut_mul": 0.0, "pool": 1.247},
@@ -189,7 +189,7 @@ PE_BLOCKS = {"codebook": "pe_fixed"}
 LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.826, "ffs": 0.869}
+FLAT = {"luts": 0.825, "ffs": 0.861}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
