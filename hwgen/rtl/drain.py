@@ -12,7 +12,7 @@ __all__ = ["Drain"]
 
 
 class Drain(wiring.Component):
-    """Read every PE result of a tile through a multiplexer, row by row, one per cycle.
+    """Read every PE result of a tile, row by row, one per cycle.
 
     A *job* describes a tile: which channels (``co_base``, ``cols_valid``) and pixels
     (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it
@@ -224,9 +224,9 @@ class Drain(wiring.Component):
 
         reading = Signal()
         r, c = Signal(range(rows)), Signal(range(cols))
-        # The slot being read, one-hot, as the selects of the result multiplexers: one flat
-        # ring of rows·cols bits for ordinary layers, a ring per row and per column with
-        # split or pooled layers (which also read a column of every row at once).
+        # With split or pooled layers (which also read a column of every row at once), the
+        # slot being read, one-hot, a ring per row and per column, as the selects of the
+        # result selections; an ordinary drain's gate registers have their own ring.
         columns_too = self._split or bool(self._pool_win)
         hot_r, hot_c = Signal(rows, init=1), Signal(cols, init=1)
         job = Signal(job_layout)
