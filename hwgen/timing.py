@@ -81,7 +81,8 @@ def drain_delay(rows, cols, pe_lat, split=False, pooled=0):
     with ``f = memory_read_latency() + feed_latency()`` (2), slot ``(r, c)`` is read in
     cycle ``t + delay + 1 + r·cols + c``, its value sampled by a gate register one cycle
     earlier (on more than one PE). It is final from ``t + f + r + c + pe_lat`` (needs
-    ``delay >= f + pe_lat``, worst at ``r = 0``: ``rows + cols >= 3``) and the next tile,
+    ``delay >= f + pe_lat``, worst at ``r = 0``: ``rows + cols >= 3``; a single PE, read
+    directly, needs ``delay >= f − 1 + pe_lat``) and the next tile,
     issued ``P >= rows·cols`` cycles later, replaces it at ``t + P + f + r + c + pe_lat``
     (needs ``delay <= rows + cols + f − 3 + pe_lat``, worst at ``r = rows − 1``). The
     drain takes the latest start, so that every slot is read as late as is safe.

@@ -47,8 +47,8 @@ block          features (design quantities)
 ``drain``      ``mux`` = Σ over engines ``rows·cols·acc`` (the results' gate registers
                and their OR);
                ``line`` = ``(rows + cols) · count`` (the job delay line); with split
-               layers ``column_select`` (instead of ``mux``), ``sum_add``, ``sum_regs``
-               and ``split_select``
+               or pooled layers ``column_select`` (instead of ``mux``), ``sum_add``,
+               ``sum_regs`` and ``split_select``
                (:data:`SPLIT_COEFFICIENTS`)
 ``post``       ``acc`` = accumulator + scale bits; ``pool`` = ``cols · act_width``
                (a max-pool register per column); ``lut_mul`` = ``acc·scale`` when the
@@ -94,10 +94,12 @@ CNN in fixed8, fixed6, fixed4, 8-bit weights on 4-bit activations, pow2-4, bwn, 
 binary, a fixed/shift mix and a ternary/3-bit mix, on 2×2, 3×5, 4×4 and 8×8 arrays, the
 MLP (4×4, 2×2) and a five-layer chain. On those, DSPs and block RAMs are exact, LUTs
 within 12 % (mean absolute error 4.5 %; 20 % on the two-layer MLP on 2×2, whose control
-logic folds more when synthesized flat) and flip-flops within 17 % (40 % on that MLP). The split layers' first-order terms
-(:data:`SPLIT_COEFFICIENTS`) were checked on one synthesis, the MLP in fixed8 on 4×4 with
-``--split-fc``: block RAMs exact (12), LUTs 1.4 % low, flip-flops 1.9 % high (the
-sequencer's folding of split layers' descriptors, 225 LUTs there, is not modelled). The
+logic folds more when synthesized flat) and flip-flops within 17 % (40 % on that MLP).
+The split layers' first-order terms (:data:`SPLIT_COEFFICIENTS`) were checked on one
+synthesis, the MLP in fixed8 on 4×4 with ``--split-fc``: block RAMs exact (12), LUTs
+6.2 % high, flip-flops 10.9 % high (``FLAT`` is fitted on drains with gate registers,
+which this one has none of; the sequencer's folding of split layers' descriptors is not
+modelled). The
 script refits the table, prints it, and
 prints every design's estimate against its synthesis; when a block of the RTL changes, run
 it and paste the table it prints.
