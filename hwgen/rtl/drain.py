@@ -17,12 +17,11 @@ class Drain(wiring.Component):
     A *job* describes a tile: which channels (``co_base``, ``cols_valid``) and pixels
     (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it
     holds. The sequencer presents it in the cycle it issues
-    the tile's last reduction step to the memories. The step reaches the array one memory
-    read later and PE (r, c) finishes ``r + c + pe_latency`` cycles after that (see
-    :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job waits ``delay``
-    cycles in a delay line (:func:`hwgen.timing.drain_delay`, ``rows + cols − 1 +
-    pe_latency``) and the drain then reads slot ``(r, c)`` at ``delay + 1 + r·cols + c``
-    cycles after the issue. The value read is the result one cycle earlier, held in a
+    the tile's last reduction step to the memories. The step reaches the array a memory
+    read and the engine's feed later and PE (r, c) finishes ``r + c + pe_latency`` cycles
+    after that (see :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job
+    waits ``delay`` cycles in a delay line (:func:`hwgen.timing.drain_delay`) and the drain
+    then reads slot ``(r, c)`` at ``delay + 1 + r·cols + c`` cycles after the issue. The value read is the result one cycle earlier, held in a
     gate register (a single PE is read directly): final by then, and not yet the next
     tile's provided tiles issue at least ``rows·cols`` cycles apart. The golden model is
     :func:`hwgen.golden.blocks.drain`.
@@ -146,20 +145,17 @@ class Drain(wiring.Component):
 
     @property
     def delay(self):
-        """Cycles a job waits before its first slot is read: :func:`hwgen.timing.drain_delay`
-        = ``rows + cols − 2 + pe_latency``."""
+        """Cycles a job waits before its first slot is read: :func:`hwgen.timing.drain_delay`."""
         return timing.drain_delay(self._rows, self._cols, self._pe_latency)
 
     @property
     def delay_split(self):
-        """A split layer's delay: :func:`hwgen.timing.drain_delay` ``(split=True)`` =
-        ``rows + pe_latency``."""
+        """A split layer's delay: :func:`hwgen.timing.drain_delay` ``(split=True)``."""
         return timing.drain_delay(self._rows, self._cols, self._pe_latency, split=True)
 
     @property
     def delay_pool(self):
-        """A pooled layer's delay: :func:`hwgen.timing.drain_delay` ``(pooled=pool_win)`` =
-        ``pool_win + pe_latency``."""
+        """A pooled layer's delay: :func:`hwgen.timing.drain_delay` ``(pooled=pool_win)``."""
         return timing.drain_delay(self._rows, self._cols, self._pe_latency,
                                   pooled=self._pool_win)
 

@@ -167,16 +167,12 @@ class Engine(wiring.Component):
             m.d.sync += stage.eq(step)
             step = stage
         # The feed: the padded activations, the weights and the control, registered
-        # (timing.feed_latency) so that the memories' outputs reach only these registers.
-        assert timing.feed_latency() == 1
+        # (timing.feed_latency) so that the memories' outputs reach only the first stage
+        # and the last stage can sit beside the array.
         pe = array.pe(0, 0)
         for r in range(self._rows):
-            a = Signal(array.a_shape, name=f"feed_a_{r}")
-            m.d.sync += a.eq(pe.feed(m, self.a[r], step.valid & step.inside[r], step.tail,
-                                     self.tail_bits))
-            m.d.comb += array.a[r].eq(a)
-        ctl = Signal(PECtl, name="feed_ctl")
-        w = Signal(array.w.shape(), name="feed_w")
+            a = pe.feed(m, self.a[r], step.valid & step.inside[r], step.tail, self.tail_bits)
+            m.d.comb += array.a[r].eq(_feed(m, a, f"feed_a_{r}", array.a_shape))
         if self.lookup is not None:
             # the code-book tables sit between the memory and the feed register
             lookup = m.submodules.lookup = self.lookup
@@ -184,9 +180,12 @@ class Engine(wiring.Component):
             w_data = lookup.value
         else:
             w_data = w_rd.data
-        m.d.sync += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
-                     ctl.last.eq(step.last), w.eq(w_data)]
-        m.d.comb += [array.ctl.eq(ctl), array.w.eq(w), self.result.eq(array.result)]
+        ctl = Signal(PECtl)
+        m.d.comb += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
+                     ctl.last.eq(step.last)]
+        m.d.comb += [array.ctl.eq(_feed(m, ctl, "feed_ctl", PECtl)),
+                     array.w.eq(_feed(m, w_data, "feed_w", array.w.shape())),
+                     self.result.eq(array.result)]
         if "acc_mode" in self.signature.members:
             m.d.comb += array.acc_mode.eq(self.acc_mode)
         if self._bank_images:
@@ -203,7 +202,16 @@ class Engine(wiring.Component):
                 m.submodules[f"weights_{r}"] = bank
                 rd = bank.read_port()
                 m.d.comb += rd.addr.eq(late)
-                w_row = Signal(array.w.shape(), name=f"feed_w_row_{r}")
-                m.d.sync += w_row.eq(rd.data)
-                m.d.comb += array.w_rows[r - 1].eq(w_row)
+                m.d.comb += array.w_rows[r - 1].eq(
+                    _feed(m, rd.data, f"feed_w_row_{r}", array.w.shape()))
         return m
+
+
+def _feed(m, value, name, shape):
+    """``value`` through :func:`hwgen.timing.feed_latency` registers named ``name``,
+    ``name_1``, …; returns the last."""
+    for n in range(timing.feed_latency()):
+        stage = Signal(shape, name=name if n == 0 else f"{name}_{n}")
+        m.d.sync += stage.eq(value)
+        value = stage
+    return value

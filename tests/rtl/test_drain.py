@@ -17,8 +17,9 @@ def test_construction_errors():
 
 
 def test_timing_is_the_timing_modules():
-    assert Drain(3, 4, 8, 8, pe_latency=1).delay == 7 == timing.drain_delay(3, 4, 1)
-    assert Drain(3, 4, 8, 8, pe_latency=3).delay == 9 == timing.drain_delay(3, 4, 3)
+    # memory read 1 + feed 2 + last PE (2 + 3 + pe_latency), less the read cycle
+    assert Drain(3, 4, 8, 8, pe_latency=1).delay == 8 == timing.drain_delay(3, 4, 1)
+    assert Drain(3, 4, 8, 8, pe_latency=3).delay == 10 == timing.drain_delay(3, 4, 3)
     assert Drain(3, 4, 8, 8, pe_latency=1).latency == timing.drain_latency() == 1
 
 
@@ -83,7 +84,8 @@ def test_jobs_back_to_back(run_sim, rows, cols, pe_latency):
 
 def test_split_timing_is_the_timing_modules():
     dut = Drain(4, 3, 8, 8, pe_latency=2, split=True)
-    assert dut.delay_split == 6 == timing.drain_delay(4, 3, 2, split=True)
+    # memory read 1 + feed 2 + last row (3 + pe_latency 2), less the read cycle
+    assert dut.delay_split == 7 == timing.drain_delay(4, 3, 2, split=True)
     assert dut.sum_latency == 3 == timing.drain_sum_latency(4)
     assert timing.drain_sum_latency(5) == 4 and timing.drain_sum_latency(1) == 0
 

@@ -72,8 +72,8 @@ def test_engine_uses_the_kinds_layout():
                     count_width=8)
     assert engine.pe_class is PENegMac
     assert engine.weight_word_layout.size == 3 * 6
-    # memory read + feed register + skew of PE (1, 2) + PE latency
-    assert engine.latency == 1 + 1 + (1 + 2) + 1
+    # memory read + two feed registers + skew of PE (1, 2) + PE latency
+    assert engine.latency == 1 + 2 + (1 + 2) + 1
     Fragment.get(engine, None)      # it elaborates (and its PEs are then used)
 
 
