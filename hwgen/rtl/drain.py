@@ -21,9 +21,10 @@ class Drain(wiring.Component):
     read and the engine's feed later and PE (r, c) finishes ``r + c + pe_latency`` cycles
     after that (see :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job
     waits ``delay`` cycles in a delay line (:func:`hwgen.timing.drain_delay`) and the drain
-    then reads slot ``(r, c)`` at ``delay + 1 + r·cols + c`` cycles after the issue. The value read is the result one cycle earlier, held in a
-    gate register (a single PE is read directly): final by then, and not yet the next
-    tile's provided tiles issue at least ``rows·cols`` cycles apart. The golden model is
+    then reads slot ``(r, c)`` at ``delay + 1 + r·cols + c`` cycles after the issue. The
+    value read is the result one cycle earlier, held in a gate register (a single PE is
+    read directly): final by then, and not yet the next tile's provided tiles issue at
+    least ``rows·cols`` cycles apart. The golden model is
     :func:`hwgen.golden.blocks.drain`.
 
     For each slot the drain gives the parameter-memory address (``param_addr``, at once) and,
