@@ -570,11 +570,11 @@ def test_split_layers_in_the_layer_program():
     assert _fields(bank1[60 + 2], 4) == w2[:, 6].tolist() + [0]
     assert _fields(bank1[60 + 3], 4) == [0, 0, 0, 0]            # past K = 7
     # counted by hand from the phases: SETUP 1 + WALK 2 + 2 records, the last tile's
-    # K' steps, its issue 1, the drain's delay rows + PE latency (2: the registered
-    # product and the sum) = 4, 4 column sums,
+    # K' steps, its issue 1, the drain's delay rows + 1 (the second feed register) + PE
+    # latency (2: the registered product and the sum) = 5, 4 column sums,
     # the sum's 2 stages, the parameter read 1, post-processing 4, FLUSH 1
-    assert design.layers[2].cycles.total == 5 + 4 + 1 + 4 + 4 + 2 + 1 + 4 + 1
-    assert design.layers[1].cycles.total == 5 + 30 + 30 + 1 + 4 + 4 + 2 + 1 + 4 + 1
+    assert design.layers[2].cycles.total == 5 + 4 + 1 + 5 + 4 + 2 + 1 + 4 + 1
+    assert design.layers[1].cycles.total == 5 + 30 + 30 + 1 + 5 + 4 + 2 + 1 + 4 + 1
     assert design.layers[1].cycles.period == 30
     # the unsplit design: the same conv, the weight memory in layer order, no banks
     plain = compile_graph(g, AcceleratorConfig(rows=2, cols=4))
@@ -607,9 +607,10 @@ def test_pooled_layers_in_the_layer_program():
     desc = design.layers[0].desc
     assert (desc.drain_pool, desc.win, desc.rows_div, desc.period) == (1, 4, 1, 6)
     # by hand: SETUP 1 + WALK 4 + 2 records; 8 more tiles of 6 cycles and the last one's
-    # step; issue 1; the drain's delay win + PE latency = 4 + 2; 4 columns' maxima; the
-    # tree's 3 stages; the parameter read 1; post-processing 4; FLUSH 1
-    assert design.layers[0].cycles.total == 7 + 8 * 6 + 1 + 1 + 6 + 4 + 3 + 1 + 4 + 1
+    # step; issue 1; the drain's delay win + 1 (the second feed register) + PE latency =
+    # 4 + 1 + 2; 4 columns' maxima; the tree's 3 stages; the parameter read 1;
+    # post-processing 4; FLUSH 1
+    assert design.layers[0].cycles.total == 7 + 8 * 6 + 1 + 1 + 7 + 4 + 3 + 1 + 4 + 1
     plain = compile_graph(graph(layer), AcceleratorConfig(rows=4, cols=4))
     assert plain.layers[0].desc.drain_pool == 0 and plain.layers[0].desc.period == 16
     # not where the maximum of the sums is not the maximum of the outputs, nor where the
