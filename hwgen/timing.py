@@ -56,8 +56,9 @@ def feed_latency():
     each row's activation after the padding mask, the weights and the control, so that no
     path runs from a block RAM's output through the mask into a multiplier, and registers
     them once more, so that the placer can put the first register beside the block RAM
-    and the second beside the first row's multipliers (on an 8×8 ECP5 array the route
-    between the two alone took 6.2 ns, which held it at 84 MHz)."""
+    and the second beside the first row's multipliers (with one register, an 8×8 design
+    on ECP5 placed it beside the block RAM, 6.2 ns of routing from PE (0, 0)'s
+    multiplier, which held the design at 84 MHz)."""
     return 2
 
 
