@@ -48,7 +48,7 @@ class Engine(wiring.Component):
         For a code-book engine: ``index_width``, ``tables`` and ``bounds`` of a
         :class:`~hwgen.rtl.weight_lookup.WeightLookup`. The weight memory then holds
         ``cols`` indices of ``index_width`` bits a word, and the lookup turns them into the
-        PEs' ``w_width``-bit weights in front of the feed register (no extra cycle).
+        PEs' ``w_width``-bit weights in front of the first feed register (no extra cycle).
     acc_modes : tuple of (int, str), optional
         The PEs' accumulator bounds (:class:`~hwgen.rtl.pe.PE`).
     bank_images : sequence of sequence of int, optional
@@ -147,7 +147,7 @@ class Engine(wiring.Component):
     def latency(self):
         """:func:`hwgen.timing.memory_read_latency` + :func:`hwgen.timing.feed_latency` +
         the array's latency (:func:`hwgen.timing.array_latency` of its last PE) = ``rows +
-        cols + pe_latency``."""
+        cols + 1 + pe_latency``."""
         return timing.memory_read_latency() + timing.feed_latency() + self.array.latency
 
     def elaborate(self, platform):
@@ -174,7 +174,7 @@ class Engine(wiring.Component):
             a = pe.feed(m, self.a[r], step.valid & step.inside[r], step.tail, self.tail_bits)
             m.d.comb += array.a[r].eq(_feed(m, a, f"feed_a_{r}", array.a_shape))
         if self.lookup is not None:
-            # the code-book tables sit between the memory and the feed register
+            # the code-book tables sit between the memory and the first feed register
             lookup = m.submodules.lookup = self.lookup
             m.d.comb += [lookup.addr.eq(self.step.w_addr), lookup.index.eq(w_rd.data)]
             w_data = lookup.value
@@ -190,7 +190,7 @@ class Engine(wiring.Component):
             m.d.comb += array.acc_mode.eq(self.acc_mode)
         if self._bank_images:
             # bank r reads the step's address r cycles late, so that its word reaches the
-            # feed register as row r's activation reaches its row's skew chain
+            # first feed register as row r's activation reaches its row's skew chain
             m.d.comb += array.split.eq(self.split)
             addr = self.step.w_addr
             for r, image in enumerate(self._bank_images, start=1):
