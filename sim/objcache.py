@@ -58,8 +58,11 @@ def main(here, argv):
     code = subprocess.call(argv)
     if code == 0:
         partial = f"{cached}.{os.getpid()}.partial"
-        shutil.copyfile(argv[out], partial)
-        os.replace(partial, cached)
+        try:
+            shutil.copyfile(argv[out], partial)
+            os.replace(partial, cached)
+        except OSError:
+            pass        # a cache that cannot be written only costs the next build time
     return code
 
 sys.exit(main(sys.argv[1], sys.argv[2:]))
@@ -68,7 +71,8 @@ sys.exit(main(sys.argv[1], sys.argv[2:]))
 
 def wrapper(folder: Path) -> Path | None:
     """The compile wrapper for ``$(OBJCACHE)``, written into ``folder`` (created) if it is
-    not there yet; ``None`` where make could not run it (a path with white space)."""
+    not there yet; ``None`` where make could not run it (a path with white space) or the
+    folder cannot be written (builds then compile the runtime each time, as without it)."""
     python = sys.executable
     if not python or any(ch.isspace() for ch in str(folder) + python):
         return None
@@ -78,9 +82,12 @@ def wrapper(folder: Path) -> Path | None:
     name = f"objcache-{hashlib.sha256(text.encode()).hexdigest()[:12]}.sh"
     path = Path(folder) / name
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{name}.{os.getpid()}.partial")
-        partial.write_text(text)
-        partial.chmod(0o755)
-        partial.replace(path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{name}.{os.getpid()}.partial")
+            partial.write_text(text)
+            partial.chmod(0o755)
+            partial.replace(path)
+        except OSError:
+            return None
     return path

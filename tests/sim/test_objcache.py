@@ -68,3 +68,9 @@ def test_a_failed_compile_fails_and_caches_nothing(tmp_path, source):
     assert done.returncode != 0
     assert "error" in done.stderr
     assert not list((tmp_path / "objects").glob("*.o"))
+
+
+def test_a_folder_that_cannot_be_written_gives_no_wrapper(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert objcache.wrapper(blocker / "objects") is None
