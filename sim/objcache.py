@@ -82,6 +82,8 @@ def wrapper(folder: Path) -> Path | None:
     name = f"objcache-{hashlib.sha256(text.encode()).hexdigest()[:12]}.sh"
     path = Path(folder) / name
     if not path.is_file():
+        # not hwgen.files.atomic_write: that gives the file the umask's mode, and make must
+        # never find the script before it is executable
         try:
             folder.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f"{name}.{os.getpid()}.partial")
