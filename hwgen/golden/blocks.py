@@ -36,8 +36,9 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0, overflow="wrap
 
     Step ``t`` presents ``a_seq[t]``, ``w_seq[t]`` and ``ctl_seq[t] = (valid, first, last)``
     at the PE's inputs; at the clock edge that ends the step, when ``valid``,
-    ``acc <= bound((0 if first else acc) + a*w)`` and, when also ``last``, ``result`` loads
-    the same sum. Both registers start at 0; ``bound`` is ``overflow`` at ``acc_width`` bits
+    ``acc <= bound(acc + a*w)``, or, when also ``last``, ``result`` loads that sum and
+    ``acc`` returns to 0 (so each tile, ``first`` to ``last``, starts from 0; ``first``
+    changes nothing). Both registers start at 0; ``bound`` is ``overflow`` at ``acc_width`` bits
     (``"wrap"``: the low bits, two's complement; ``"saturate"``: clamped to the signed
     range, the sum of the exact product), after every addition as
     :func:`hwgen.golden.network.narrow_dot` specifies. With
@@ -92,12 +93,12 @@ def _accumulate(products, ctl, acc_width, product_stages, overflow="wrap"):
             return np.int64(min(max(int(x), lo), hi))
     prods = np.concatenate([np.zeros(s, dtype=np.int64), products])[:n]
     ctl = np.concatenate([np.zeros((s, 3), dtype=np.int64), ctl])[:n]
-    for t, (valid, first, last) in enumerate(ctl):
+    for t, (valid, _first, last) in enumerate(ctl):
         if valid:
-            total = bound((0 if first else acc) + prods[t], acc_width)
+            total = bound(acc + prods[t], acc_width)
             acc = total
             if last:
-                result = total
+                result, acc = total, np.int64(0)
         results[t] = result
     return results
 

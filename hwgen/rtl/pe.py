@@ -3,7 +3,7 @@
 import importlib
 import pkgutil
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Module, Mux, ResetSignal, Shape, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,19 +42,24 @@ class PE(wiring.Component):
 
         a_o, w_o, ctl_o <= a_i, w_i, ctl_i
         if ctl'.valid:
-            acc <= (0 if ctl'.first else acc) + p'
+            acc <= 0 if ctl'.last else acc + p'
             if ctl'.last:
-                result <= (0 if ctl'.first else acc) + p'
+                result <= acc + p'
+
+    The accumulator starts at 0 and returns to 0 with each ``last`` step, so a tile (its
+    steps from ``first`` to ``last``) starts from 0 without looking at ``first``: the
+    return is the flip-flops' synchronous reset (shared with the domain's reset), which
+    costs no LUT, where selecting 0 for the first step costs one LUT per accumulator bit
+    (on ECP5 that was 18 of a fixed8 PE's 40 LUT4-eq).
 
     When the control is not valid only the pass-through registers change. The accumulator
     is ``acc_shape`` wide and wraps; the compiler sizes it so that it never overflows,
     unless a layer asks for a narrow accumulator: then ``acc_modes`` lists the bounds the
     PE can apply, ``(width, overflow)`` each, and the ``acc_mode`` port (present with two
     modes or more; the layer descriptor's ``acc_mode``) selects one. The mode bounds every
-    sum before it is stored, ``acc <= bound((0 if first else acc) + p')`` (and ``result``
-    the same), as :func:`hwgen.golden.network.narrow_dot` specifies: ``"wrap"`` keeps the
-    low ``width`` bits (sign-extended; free at the full width), ``"saturate"`` clamps the
-    exact sum (one bit wider than ``acc_shape``) to ``width`` signed bits: a test that the
+    sum ``acc + p'`` before it is stored (in ``acc`` and ``result``), as
+    :func:`hwgen.golden.network.narrow_dot` specifies: ``"wrap"`` keeps the low ``width``
+    bits (sign-extended; free at the full width), ``"saturate"`` clamps the exact sum (one bit wider than ``acc_shape``) to ``width`` signed bits: a test that the
     bits from ``width − 1`` up are all equal and a multiplexer, in the same cycle (the
     latency does not change).
 
@@ -228,21 +233,19 @@ class PE(wiring.Component):
             m.d.sync += stage_ctl.eq(ctl)
             ctl = stage_ctl
 
-        acc = Signal(self.acc_shape)
+        # The accumulator's only reset is its return to 0 (the domain's reset or a last
+        # step), one synchronous reset of its flip-flops, with no LUT in front of them.
+        acc = Signal(self.acc_shape, reset_less=True)
         width = Shape.cast(self.acc_shape).width
         # A saturating bound needs the exact sum: one bit more than the accumulator.
         saturating = any(mode == "saturate" for _, mode in self._acc_modes)
         exact = Signal(signed(width + 1)) if saturating else Signal(self.acc_shape)
-        # One adder serves both the accumulator and the result: selecting 0 for the first
-        # step restarts the dot product without a separate clear cycle.
+        # One adder serves both the accumulator and the result.
         if carry is None:
-            with m.If(ctl.first):
-                m.d.comb += exact.eq(term)
-            with m.Else():
-                m.d.comb += exact.eq(acc + term)
+            m.d.comb += exact.eq(acc + term)
         else:
             # The carry-in joins the accumulator's adder (one carry chain, no second adder).
-            m.d.comb += exact.eq(Mux(ctl.first, 0, acc) + term + carry)
+            m.d.comb += exact.eq(acc + term + carry)
         bounded = [_bound(m, exact, w, mode, n) for n, (w, mode) in enumerate(self._acc_modes)]
         total = Signal(self.acc_shape)
         if len(bounded) == 1:
@@ -257,6 +260,8 @@ class PE(wiring.Component):
             m.d.sync += acc.eq(total)
             with m.If(ctl.last):
                 m.d.sync += self.result.eq(total)
+        with m.If(ResetSignal() | (ctl.valid & ctl.last)):
+            m.d.sync += acc.eq(0)
 
         return m
 
