@@ -268,7 +268,10 @@ def test_an_unchanged_design_reuses_its_build(toy, build_root):
     assert elapsed < 5, f"a cached run took {elapsed:.1f} s"
 
 
-def test_build_folder_is_keyed_on_the_verilog(toy, build_root):
+def test_build_folder_is_keyed_on_the_verilog(toy, tmp_path):
+    # a fresh folder (not pytest's cache of builds): both builds are made now, the second
+    # after the first has compiled Verilator's runtime or found it in the runtime cache
+    build_root = tmp_path
     result = runner.run(toy, corner_inputs()[:1], N_OUT, N_LAYERS, build_dir=build_root)
     driver = (result.build_dir / "hwgen_batch.v").read_text()
     key = runner._build_key(toy.read_bytes(), "hwgen_top", "verilator", None, driver)
