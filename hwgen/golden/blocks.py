@@ -34,11 +34,11 @@ def wrap_signed(x, width):
 def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0, overflow="wrap"):
     """Cycle-level reference of one MAC processing element.
 
-    Step ``t`` presents ``a_seq[t]``, ``w_seq[t]`` and ``ctl_seq[t] = (valid, first, last)``
+    Step ``t`` presents ``a_seq[t]``, ``w_seq[t]`` and ``ctl_seq[t] = (valid, last)``
     at the PE's inputs; at the clock edge that ends the step, when ``valid``,
     ``acc <= bound(acc + a*w)``, or, when also ``last``, ``result`` loads that sum and
-    ``acc`` returns to 0 (so each tile, ``first`` to ``last``, starts from 0; ``first``
-    changes nothing). Both registers start at 0; ``bound`` is ``overflow`` at ``acc_width`` bits
+    ``acc`` returns to 0 (so the next step starts the next dot product). Both registers
+    start at 0; ``bound`` is ``overflow`` at ``acc_width`` bits
     (``"wrap"``: the low bits, two's complement; ``"saturate"``: clamped to the signed
     range, the sum of the exact product), after every addition as
     :func:`hwgen.golden.network.narrow_dot` specifies. With
@@ -49,8 +49,8 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0, overflow="wrap
     ----------
     a_seq, w_seq : array_like of int, shape (N,)
         Activations and weights of each step.
-    ctl_seq : array_like of int, shape (N, 3)
-        ``(valid, first, last)`` of each step.
+    ctl_seq : array_like of int, shape (N, 2)
+        ``(valid, last)`` of each step.
     acc_width : int
         Width of the accumulator (and of ``result``).
     product_stages : int
@@ -65,7 +65,7 @@ def pe_mac(a_seq, w_seq, ctl_seq, acc_width=64, product_stages=0, overflow="wrap
     """
     a = np.asarray(a_seq, dtype=np.int64)
     w = np.asarray(w_seq, dtype=np.int64)
-    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 3)
+    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 2)
     if not (a.shape == w.shape == (len(ctl),)):
         raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {w.shape!r} and "
                          f"{ctl.shape!r}")
@@ -92,8 +92,8 @@ def _accumulate(products, ctl, acc_width, product_stages, overflow="wrap"):
         def bound(x, _width):
             return np.int64(min(max(int(x), lo), hi))
     prods = np.concatenate([np.zeros(s, dtype=np.int64), products])[:n]
-    ctl = np.concatenate([np.zeros((s, 3), dtype=np.int64), ctl])[:n]
-    for t, (valid, _first, last) in enumerate(ctl):
+    ctl = np.concatenate([np.zeros((s, 2), dtype=np.int64), ctl])[:n]
+    for t, (valid, last) in enumerate(ctl):
         if valid:
             total = bound(acc + prods[t], acc_width)
             acc = total
@@ -118,8 +118,8 @@ def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product
         Activations.
     zero_seq, sign_seq, code_seq : array_like of int, shape (N,)
         The weight fields of each step.
-    ctl_seq : array_like of int, shape (N, 3)
-        ``(valid, first, last)`` of each step.
+    ctl_seq : array_like of int, shape (N, 2)
+        ``(valid, last)`` of each step.
     acc_width, product_stages : int
         As for :func:`pe_mac`.
     overflow : str
@@ -131,7 +131,7 @@ def pe_shift(a_seq, zero_seq, sign_seq, code_seq, ctl_seq, acc_width=64, product
     """
     a = np.asarray(a_seq, dtype=np.int64)
     zero, sign, code = (np.asarray(v, dtype=np.int64) for v in (zero_seq, sign_seq, code_seq))
-    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 3)
+    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 2)
     if not (a.shape == zero.shape == sign.shape == code.shape == (len(ctl),)):
         raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {zero.shape!r}, "
                          f"{sign.shape!r}, {code.shape!r} and {ctl.shape!r}")
@@ -162,7 +162,7 @@ def pe_xnor(a_seq, mask_seq, w_seq, ctl_seq, p, acc_width=64, product_stages=0):
     numpy.ndarray of int64, shape (N,)
     """
     a, mask, w = (np.asarray(v, dtype=object) for v in (a_seq, mask_seq, w_seq))
-    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 3)
+    ctl = np.asarray(ctl_seq, dtype=np.int64).reshape(-1, 2)
     if not (a.shape == mask.shape == w.shape == (len(ctl),)):
         raise ShapeError(f"PE streams must have one length, not {a.shape!r}, {mask.shape!r}, "
                          f"{w.shape!r} and {ctl.shape!r}")

@@ -25,7 +25,7 @@ class Engine(wiring.Component):
     the step: row ``r`` gets what the PE kind's :meth:`~hwgen.rtl.pe.PE.feed` makes of the
     buffer word ``a[r]`` (the word where ``step.inside[r]`` was set and the kind's neutral
     ``pad_value`` elsewhere: zero padding, rows past the last pixel), with the step's
-    ``valid``/``first``/``last`` as the array's control. A design has one engine per PE
+    ``valid``/``last`` as the array's control. A design has one engine per PE
     kind; ``step.valid`` reaches only the engine of the running layer.
 
     Parameters
@@ -181,8 +181,7 @@ class Engine(wiring.Component):
         else:
             w_data = w_rd.data
         ctl = Signal(PECtl)
-        m.d.comb += [ctl.valid.eq(step.valid), ctl.first.eq(step.first),
-                     ctl.last.eq(step.last)]
+        m.d.comb += [ctl.valid.eq(step.valid), ctl.last.eq(step.last)]
         m.d.comb += [array.ctl.eq(_feed(m, ctl, "feed_ctl", PECtl)),
                      array.w.eq(_feed(m, w_data, "feed_w", array.w.shape())),
                      self.result.eq(array.result)]

@@ -33,11 +33,10 @@ __all__ = [
 #:
 #: ``valid``
 #:     The step carries data; when 0 a PE changes nothing but its pass-through registers.
-#: ``first``
-#:     First step of a dot product: the PE starts from 0 instead of its accumulator.
 #: ``last``
-#:     Last step of a dot product: the PE also loads the finished sum into ``result``.
-PECtl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+#:     Last step of a dot product: the PE loads the finished sum into ``result`` and its
+#:     accumulator returns to 0, so the next step starts the next dot product.
+PECtl = data.StructLayout({"valid": 1, "last": 1})
 
 
 class Rounding(enum.Enum, shape=2):
@@ -278,13 +277,13 @@ def buffer_write_layout(addr_width, data_shape, bit_writes=False):
 
 def engine_step_layout(rows, count_width):
     """Layout of an :class:`~hwgen.rtl.engine.Engine`'s ``step``, issued together with the
-    activation buffer reads: ``valid`` (a reduction step is issued), ``first``, ``last``
+    activation buffer reads: ``valid`` (a reduction step is issued), ``last``
     (of the dot product), ``w_addr`` (weight memory address, ``unsigned(count_width)``)
     and ``inside`` (per row: the activation read is a real one, not padding or a row past
     the last pixel) and ``tail`` (the step reads the last channel group of an XNOR layer,
     whose word may hold fewer than ``P`` channels)."""
     check_positive(rows, "Engine rows", ShapeError)
     check_positive(count_width, "Engine count width")
-    return data.StructLayout({"valid": 1, "first": 1, "last": 1, "tail": 1,
+    return data.StructLayout({"valid": 1, "last": 1, "tail": 1,
                               "w_addr": unsigned(count_width),
                               "inside": data.ArrayLayout(1, rows)})

@@ -338,12 +338,12 @@ class Sequencer(wiring.Component):
         # Terminal counts, registered: each flag tells the counters' *current* value's
         # relation to the descriptor and is computed one cycle ahead from the next value,
         # so that no compare lies between a counter and the enables it drives.
-        #   is_first  j == 0            is_feed  j < K          is_last  j + 1 == K
+        #   is_feed   j < K             is_last  j + 1 == K
         #   is_tail   j >= tail_from    is_end   j + 1 == P
         #   (walk_step  P - rows - 2 <= j <= P - 3)
         #   kx_last   kx + 1 == kw      ky_last  ky + 1 == kh
         #   pt_last   pt + 1 == n_pt    ct_last  ct + 1 == n_ct   (through pre, below)
-        is_first, is_feed, is_last = Signal(), Signal(), Signal()
+        is_feed, is_last = Signal(), Signal()
         is_tail, is_end = Signal(), Signal()
         kx_last, ky_last, pt_last, ct_last = Signal(), Signal(), Signal(), Signal()
 
@@ -376,10 +376,10 @@ class Sequencer(wiring.Component):
         def j_flags(restart):
             """Set the j flags for ``j = 0`` (``restart``) or ``j + 1``."""
             with m.If(restart):
-                m.d.sync += [is_first.eq(1), is_feed.eq(1), is_last.eq(one["last"]),
+                m.d.sync += [is_feed.eq(1), is_last.eq(one["last"]),
                              is_tail.eq(one["tail"]), is_end.eq(one["end"])]
             with m.Else():
-                m.d.sync += [is_first.eq(0), is_feed.eq(is_feed & ~is_last),
+                m.d.sync += [is_feed.eq(is_feed & ~is_last),
                              is_last.eq(j == at["last"]),
                              is_tail.eq(is_tail | (j == at["tail"])),
                              is_end.eq(j == at["end"])]
@@ -416,7 +416,7 @@ class Sequencer(wiring.Component):
         for r, rec in enumerate(cur):
             m.d.sync += step.inside[r].eq(rec.valid & (ky >= rec.ylo) & (ky < rec.yhi)
                                           & (kx >= rec.xlo) & (kx < rec.xhi))
-        m.d.sync += [step.valid.eq(feed), step.first.eq(is_first), step.last.eq(is_last),
+        m.d.sync += [step.valid.eq(feed), step.last.eq(is_last),
                      step.tail.eq(is_tail), step.w_addr.eq(w_ct_base + j)]
 
         unload_addr = Signal(aw)
@@ -489,7 +489,7 @@ class Sequencer(wiring.Component):
                             w_ct_base.eq(entry.w_base),
                             rows_tail.eq(_tail(entry.npix, entry.n_pt, rows, "pixel")),
                             cols_tail.eq(_tail(entry.cout, entry.n_ct, cols, "channel")),
-                            is_first.eq(1), is_feed.eq(1), is_last.eq(entry.k_len == 1),
+                            is_feed.eq(1), is_last.eq(entry.k_len == 1),
                             is_tail.eq(entry.tail_from == 0),
                             is_end.eq(entry.period == 1), kx_last.eq(entry.kw == 1),
                             ky_last.eq(entry.kh == 1), pt_last.eq(entry.n_pt == 1),

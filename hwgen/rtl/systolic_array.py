@@ -33,7 +33,7 @@ class SystolicArray(wiring.Component):
     by PE ``(r, c)`` in cycle ``t + r + c``, and the sum of a tile whose ``last`` step is
     presented in cycle ``T`` is visible at ``result[r][c]`` from cycle
     ``T + skew(r, c) + pe.latency = T + r + c + pe.latency`` on, held until the next tile's sum
-    replaces it. Tiles may follow each other with no gap (the next ``first`` step in the
+    replaces it. Tiles may follow each other with no gap (the next tile's first step in the
     cycle after the ``last`` one).
 
     Parameters

@@ -62,16 +62,16 @@ def simulate_pe(run_sim, pe, a_seq, w_seq, ctl_seq):
     out = {"result": [], "a_o": [], "w_o": [], "ctl_o": []}
 
     async def testbench(ctx):
-        for a, w, (valid, first, last) in zip(a_seq, w_seq, ctl_seq):
+        for a, w, (valid, last) in zip(a_seq, w_seq, ctl_seq):
             ctx.set(pe.a_i, int(a))
             ctx.set(pe.w_i, int(w))
-            ctx.set(pe.ctl_i, {"valid": int(valid), "first": int(first), "last": int(last)})
+            ctx.set(pe.ctl_i, {"valid": int(valid), "last": int(last)})
             await ctx.tick()
             out["result"].append(ctx.get(pe.result))
             out["a_o"].append(ctx.get(pe.a_o))
             out["w_o"].append(ctx.get(pe.w_o))
             ctl = ctx.get(pe.ctl_o)
-            out["ctl_o"].append((ctl.valid, ctl.first, ctl.last))
+            out["ctl_o"].append((ctl.valid, ctl.last))
 
     run_sim(pe, testbench)
     return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
@@ -84,7 +84,7 @@ def check_pe(run_sim, a_width, w_width, acc_width, a_seq, w_seq, ctl_seq, stages
                                   pe_mac(a_seq, w_seq, ctl_seq, acc_width, stages))
     np.testing.assert_array_equal(got["a_o"], a_seq)
     np.testing.assert_array_equal(got["w_o"], w_seq)
-    np.testing.assert_array_equal(got["ctl_o"], np.asarray(ctl_seq).reshape(-1, 3))
+    np.testing.assert_array_equal(got["ctl_o"], np.asarray(ctl_seq).reshape(-1, 2))
 
 
 def test_dot_products_by_hand(run_sim):
@@ -92,7 +92,7 @@ def test_dot_products_by_hand(run_sim):
     # garbage operands that must not count), then a window of one.
     a = [3, -4, 5, 100, 7, -8, -128]
     w = [2, 6, -1, 99, 1, 1, -128]
-    ctl = [(1, 1, 0), (1, 0, 0), (1, 0, 1), (0, 1, 1), (1, 1, 0), (1, 0, 1), (1, 1, 1)]
+    ctl = [(1, 0), (1, 0), (1, 1), (0, 1), (1, 0), (1, 1), (1, 1)]
     expected = [0, 0, 6 - 24 - 5, -23, -23, 7 - 8, 16384]
     np.testing.assert_array_equal(pe_mac(a, w, ctl, 24), expected)
     check_pe(run_sim, 8, 8, 24, a, w, ctl)
@@ -114,8 +114,8 @@ def pe_streams(draw):
     a_seq = draw(st.lists(operand(a_width), min_size=n, max_size=n))
     w_seq = draw(st.lists(operand(w_width), min_size=n, max_size=n))
     # Mostly valid steps, dot products of random lengths, plus arbitrary control bits.
-    ctl_seq = draw(st.lists(st.tuples(st.sampled_from([1, 1, 1, 0]), st.integers(0, 1),
-                                      st.integers(0, 1)), min_size=n, max_size=n))
+    ctl_seq = draw(st.lists(st.tuples(st.sampled_from([1, 1, 1, 0]), st.integers(0, 1)),
+                            min_size=n, max_size=n))
     return a_width, w_width, acc_width, a_seq, w_seq, ctl_seq
 
 
@@ -130,7 +130,7 @@ def test_pipelined_product_by_hand(run_sim, stages):
     # The same sums as without a pipeline, each `stages` cycles later.
     a = [3, -4, 5, 0, 0, 0]
     w = [2, 6, -1, 0, 0, 0]
-    ctl = [(1, 1, 0), (1, 0, 0), (1, 0, 1), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
+    ctl = [(1, 0), (1, 0), (1, 1), (0, 0), (0, 0), (0, 0)]
     expected = [0] * (2 + stages) + [6 - 24 - 5] * (4 - stages)
     np.testing.assert_array_equal(pe_mac(a, w, ctl, 24, stages), expected)
     check_pe(run_sim, 8, 8, 24, a, w, ctl, stages)
@@ -143,7 +143,7 @@ def test_extremes_accumulate_and_wrap(run_sim):
     k = 9
     a = [-32] * k
     w = [-32] * k
-    ctl = [(1, i == 0, i == k - 1) for i in range(k)]
+    ctl = [(1, i == k - 1) for i in range(k)]
     results = pe_mac(a, w, ctl, 12)
     assert results[-1] == wrap_signed(k * 1024, 12)
     check_pe(run_sim, a_width, w_width, 12, a, w, ctl)

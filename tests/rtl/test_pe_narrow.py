@@ -42,10 +42,10 @@ def simulate(run_sim, pe, a_seq, w_seq, ctl_seq, mode=None):
     async def testbench(ctx):
         if mode is not None:
             ctx.set(pe.acc_mode, mode)
-        for a, w, (valid, first, last) in zip(a_seq, w_seq, ctl_seq):
+        for a, w, (valid, last) in zip(a_seq, w_seq, ctl_seq):
             ctx.set(pe.a_i, a)
             ctx.set(pe.w_i, w)
-            ctx.set(pe.ctl_i, {"valid": valid, "first": first, "last": last})
+            ctx.set(pe.ctl_i, {"valid": valid, "last": last})
             await ctx.tick()
             results.append(ctx.get(pe.result))
 
@@ -59,8 +59,7 @@ def test_saturation_by_hand(run_sim):
     # −32768, then +16129 gives −16639 (exact: −32512).
     a = [127, 127, 127, -128, -128, 127, -128, 127]
     w = [127, 127, 127, 127, 127, -127, 127, 127]
-    ctl = [(1, 1, 0), (1, 0, 0), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 0, 0), (1, 0, 0),
-           (1, 0, 1)]
+    ctl = [(1, 0), (1, 0), (1, 0), (1, 1), (1, 0), (1, 0), (1, 0), (1, 1)]
     want = [0, 0, 0, 16511, 16511, 16511, 16511, -16639]
     np.testing.assert_array_equal(pe_mac(a, w, ctl, 16, overflow="saturate"), want)
     pe = PEMac(8, 8, 20, acc_modes=((16, "saturate"),))
@@ -82,8 +81,8 @@ def streams(draw):
 
     a = draw(st.lists(operand(a_width), min_size=n, max_size=n))
     w = draw(st.lists(operand(w_width), min_size=n, max_size=n))
-    ctl = draw(st.lists(st.tuples(st.sampled_from([1, 1, 1, 0]), st.integers(0, 1),
-                                  st.integers(0, 1)), min_size=n, max_size=n))
+    ctl = draw(st.lists(st.tuples(st.sampled_from([1, 1, 1, 0]), st.integers(0, 1)),
+                        min_size=n, max_size=n))
     return a_width, w_width, phys, modes, draw(st.integers(0, len(modes) - 1)), a, w, ctl
 
 
@@ -106,7 +105,7 @@ def test_shift_pe(run_sim, overflow):
     a = rng.integers(-128, 128, n)
     zero, sign, code = rng.integers(0, 2, n) * (rng.random(n) < 0.2), rng.integers(0, 2, n), \
         rng.integers(0, 4, n)
-    ctl = [(1, int(t % 8 == 0), int(t % 8 == 7)) for t in range(n)]
+    ctl = [(1, int(t % 8 == 7)) for t in range(n)]
     want = pe_shift(a, zero, sign, code, ctl, 9, 0, overflow)
     pe = PEShift(8, 4, 14, acc_modes=((14, "wrap"), (9, overflow)))
     words = [{"code": int(c), "sign": int(s), "zero": int(z)} for c, s, z in zip(code, sign, zero)]

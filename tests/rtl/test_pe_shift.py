@@ -79,13 +79,13 @@ def simulate(run_sim, pe, a_seq, fields, ctl_seq):
     results = []
 
     async def testbench(ctx):
-        for a, (zero, sign, code), (valid, first, last) in zip(a_seq, fields, ctl_seq):
+        for a, (zero, sign, code), (valid, last) in zip(a_seq, fields, ctl_seq):
             ctx.set(pe.a_i, int(a))
             w = {"sign": int(sign), "zero": int(zero)}
             if pe.w_width > 2:
                 w["code"] = int(code)
             ctx.set(pe.w_i, w)
-            ctx.set(pe.ctl_i, {"valid": int(valid), "first": int(first), "last": int(last)})
+            ctx.set(pe.ctl_i, {"valid": int(valid), "last": int(last)})
             await ctx.tick()
             results.append(ctx.get(pe.result))
 
@@ -107,8 +107,8 @@ def shift_streams(draw):
     fields = draw(st.lists(st.tuples(st.sampled_from([0, 0, 0, 1]), st.integers(0, 1),
                                      st.sampled_from([0, max_code]) | st.integers(0, max_code)),
                            min_size=n, max_size=n))
-    ctl = draw(st.lists(st.tuples(st.sampled_from([1, 1, 1, 0]), st.integers(0, 1),
-                                  st.integers(0, 1)), min_size=n, max_size=n))
+    ctl = draw(st.lists(st.tuples(st.sampled_from([1, 1, 1, 0]), st.integers(0, 1)),
+                        min_size=n, max_size=n))
     return a_width, code_bits + 2, acc_width, a_seq, fields, ctl
 
 
@@ -127,7 +127,7 @@ def test_extremes_match_the_mac(run_sim):
     # negative activations: the shift PE computes what a MAC of the IR integers computes.
     a = [-128, 127, -128, 5, -1, 127, -128]
     fields = [(0, 0, 7), (0, 1, 7), (0, 1, 0), (1, 1, 7), (1, 0, 3), (0, 0, 0), (0, 1, 7)]
-    ctl = [(1, 1, 0)] + [(1, 0, 0)] * 5 + [(1, 0, 1)]
+    ctl = [(1, 0)] * 6 + [(1, 1)]
     ints = [0 if z else (-1) ** s * 2 ** c for z, s, c in fields]
     expected = pe_mac(a, ints, ctl, 20)
     assert expected[-1] == -128 * 128 - 127 * 128 + 128 + 127 + 128 * 128

@@ -53,11 +53,11 @@ def simulate(run_sim, pe, a_seq, mask_seq, w_seq, ctl_seq):
     results = []
 
     async def testbench(ctx):
-        for a, v, w, (valid, first, last) in zip(a_seq, mask_seq, w_seq, ctl_seq):
+        for a, v, w, (valid, last) in zip(a_seq, mask_seq, w_seq, ctl_seq):
             a, v, w = int(a), int(v), int(w)
             ctx.set(pe.a_i, {"bits": a, "mask": v, "count": v.bit_count()})
             ctx.set(pe.w_i, w)
-            ctx.set(pe.ctl_i, {"valid": int(valid), "first": int(first), "last": int(last)})
+            ctx.set(pe.ctl_i, {"valid": int(valid), "last": int(last)})
             await ctx.tick()
             results.append(ctx.get(pe.result))
 
@@ -74,8 +74,8 @@ def streams(draw):
     a = draw(st.lists(word, min_size=n, max_size=n))
     mask = draw(st.lists(st.one_of(st.just(full), word), min_size=n, max_size=n))
     w = draw(st.lists(word, min_size=n, max_size=n))
-    ctl = draw(st.lists(st.tuples(st.sampled_from([1, 1, 0]), st.integers(0, 1),
-                                  st.integers(0, 1)), min_size=n, max_size=n))
+    ctl = draw(st.lists(st.tuples(st.sampled_from([1, 1, 0]), st.integers(0, 1)),
+                        min_size=n, max_size=n))
     acc = draw(st.integers(p.bit_length() + 1, 10))     # narrow ones wrap
     return p, acc, a, mask, w, ctl
 
@@ -107,7 +107,7 @@ def test_dot_product_with_padding_and_tail(run_sim):
             seg = act[j * p:(j + 1) * p]
             a_words.append(sum(int(x > 0) << i for i, x in enumerate(seg)))
             masks.append(sum(int(x != 0) << i for i, x in enumerate(seg)))
-        ctl = [(1, j == 0, j == steps - 1) for j in range(steps)] + [(0, 0, 0)] * 2
+        ctl = [(1, j == steps - 1) for j in range(steps)] + [(0, 0)] * 2
         a_words += [0, 0]
         masks += [0, 0]
         ws = list(wbits) + [0, 0]

@@ -79,30 +79,30 @@ def simulate_tiles(run_sim, array, tiles, gaps, rng):
     rows, cols = array.rows, array.cols
     a_lo, a_hi = -(1 << (len(array.a[0]) - 1)), 1 << (len(array.a[0]) - 1)
     w_lo, w_hi = -(1 << (len(array.w[0]) - 1)), 1 << (len(array.w[0]) - 1)
-    steps = []                                  # (a column, w row, valid, first, last)
+    steps = []                                  # (a column, w row, valid, last)
     last_cycles = []
     for (A, W), gap in zip(tiles, gaps):
         for _ in range(gap):
             steps.append((rng.integers(a_lo, a_hi, rows), rng.integers(w_lo, w_hi, cols),
-                          0, int(rng.integers(2)), int(rng.integers(2))))
+                          0, int(rng.integers(2))))
         k = A.shape[1]
         for i in range(k):
-            steps.append((A[:, i], W[i, :], 1, int(i == 0), int(i == k - 1)))
+            steps.append((A[:, i], W[i, :], 1, int(i == k - 1)))
         last_cycles.append(len(steps) - 1)
     # Let the farthest PE finish, then a few idle cycles to see that results are held.
     drain = array.latency + 3
     for _ in range(drain):
-        steps.append((np.zeros(rows, np.int64), np.zeros(cols, np.int64), 0, 0, 0))
+        steps.append((np.zeros(rows, np.int64), np.zeros(cols, np.int64), 0, 0))
 
     seen = []
 
     async def testbench(ctx):
-        for a, w, valid, first, last in steps:
+        for a, w, valid, last in steps:
             # result is registered: reading it before the edge gives this cycle's value.
             seen.append([[int(v) for v in row] for row in ctx.get(array.result)])
             ctx.set(array.a, [int(v) for v in a])
             ctx.set(array.w, [int(v) for v in w])
-            ctx.set(array.ctl, {"valid": valid, "first": first, "last": last})
+            ctx.set(array.ctl, {"valid": valid, "last": last})
             await ctx.tick()
 
     run_sim(array, testbench)
@@ -187,7 +187,7 @@ def test_split_rows_take_their_banks(run_sim, rows, cols, stages):
     ks = [5, 3]
     tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (rows, k, cols)))
              for k in ks]
-    steps = [(A[:, i], W[:, i, :], int(i == 0), int(i == A.shape[1] - 1))
+    steps = [(A[:, i], W[:, i, :], int(i == A.shape[1] - 1))
              for A, W in tiles for i in range(A.shape[1])]
     n = len(steps) + rows + array.latency + 2
     seen = []
@@ -197,12 +197,12 @@ def test_split_rows_take_their_banks(run_sim, rows, cols, stages):
         for t in range(n):
             seen.append(np.asarray(ctx.get(array.result), dtype=np.int64))
             if t < len(steps):
-                a, _, first, last = steps[t]
+                a, _, last = steps[t]
                 ctx.set(array.a, [int(v) for v in a])
                 ctx.set(array.w, [int(v) for v in steps[t][1][0]])
-                ctx.set(array.ctl, {"valid": 1, "first": first, "last": last})
+                ctx.set(array.ctl, {"valid": 1, "last": last})
             else:
-                ctx.set(array.ctl, {"valid": 0, "first": 0, "last": 0})
+                ctx.set(array.ctl, {"valid": 0, "last": 0})
             # row r's weights come r cycles after the step's activations
             for r in range(1, rows):
                 if 0 <= t - r < len(steps):
