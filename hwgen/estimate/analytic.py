@@ -92,12 +92,15 @@ PEs also without DSPs, for the LUT multiplier), the other rows and :data:`FLAT` 
 ``hwgen estimate DIR --target ice40-up5k --synth-only --blocks`` of 17 designs: the digits
 CNN in fixed8, fixed6, fixed4, 8-bit weights on 4-bit activations, pow2-4, bwn, ternary,
 binary, a fixed/shift mix and a ternary/3-bit mix, on 2×2, 3×5, 4×4 and 8×8 arrays, the
-MLP (4×4, 2×2) and a five-layer chain. On those, DSPs and block RAMs are exact, LUTs
-within 12 % (mean absolute error 4.5 %; 20 % on the two-layer MLP on 2×2, whose control
-logic folds more when synthesized flat) and flip-flops within 17 % (40 % on that MLP).
+MLP (4×4, 2×2) and a five-layer chain; single PEs with the designs' product register
+(``AcceleratorConfig.pe_stages``: without it Yosys merges a MAC PE's multiplier and
+accumulator into one DSP block). On those, DSPs and block RAMs are exact, LUTs within 12 %
+(mean absolute error 5.0 %, 90th percentile 11.4 %; 21.6 % on the two-layer MLP in
+pow2-4 on 2×2, whose control logic folds more when synthesized flat) and flip-flops within
+11 % (mean 5.3 %; 26.6 % on that MLP).
 The split layers' first-order terms (:data:`SPLIT_COEFFICIENTS`) were checked on one
 synthesis, the MLP in fixed8 on 4×4 with ``--split-fc``: block RAMs exact (12), LUTs
-4.7 % high, flip-flops 2.4 % high (re-synthesized with the engine's second feed register;
+4.9 % high, flip-flops 5.5 % high (re-synthesized with the PEs' accumulator reset;
 ``FLAT`` is fitted on drains with gate registers, which this one has none of; the
 sequencer's folding of split layers' descriptors is not modelled). The
 script refits the table, prints it, and
@@ -122,20 +125,20 @@ __all__ = ["BRAM_SHAPES", "COEFFICIENTS", "FLAT", "FMAX_CLASSES", "LCS_PER",
 #: Per block and resource: ``{feature: coefficient}`` (see the module docstring). Fitted by
 #: ``benchmarks/analytic_estimate.py`` (least squares, iCE40 UP5K, ``synth_ice40 -dsp``).
 COEFFICIENTS = {
-    'pe_fixed': {'luts': {"a": 0.226, "acc": 0.326, "const": 0.0, "lut_mul": 2.667, "w": 2.034},
-        'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "lut_mul": 0.0, "w": 1.0}},
-    'pe_shift': {'luts': {"a": 0.0, "acc": 2.232, "const": 0.0, "shifter": 0.862, "w": 1.527},
-        'ffs': {"a": 1.0, "acc": 2.0, "const": 3.0, "shifter": 0.0, "w": 1.0}},
-    'pe_xnor': {'luts': {"acc": 1.965, "const": 0.0, "p": 2.996},
-        'ffs': {"acc": 1.954, "const": 7.354, "p": 3.055}},
+    'pe_fixed': {'luts': {"a": 0.206, "acc": 0.333, "const": 0.0, "lut_mul": 2.67, "w": 2.038},
+        'ffs': {"a": 2.0, "acc": 2.0, "const": 2.0, "lut_mul": 0.0, "w": 2.0}},
+    'pe_shift': {'luts': {"a": 0.0, "acc": 1.236, "const": 0.0, "shifter": 0.835, "w": 1.873},
+        'ffs': {"a": 0.843, "acc": 2.694, "const": 0.0, "shifter": 0.237, "w": 0.119}},
+    'pe_xnor': {'luts': {"acc": 0.901, "const": 6.412, "p": 3.164},
+        'ffs': {"acc": 1.893, "const": 11.241, "p": 3.198}},
     'engine': {'luts': {"const": 0.0, "feed": 0.0},
-        'ffs': {"const": 0.0, "feed": 11.97}},
-    'drain': {'luts': {"const": 194.797, "line": 0.0, "mux": 0.364},
-        'ffs': {"const": 181.646, "line": 0.0, "mux": 1.027}},
+        'ffs': {"const": 0.0, "feed": 6.23}},
+    'drain': {'luts': {"const": 193.461, "line": 0.0, "mux": 0.368},
+        'ffs': {"const": 182.646, "line": 0.0, "mux": 1.027}},
     'post': {'luts': {"acc": 9.62, "const": 20.934, "lut_mul": 0.0, "pool": 1.247},
         'ffs': {"acc": 8.407, "const": 0.0, "lut_mul": 0.0, "pool": 1.001}},
-    'seq': {'luts': {"const": 143.726, "convs": 62.668, "count": 5.691, "linears": 0.0, "records": 1.086, "table": 0.0},
-        'ffs': {"const": 121.582, "convs": 53.314, "count": 0.0, "linears": 0.0, "records": 3.169, "table": 0.0}},
+    'seq': {'luts': {"const": 144.66, "convs": 62.637, "count": 5.595, "linears": 0.0, "records": 1.087, "table": 0.0},
+        'ffs': {"const": 119.582, "convs": 53.314, "count": 0.0, "linears": 0.0, "records": 3.169, "table": 0.0}},
     'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
         'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
     'top': {'luts': {"const": 0.0, "params": 0.06},
@@ -191,7 +194,7 @@ PE_BLOCKS = {"codebook": "pe_fixed"}
 LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.825, "ffs": 0.861}
+FLAT = {"luts": 0.823, "ffs": 0.864}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
