@@ -95,8 +95,7 @@ def main():
                             f"{'met' if (gen.fmax_mhz or 0) >= fmax_target else 'missed'})")
     print()
     print(format_table(("array", "LUT4-eq gen", "bare", "ratio", "outside", "FF gen", "bare",
-                        "DSP gen",
-                        "bare", "BRAM gen", "Fmax gen", "bare"), rows_out))
+                        "DSP gen", "bare", "BRAM gen", "Fmax gen", "bare"), rows_out))
     print()
     for line in verdicts:
         print(line)

@@ -46,11 +46,11 @@ class PE(wiring.Component):
             if ctl'.last:
                 result <= acc + p'
 
-    The accumulator starts at 0 and returns to 0 with each ``last`` step, so a tile (its
-    steps from ``first`` to ``last``) starts from 0 without looking at ``first``: the
-    return is the flip-flops' synchronous reset (shared with the domain's reset), which
-    costs no LUT, where selecting 0 for the first step costs one LUT per accumulator bit
-    (on ECP5 that was 18 of a fixed8 PE's 40 LUT4-eq).
+    The accumulator is 0 at the start and after the domain's reset, and returns to 0 with
+    each ``last`` step, so every tile starts from 0 with no control bit marking its first step:
+    the return is the flip-flops' synchronous reset, shared with the domain's, which costs
+    no LUT, where selecting 0 at a tile's first step cost one LUT per accumulator bit (on
+    ECP5 18 of a fixed8 PE's 40 LUT4-eq, on the multiplier-to-accumulator path).
 
     When the control is not valid only the pass-through registers change. The accumulator
     is ``acc_shape`` wide and wraps; the compiler sizes it so that it never overflows,
@@ -59,9 +59,10 @@ class PE(wiring.Component):
     modes or more; the layer descriptor's ``acc_mode``) selects one. The mode bounds every
     sum ``acc + p'`` before it is stored (in ``acc`` and ``result``), as
     :func:`hwgen.golden.network.narrow_dot` specifies: ``"wrap"`` keeps the low ``width``
-    bits (sign-extended; free at the full width), ``"saturate"`` clamps the exact sum (one bit wider than ``acc_shape``) to ``width`` signed bits: a test that the
-    bits from ``width − 1`` up are all equal and a multiplexer, in the same cycle (the
-    latency does not change).
+    bits (sign-extended; free at the full width), ``"saturate"`` clamps the exact sum (one
+    bit wider than ``acc_shape``) to ``width`` signed bits: a test that the bits from
+    ``width − 1`` up are all equal and a multiplexer, in the same cycle (the latency does
+    not change).
 
     Parameters
     ----------
