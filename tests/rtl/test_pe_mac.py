@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from amaranth.hdl import signed
+from amaranth.hdl import ClockDomain, Module, signed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,6 +134,38 @@ def test_pipelined_product_by_hand(run_sim, stages):
     expected = [0] * (2 + stages) + [6 - 24 - 5] * (4 - stages)
     np.testing.assert_array_equal(pe_mac(a, w, ctl, 24, stages), expected)
     check_pe(run_sim, 8, 8, 24, a, w, ctl, stages)
+
+
+def test_the_domain_reset_clears_the_accumulator(run_sim):
+    # Two steps of a tile, then the domain's reset in the middle of it: the next tile sums
+    # from 0, not from the cut-off 3·5 + 7·2.
+    pe = PEMac(8, 8, 24)
+    m = Module()
+    m.domains.sync = domain = ClockDomain()
+    m.submodules.pe = pe
+    steps = [(3, 5, 1, 0, 0), (7, 2, 1, 0, 0), (0, 0, 0, 0, 1), (4, 4, 1, 0, 0), (2, 3, 1, 1, 0)]
+
+    async def testbench(ctx):
+        for a, w, valid, last, rst in steps:
+            ctx.set(pe.a_i, a)
+            ctx.set(pe.w_i, w)
+            ctx.set(pe.ctl_i, {"valid": valid, "last": last})
+            ctx.set(domain.rst, rst)
+            await ctx.tick()
+        assert ctx.get(pe.result) == 4 * 4 + 2 * 3
+
+    run_sim(m, testbench)
+
+
+def test_no_lut_restarts_the_accumulator():
+    # With the product registered (the compiler's default), ECP5 maps the multiplier to a
+    # DSP and the accumulator's adder to carry cells; the accumulator's return to 0 is its
+    # flip-flops' reset, so there is no LUT per accumulator bit (a multiplexer choosing 0
+    # or the accumulator would take 19 here).
+    from hwgen.estimate import component_cells
+    cells = component_cells(PEMac(8, 8, 19, product_stages=1), "synth_ecp5")
+    assert cells.get("MULT18X18D", 0) == 1
+    assert cells.get("LUT4", 0) < 19 // 2
 
 
 def test_extremes_accumulate_and_wrap(run_sim):
