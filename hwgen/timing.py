@@ -31,6 +31,7 @@ from .errors import check_int
 __all__ = [
     "LayerCycles",
     "array_latency",
+    "buffer_write_latency",
     "drain_delay",
     "drain_latency",
     "drain_reads",
@@ -48,6 +49,16 @@ __all__ = [
 
 def memory_read_latency():
     """Cycles from a memory read address to its data (registered read port): 1."""
+    return 1
+
+
+def buffer_write_latency():
+    """Cycles from a write presented to the activation buffer to the memories holding it:
+    1 (a register in front of the copies' shared write port, which gives the block RAMs'
+    write path a cycle of its own and the buffer the flip-flops its block synthesis needs).
+    The last result of a layer is then written in the cycle FLUSH closes the layer
+    (:func:`layer_cycles`), before any read of the next layer or of the unload; a longer
+    latency would need FLUSH to wait for it."""
     return 1
 
 
@@ -222,6 +233,8 @@ def layer_cycles(k, tiles, rows, cols, pe_lat, post_lat=None, split=False, poole
               + drain_delay(rows, cols, pe_lat) + rows·cols
               + drain_latency() + post_lat
               + 1                             FLUSH sees idle, closes the layer
+                                              (the buffer writes the last result:
+                                              buffer_write_latency() = 1)
 
     A ``split`` layer (``k`` is then a row's slice of the reduction) drains ``cols``
     column sums instead of ``rows·cols`` slots, after :func:`drain_delay` ``(split=True)``,

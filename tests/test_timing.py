@@ -34,6 +34,7 @@ def test_block_latencies_are_the_timing_modules(rows, cols, stages):
     assert drain.latency == timing.drain_latency()
     assert PostProcess(20, 8, cols, 8).latency == timing.post_process_latency()
     assert ActBuffer(rows, 16, signed(8)).latency == timing.memory_read_latency()
+    assert ActBuffer(rows, 16, signed(8)).write_latency == timing.buffer_write_latency()
 
 
 def test_drain_delay_is_within_the_safe_window():

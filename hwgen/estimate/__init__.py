@@ -288,7 +288,7 @@ def block_breakdown(design_dir, target, *, progress=None):
     design, verilog = design_verilog(design_dir)
     text = verilog.read_text()
     key = hashlib.sha256("\0".join(
-        [_SCHEMA, "blocks", dev.name, json.dumps(tool_versions(), sort_keys=True),
+        [_SCHEMA, "blocks-purged", dev.name, json.dumps(tool_versions(), sort_keys=True),
          text]).encode()).hexdigest()[:20]
     cached = _cache_dir() / f"{key}.json"
     if cached.is_file():

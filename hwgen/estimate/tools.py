@@ -61,7 +61,12 @@ def block_cells(workdir, sources, top, script):
     text = "".join(Path(workdir, name).read_text() for name in sources)
     children = sorted(set(re.findall(rf"^module \\({re.escape(top)}\.[^.\s(]+)\s*\(",
                                      text, re.MULTILINE)))
-    commands = [f"read_verilog -sv {name}" for name in sources] + [f"hierarchy -top {top}"]
+    # ``opt_clean -purge`` drops the alias wires Amaranth declares for the elements of
+    # array ports (``\rd_data[0]``): kept in a block whose output comes straight from a
+    # block RAM, such a name made the YoWASP build of ABC9 exit (Yosys 0.70, synth_ecp5,
+    # the activation buffer's copies without read/write collision logic).
+    commands = [f"read_verilog -sv {name}" for name in sources] + [
+        f"hierarchy -top {top}", "proc", "opt_clean -purge"]
     if children:
         commands.append("setattr -mod -set keep_hierarchy 1 "
                         + " ".join(f"\\{name}" for name in children))

@@ -1,6 +1,6 @@
 """The activation buffer: one memory copy per array row, every write to all copies."""
 
-from amaranth.hdl import Module, Mux, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,7 +21,18 @@ class ActBuffer(wiring.Component):
     post-processing results); ``store`` wins if both write in one cycle (the sequencer
     never lets them). Row 0's read port also serves the output tensor's unload. With
     ``bit_writes``, ``store`` changes only the bits its ``mask`` selects (a packed binary
-    tensor is written one channel bit at a time); ``load`` writes whole words.
+    tensor is written one channel bit at a time); ``load`` writes whole words. A write
+    passes one register, shared by the copies, before it reaches them
+    (:attr:`write_latency`).
+
+    A read of an address in the cycle the copies write it returns undefined data: the
+    copies carry Yosys' ``no_rw_check``, so synthesis adds no logic to order a read and a
+    write of one address (without it, an address compare, a data register and a
+    multiplexer per copy: about 23 LUT4 of an 8-bit copy on ECP5). The accelerator never
+    reads what it writes in the same cycle: a layer reads one of the buffer's two regions
+    and writes the other (:mod:`hwgen.compiler.plan`), the next layer and the unload start
+    once the last write is done (:func:`hwgen.timing.buffer_write_latency`), and the
+    reads during the input's load are not used.
 
     Parameters
     ----------
@@ -49,6 +60,8 @@ class ActBuffer(wiring.Component):
         ``ceil_log2(depth)``.
     latency : int
         Cycles from ``rd_addr`` to ``rd_data``.
+    write_latency : int
+        Cycles from ``load`` or ``store`` to the copies holding the word.
     """
 
     def __init__(self, rows, depth, shape, *, bit_writes=False):
@@ -73,19 +86,30 @@ class ActBuffer(wiring.Component):
         """:func:`hwgen.timing.memory_read_latency` = 1 (registered read ports)."""
         return timing.memory_read_latency()
 
+    @property
+    def write_latency(self):
+        """:func:`hwgen.timing.buffer_write_latency` = 1 (the write register)."""
+        return timing.buffer_write_latency()
+
     def elaborate(self, platform):
         m = Module()
+        assert self.write_latency == 1
+        wr = Signal(buffer_write_layout(self._addr_width, self._shape, self._bit_writes),
+                    name="wr")
+        with m.If(self.store.en):
+            m.d.sync += wr.eq(self.store)
+        with m.Else():
+            m.d.sync += [wr.en.eq(self.load.en), wr.addr.eq(self.load.addr),
+                         wr.data.eq(self.load.data)]
+            if self._bit_writes:
+                m.d.sync += wr.mask.eq(-1)      # a load writes whole words
         for r in range(self._rows):
             mem = m.submodules[f"copy_{r}"] = Memory(shape=self._shape, depth=self._depth,
-                                                      init=[])
+                                                      init=[], attrs={"no_rw_check": 1})
             rd = mem.read_port()
-            wr = mem.write_port(granularity=1 if self._bit_writes else None)
-            all_bits = (1 << len(wr.en)) - 1
-            m.d.comb += [rd.addr.eq(self.rd_addr[r]), self.rd_data[r].eq(rd.data)]
-            with m.If(self.store.en):
-                m.d.comb += [wr.en.eq(self.store.mask if self._bit_writes else all_bits),
-                             wr.addr.eq(self.store.addr), wr.data.eq(self.store.data)]
-            with m.Else():
-                m.d.comb += [wr.en.eq(Mux(self.load.en, all_bits, 0)),
-                             wr.addr.eq(self.load.addr), wr.data.eq(self.load.data)]
+            port = mem.write_port(granularity=1 if self._bit_writes else None)
+            m.d.comb += [rd.addr.eq(self.rd_addr[r]), self.rd_data[r].eq(rd.data),
+                         port.addr.eq(wr.addr), port.data.eq(wr.data),
+                         port.en.eq(wr.mask & wr.en.replicate(len(port.en))
+                                    if self._bit_writes else wr.en)]
         return m

@@ -130,6 +130,27 @@ def test_block_breakdown(small_design, tmp_path, monkeypatch):
     assert format_blocks(blocks).splitlines()[-1].split()[:2] == ["total", str(total)]
 
 
+def test_ecp5_block_breakdown_of_a_block_ram_buffer(tmp_path, monkeypatch):
+    """On ECP5 the activation buffer's two block RAM copies carry no read/write collision
+    logic (Yosys' ``no_rw_check``): its LUTs are its one shared write register's input
+    multiplexer, about one per address and data bit (with collision logic, some 23 more per
+    copy); and the block, whose outputs come straight from the block RAMs, synthesizes."""
+    fmt = QFormat(8, 4)
+    rng = np.random.default_rng(5)
+    conv = ir.Conv2d("conv", (1, 16, 16), rng.integers(-9, 9, (2, 1, 3, 3)), np.zeros(2),
+                     fmt, [fmt] * 2, fmt, relu=True, padding=1)
+    graph = ir.Graph("buffered", (1, 16, 16), fmt, [conv])
+    design = compile_graph(graph, AcceleratorConfig(rows=2, cols=2))
+    out = tmp_path / "d"
+    write_design(design, out)
+    monkeypatch.setenv("HWGEN_BUILD_DIR", str(tmp_path / "sim"))    # a fresh estimate cache
+    blocks = block_breakdown(out, "ecp5-25k")
+    act = blocks["act"]
+    assert act["brams"] == 2 and act["lutram"] == 0
+    addr_bits = (design.buffer_depth - 1).bit_length()
+    assert act["luts"] <= addr_bits + design.word_width + 2, act
+
+
 @pytest.mark.slow
 def test_ecp5_estimate_from_the_tools(small_design, tmp_path, monkeypatch):
     monkeypatch.setenv("HWGEN_BUILD_DIR", str(tmp_path / "sim"))    # a fresh estimate cache
