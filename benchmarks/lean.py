@@ -7,8 +7,10 @@ two arrays without control or memories:
 - the **reference** array, :func:`reference_verilog`: the hand-written array issue 9 measured
   its targets against ("bare array of the same MAC PEs, no control (hand-written, same
   tools)": 768 LUT4-eq and 656 FF at 4×4, 3,072 LUT4-eq at 8×8 on ECP5-85F). A textbook
-  output-stationary PE, 8-bit operands passed east and south, a 24-bit accumulator that
-  takes the product on the first step of a tile; 41 FF per PE as in the issue;
+  output-stationary PE, operands passed east and south, an accumulator that takes the
+  product on the first step of a tile, built at the design's widths (8-bit operands and,
+  for the digits CNN, a 19-bit accumulator); with the issue's 24-bit accumulator it gives
+  783 LUT4-eq and 656 FF (41 per PE, as in the issue) at 4×4 and 3,114 LUT4-eq at 8×8;
 - the **same-PE** array: hwgen's :class:`SystolicArray` of the design's own PEs (same widths
   and product register).
 
@@ -20,8 +22,8 @@ at 8×8, Fmax ≥ 90 MHz), measured as the issue measured them, against the refe
 array (sequencer, drain, post-processing, memories' glue, top). The same-PE ratio divides it
 by the array's own cost, so a cheaper PE raises that ratio with the same control logic:
 hwgen's fixed8 PE costs 22 LUT4-eq on ECP5 since its accumulator returns to 0 through its
-flip-flops' reset, the reference PE about 49 (its multiplexer choosing the product or the
-sum is one LUT per accumulator bit).
+flip-flops' reset, the reference PE about 40 at 19 bits (its multiplexer choosing the
+product or the sum is one LUT per accumulator bit).
 
 LUT4-eq is what the issue measures: LUT4s plus two per carry cell (an ECP5 CCU2C holds two
 LUT4s), which is how :func:`hwgen.estimate.map_cells` already counts ``luts``; on iCE40

@@ -55,7 +55,7 @@ def memory_read_latency():
 def buffer_write_latency():
     """Cycles from a write presented to the activation buffer to the memories holding it:
     1 (a register in front of the copies' shared write port, which gives the block RAMs'
-    write path a cycle of its own and the buffer the flip-flops its block synthesis needs).
+    write path a cycle of its own).
     The last result of a layer is then written in the cycle FLUSH closes the layer
     (:func:`layer_cycles`), before any read of the next layer or of the unload; a longer
     latency would need FLUSH to wait for it."""

@@ -29,10 +29,12 @@ class ActBuffer(wiring.Component):
     copies carry Yosys' ``no_rw_check``, so synthesis adds no logic to order a read and a
     write of one address (without it, an address compare, a data register and a
     multiplexer per copy: about 23 LUT4 of an 8-bit copy on ECP5). The accelerator never
-    reads what it writes in the same cycle: a layer reads one of the buffer's two regions
-    and writes the other (:mod:`hwgen.compiler.plan`), the next layer and the unload start
-    once the last write is done (:func:`hwgen.timing.buffer_write_latency`), and the
-    reads during the input's load are not used.
+    uses a read of what it writes in the same cycle: a layer's real reads lie in one of the
+    buffer's two regions and its writes in the other (:mod:`hwgen.compiler.plan`); reads
+    outside the region (padding, rows past the last pixel) and the reads during the
+    input's load are masked or unused; the next layer and the unload start once the last
+    write is done (:func:`hwgen.timing.buffer_write_latency`). Simulation cannot tell:
+    Amaranth's and Verilator's models return the old word on a collision.
 
     Parameters
     ----------
