@@ -21,8 +21,9 @@ Weight memory
     image (``hwgen.compiler.EngineImage``), and ``hwgen.rtl.weight_lookup`` reads them.
 Parameter memory
     One word per output channel slot (``param_base + channel``), fields
-    :func:`param_word_fields`: the bias at the (scaled) accumulator's binary point, the
-    signed requantization shift (:data:`SHIFT_BITS`), the per-channel multiplier ``scale``
+    :func:`param_word_fields`: the bias at the (scaled) accumulator's binary point plus
+    rounding to nearest's half step (:func:`param_bias`, so that the post-processing unit
+    adds one value, not two), the signed requantization shift (:data:`SHIFT_BITS`), the per-channel multiplier ``scale``
     (only in designs with scales; 1 for a layer without) and ``flip``. For a layer with
     binary outputs the bias holds ``−threshold``, the shift is 0 and ``flip`` selects
     ``dot <= threshold`` instead of ``dot >= threshold``. ``offset`` and ``bit`` place the
@@ -52,6 +53,7 @@ __all__ = [
     "WORD_BITS",
     "LayerDescriptor",
     "descriptor_fields",
+    "param_bias",
     "param_word_fields",
 ]
 
@@ -63,8 +65,9 @@ __all__ = [
 #: Version 5: ``acc_mode`` (narrow accumulators: the engine's accumulator bound).
 #: Version 6: ``rounding`` may be ``stochastic``; ``rand_mask`` (a :data:`WORD` field).
 #: Version 7: ``split`` (fully connected layers on weight banks, one per array row);
-#: ``drain_pool`` (max-pool windows taken by the drain).
-CONTRACT_VERSION = 7
+#: ``drain_pool`` (max-pool windows taken by the drain). Version 8: the parameter word's
+#: ``bias`` holds rounding to nearest's half step too (:func:`param_bias`), 3 bits wider.
+CONTRACT_VERSION = 8
 
 #: Width of the per-channel requantization shift (signed) in the parameter memory.
 SHIFT_BITS = 8
@@ -215,14 +218,40 @@ def descriptor_fields():
 
 def param_word_fields(acc_width, scale_width=0, offset_width=1, bit_width=1):
     """``((name, width, signed), ...)`` of a parameter memory word: ``bias``
-    (``acc_width + scale_width`` bits, signed: the scaled accumulator's width), ``shift``
+    (``acc_width + scale_width + 3`` bits, signed: :func:`param_bias` of a bias as wide as
+    the scaled accumulator), ``shift``
     (:data:`SHIFT_BITS`, signed), ``scale`` (``scale_width`` bits, signed; only when
     ``scale_width > 0``), ``flip`` (1 bit), ``offset`` (``offset_width`` bits: the
     channel's first output address after the region's base) and ``bit`` (``bit_width``
     bits: the channel's bit in a packed word; 0 in a layer whose outputs are not
     packed)."""
-    fields = [("bias", acc_width + scale_width, True), ("shift", SHIFT_BITS, True)]
+    fields = [("bias", acc_width + scale_width + 3, True), ("shift", SHIFT_BITS, True)]
     if scale_width:
         fields.append(("scale", scale_width, True))
     fields += [("flip", 1, False), ("offset", offset_width, False), ("bit", bit_width, False)]
     return tuple(fields)
+
+
+def param_bias(bias, shift, rounding, acc_width):
+    """The parameter word's ``bias`` field: ``bias`` plus the half step that rounding to
+    nearest adds before it shifts right.
+
+    That is ``bias + 2**(s − 1)`` with ``s = min(shift, acc_width + 2)`` when ``rounding``
+    is ``nearest_even`` or ``nearest_up`` and ``s > 0``, else ``bias``. Right shifts of
+    ``acc_width + 1`` or more all give the same result, and the post-processing unit
+    clamps them to ``acc_width + 2``; so the field of a bias that fits ``acc_width`` bits
+    (signed) fits ``acc_width + 3``.
+
+    Parameters
+    ----------
+    bias, shift : int
+        The channel's bias at the accumulator's binary point and its requantization shift.
+    rounding : str
+        The layer's rounding mode.
+    acc_width : int
+        Width of the (scaled) accumulator.
+    """
+    s = min(int(shift), int(acc_width) + 2)
+    if rounding in ("nearest_even", "nearest_up") and s > 0:
+        return int(bias) + (1 << (s - 1))
+    return int(bias)

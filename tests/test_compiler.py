@@ -184,8 +184,9 @@ def test_weight_image_holds_every_weight():
                 got[ct * cols + c, kk] = v - (1 << ww) if v >> (ww - 1) else v
     np.testing.assert_array_equal(got[:7], layer.weight.reshape(7, k))
     np.testing.assert_array_equal(got[7:], 0)
+    # the bias field holds rounding to nearest's half step, 2**(4 − 1) for a 4-bit shift
     biases = [b for b, *_ in design.param_image[:7]]
-    np.testing.assert_array_equal(biases, layer.bias)
+    np.testing.assert_array_equal(biases, layer.bias + 8)
     shifts = {s for _, s, *_ in design.param_image[:7]}
     assert shifts == {F8.frac + F8.frac - F8.frac}
 

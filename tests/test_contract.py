@@ -4,6 +4,8 @@ the two sides apart."""
 import ast
 from pathlib import Path
 
+import pytest
+
 from hwgen import contract
 from hwgen.contract import COUNT, MODE, SIGNED, WORD, descriptor_fields
 
@@ -80,5 +82,18 @@ def test_descriptor_layout_follows_the_contract():
     assert layout["d_ci"].shape == signed(10) and layout["k_len"].shape == unsigned(12)
     assert layout["rounding"].shape is Rounding and layout["overflow"].shape is Overflow
     word = param_word_layout(20)
-    assert word["bias"].shape == signed(20)
+    # the bias plus rounding to nearest's half step, up to 2**21 (contract.param_bias)
+    assert word["bias"].shape == signed(23)
     assert word["shift"].shape == signed(contract.SHIFT_BITS)
+
+
+@pytest.mark.parametrize("bias, shift, rounding, field", [
+    (5, 3, "nearest_even", 9), (5, 3, "nearest_up", 9), (-5, 1, "nearest_up", -4),
+    (5, 3, "floor", 5), (5, 3, "stochastic", 5),            # no half step
+    (5, 0, "nearest_even", 5), (5, -2, "nearest_up", 5),    # no right shift
+    (0, 40, "nearest_up", 2048), (-512, 12, "nearest_even", 1536),   # clamped to 10 + 2
+])
+def test_param_bias_holds_rounding_to_nearests_half_step(bias, shift, rounding, field):
+    assert contract.param_bias(bias, shift, rounding, 10) == field
+    # the widest field a 10-bit bias needs fits the 13-bit field
+    assert -(1 << 12) <= field < 1 << 12

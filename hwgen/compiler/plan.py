@@ -75,7 +75,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ir, timing
-from ..contract import SHIFT_BITS, LayerDescriptor, param_word_fields
+from ..contract import SHIFT_BITS, LayerDescriptor, param_bias, param_word_fields
 from ..errors import (
     ArgumentError,
     DoesNotFitError,
@@ -737,11 +737,13 @@ def compile_graph(graph, config, *, allow_large=False):
         for ch in range(n_ct * cols):
             if ch >= cout:
                 param_image.append((0, 0, 1, 0, 0, 0))
-            elif pack_out[index]:
-                param_image.append((int(bias[ch]), int(shifts[ch]), int(scale[ch]),
+                continue
+            field = param_bias(bias[ch], shifts[ch], layer.rounding, acc_width + scale_width)
+            if pack_out[index]:
+                param_image.append((field, int(shifts[ch]), int(scale[ch]),
                                     int(flip[ch]), (ch // p) * plane, ch % p))
             else:
-                param_image.append((int(bias[ch]), int(shifts[ch]), int(scale[ch]),
+                param_image.append((field, int(shifts[ch]), int(scale[ch]),
                                     int(flip[ch]), ch * plane, 0))
 
     n_layers = len(layers)

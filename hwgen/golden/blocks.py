@@ -314,11 +314,11 @@ def pixel_walker(start, deltas, pool, pw, count):
     return out
 
 
-def drain(job, rows, cols, win, out_base, param_base, split=False, pooled=False):
+def drain(job, rows, cols, win, out_base, split=False, pooled=False):
     """The drain's reads of one tile, slot by slot (row-major).
 
     Slot ``(r, c)`` holds pixel ``m0 + r`` of the tile (pool window ``q0 + (m0 + r) //
-    win``, place ``(m0 + r) % win``) and channel ``co_base + c``. A ``split`` tile (a fully
+    win``, place ``(m0 + r) % win``) and the channel at parameter address ``co_addr + c``. A ``split`` tile (a fully
     connected layer whose rows are slices of the reduction) has the ``cols`` slots of row
     0 only, each the sum of its column. A ``pooled`` tile (the drain takes the max-pool
     windows, ``m0 = 0``) has ``rows / win`` slots per column, group ``g`` first, each
@@ -328,11 +328,12 @@ def drain(job, rows, cols, win, out_base, param_base, split=False, pooled=False)
     Parameters
     ----------
     job : mapping
-        ``co_base``, ``cols_valid``, ``rows_valid``, ``q0``, ``m0``.
+        ``co_addr`` (the parameter address of the tile's first channel), ``cols_valid``,
+        ``rows_valid``, ``q0``, ``m0``.
     rows, cols : int
         The array's shape.
-    win, out_base, param_base : int
-        The layer's pool window size, output region and first parameter address.
+    win, out_base : int
+        The layer's pool window size and output region.
     split, pooled : bool
         The tile is a split or a pooled layer's.
 
@@ -351,7 +352,7 @@ def drain(job, rows, cols, win, out_base, param_base, split=False, pooled=False)
                     "valid": int(g * win < job["rows_valid"] and c < job["cols_valid"]),
                     "col": c, "pool_first": 1, "pool_last": 1,
                     "tag": out_base + job["q0"] + g,
-                    "param_addr": param_base + job["co_base"] + c,
+                    "param_addr": job["co_addr"] + c,
                 })
         return out
     for r in range(1 if split else rows):
@@ -362,7 +363,7 @@ def drain(job, rows, cols, win, out_base, param_base, split=False, pooled=False)
                 "valid": int((split or r < job["rows_valid"]) and c < job["cols_valid"]),
                 "col": c, "pool_first": int(pos == 0), "pool_last": int(pos == win - 1),
                 "tag": out_base + q,
-                "param_addr": param_base + job["co_base"] + c,
+                "param_addr": job["co_addr"] + c,
             })
     return out
 

@@ -14,7 +14,7 @@ __all__ = ["Drain"]
 class Drain(wiring.Component):
     """Read every PE result of a tile, row by row, one per cycle.
 
-    A *job* describes a tile: which channels (``co_base``, ``cols_valid``) and pixels
+    A *job* describes a tile: which channels (``co_addr``, the first one's parameter address, and ``cols_valid``) and pixels
     (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it
     holds. The sequencer presents it in the cycle it issues
     the tile's last reduction step to the memories. The step reaches the array a memory
@@ -70,9 +70,9 @@ class Drain(wiring.Component):
     -------
     job : In(drain_job_layout(count_width))
         A tile to drain, when ``job.valid``.
-    win, out_base, param_base : In(count_width)
-        The layer's pool window size (``pool²``), output region and first parameter
-        address; steady during a layer.
+    win, out_base : In(count_width)
+        The layer's pool window size (``pool²``) and output region; steady during a
+        layer.
     results : In(StructLayout({"e0": ArrayLayout(ArrayLayout(acc_shapes[0], cols), rows),
     ...}))
         Each engine's array ``result``.
@@ -124,7 +124,6 @@ class Drain(wiring.Component):
             "job": In(drain_job_layout(count_width)),
             "win": In(count_width),
             "out_base": In(count_width),
-            "param_base": In(count_width),
             "results": In(data.StructLayout({
                 f"e{n}": data.ArrayLayout(data.ArrayLayout(shape, cols), rows)
                 for n, shape in enumerate(acc_shapes)})),
@@ -265,7 +264,7 @@ class Drain(wiring.Component):
 
         def slot_out(acc):
             """The slot read now, ``acc`` its result, at ``o`` in the next cycle."""
-            m.d.comb += self.param_addr.eq(self.param_base + job.co_base + c)
+            m.d.comb += self.param_addr.eq(job.co_addr + c)
             m.d.sync += [
                 self.o.valid.eq(reading & (r < job.rows_valid) & (c < job.cols_valid)),
                 self.o.acc.eq(acc),
@@ -326,7 +325,7 @@ class Drain(wiring.Component):
         # the tree so that the sum or maximum and its slot leave together
         acc_shape = self._acc_shape
         meta_layout = data.StructLayout({
-            "live": 1, "valid": 1, "col": range(max(2, cols)), "co": unsigned(self._count_width),
+            "live": 1, "valid": 1, "col": range(max(2, cols)), "param": unsigned(self._count_width),
             "group": range(max(2, rows)),
             "pool_first": 1, "pool_last": 1, "tag": unsigned(self._count_width),
             "pixel": unsigned(self._count_width), "slot": unsigned(self._count_width)})
@@ -339,7 +338,7 @@ class Drain(wiring.Component):
             columns = columns | pooled
         meta = Signal(meta_layout, name="sum_meta_0")
         m.d.comb += [meta.live.eq(reading & columns), meta.col.eq(c),
-                     meta.co.eq(job.co_base + c), meta.group.eq(r),
+                     meta.param.eq(job.co_addr + c), meta.group.eq(r),
                      meta.pixel.eq(q), meta.slot.eq(pos)]
         split_meta = [meta.valid.eq(c < job.cols_valid),
                     meta.pool_first.eq(pos == 0), meta.pool_last.eq(pos_last),
@@ -398,7 +397,7 @@ class Drain(wiring.Component):
         m.d.comb += self.busy.eq(reading | waiting | summing)
 
         with m.If(columns):
-            m.d.comb += self.param_addr.eq(self.param_base + final.co)
+            m.d.comb += self.param_addr.eq(final.param)
             m.d.sync += [
                 self.o.valid.eq(final.live & final.valid),
                 self.o.acc.eq(total),

@@ -112,8 +112,9 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_w
     """Layout of :class:`~hwgen.rtl.post_process.PostProcess`'s input ``i``.
 
     Fields: ``valid`` (1), ``acc`` (``signed(acc_width)``), ``bias``
-    (``signed(acc_width + scale_width)``, the bias already at the scaled accumulator's
-    binary point), ``scale`` (``signed(scale_width)``, only when ``scale_width > 0``),
+    (``signed(acc_width + scale_width + 3)``: the bias, already at the scaled accumulator's
+    binary point, plus rounding to nearest's half step, :func:`hwgen.contract.param_bias`),
+    ``scale`` (``signed(scale_width)``, only when ``scale_width > 0``),
     ``flip`` (1: threshold compare ``<= 0`` instead of ``>= 0``), ``shift`` (``signed(shift_width)``: positive shifts
     right with rounding, negative shifts left exactly), ``col`` (``range(cols)``, selects the
     pooling register), ``pool_first`` (1), ``pool_last`` (1), ``tag`` (``tag_shape``,
@@ -138,7 +139,7 @@ def post_process_input_layout(acc_width, cols, tag_shape, shift_width=7, scale_w
     return data.StructLayout({
         "valid": 1,
         "acc": signed(acc_width),
-        "bias": signed(acc_width + scale_width),
+        "bias": signed(acc_width + scale_width + 3),
         **scale,
         "flip": 1,
         "shift": signed(shift_width),
@@ -196,14 +197,15 @@ def _check_shape(shape):
 
 
 def drain_job_layout(count_width):
-    """Layout of :class:`~hwgen.rtl.drain.Drain`'s ``job``: ``valid``; the tile's first
-    channel ``co_base`` and its real channels ``cols_valid``; its real pixels
+    """Layout of :class:`~hwgen.rtl.drain.Drain`'s ``job``: ``valid``; the parameter
+    address of the tile's first channel ``co_addr`` (the layer's ``param_base`` plus the
+    channel) and its real channels ``cols_valid``; its real pixels
     ``rows_valid``; its first pixel's pool window ``q0`` and place in the window ``m0``
     (all ``unsigned(count_width)``)."""
     check_positive(count_width, "Drain count width")
     fields = {"valid": 1}
     fields.update({name: unsigned(count_width)
-                   for name in ("co_base", "cols_valid", "rows_valid", "q0", "m0")})
+                   for name in ("co_addr", "cols_valid", "rows_valid", "q0", "m0")})
     return data.StructLayout(fields)
 
 

@@ -49,7 +49,9 @@ class PostProcess(wiring.Component):
 
     For each valid input, with ``W``, signedness, rounding and overflow from ``cfg``:
 
-    1. ``x = acc + bias``, exact (one bit wider than the accumulator);
+    1. ``x = acc + bias``, exact (one bit wider than the accumulator); ``i.bias`` holds
+       :func:`hwgen.contract.param_bias` of the bias, which adds rounding to nearest's
+       half step, so the unit does not add it;
     2. ``y = requantize(x, from_frac=shift, to_fmt=QFormat(W, 0, signed), rounding,
        overflow)`` as :func:`hwgen.numerics.requantize` defines it: ``shift > 0`` shifts right
        with rounding, ``shift < 0`` shifts left exactly, then ``saturate`` clamps to the
@@ -70,16 +72,17 @@ class PostProcess(wiring.Component):
     ``o.value`` is the ``W``-bit result sign-extended (signed formats) or zero-extended
     (unsigned formats) to ``out_width`` bits; an unsigned format with ``W = out_width``
     fills all bits, so its values read correctly only as unsigned. A rounding or overflow
-    mode selected in ``cfg`` but not generated behaves as the first generated one; ``W``
-    must be in ``1..out_width``.
+    mode selected in ``cfg`` but not generated behaves as the first generated one (given
+    that mode's bias, which holds rounding to nearest's half step); ``W`` must be in
+    ``1..out_width``.
 
     Pipeline (``latency = 4``, 5 with ``scale_width`` or stochastic rounding): with scales,
     stage 0 multiplies ``acc`` by the per-channel ``scale`` (``acc·scale`` replaces ``acc``
     below; the bias is at the scaled accumulator's binary point); with stochastic rounding
     it also hashes the item's position into its random value ``r`` (XOR gates:
     :func:`hwgen.numerics.stochastic_random` of ``index`` and ``slot`` is the hash of
-    ``index ^ (slot << 24)`` XOR ``cfg.mask``); stage 1 adds the bias and the rounding
-    constant (``2**(s-1)`` to nearest, the low ``s`` bits of ``r`` stochastically) and
+    ``index ^ (slot << 24)`` XOR ``cfg.mask``); stage 1 adds the bias (with rounding to
+    nearest's ``2**(s-1)`` in it) and stochastic rounding's low ``s`` bits of ``r``, and
     decodes the shift; stage 2 shifts (and settles ties to even); stage 3
     applies overflow and ReLU, or the threshold; stage 4 updates the pooling register and
     drives ``o``.
@@ -92,7 +95,8 @@ class PostProcess(wiring.Component):
     Parameters
     ----------
     acc_width : int
-        Width of the accumulator and of the bias (positive).
+        Width of the accumulator (positive); the bias is 3 bits wider (with scales:
+        ``scale_width`` more), :func:`hwgen.contract.param_bias`.
     out_width : int
         Storage width ``S`` of activations (all activations are stored signed, ``S`` bits).
     cols : int
@@ -285,7 +289,7 @@ class PostProcess(wiring.Component):
         if self._scale_width or stochastic:
             s0 = stage(0, s0)
             acc_in = Signal(signed(A), name="s0_scaled" if self._scale_width else "s0_acc")
-            bias_in = Signal(signed(A), name="s0_bias")
+            bias_in = Signal(signed(A + 3), name="s0_bias")
             shift = Signal(signed(self._shift_width), name="s0_shift")
             with m.If(i.valid):
                 m.d.sync += [acc_in.eq(i.acc * i.scale if self._scale_width else i.acc),
@@ -301,12 +305,13 @@ class PostProcess(wiring.Component):
                 m.d.sync += rand.eq(_hash(word)[:n_rand] ^ cfg.mask[:n_rand])
 
         # --- stage 1: bias, rounding constant, shift decode -------------------------------
-        # Rounding to nearest is folded into the bias adder: with half = 2**(r-1),
-        # nearest_up is (x + half) >> r, and nearest_even is the same with the lowest bit
-        # cleared on a tie (then x + half has r zero bits at the bottom). Stage 2 is thus a
-        # shifter with no adder behind it.
-        # Stochastic rounding adds v = r mod 2**s (r << (s - 32) beyond 32 bits) the same
-        # way, and stage 2 floors.
+        # Rounding to nearest is folded into the bias: with half = 2**(r-1), nearest_up is
+        # (x + half) >> r, and nearest_even is the same with the lowest bit cleared on a tie
+        # (then x + half has r zero bits at the bottom); i.bias holds bias + half
+        # (hwgen.contract.param_bias), so one adder takes both. Stage 2 is thus a shifter
+        # with no adder behind it.
+        # Stochastic rounding adds v = r mod 2**s (r << (s - 32) beyond 32 bits) in the
+        # same adder, a third operand, and stage 2 floors.
         s1 = stage(1, s0)
         # Right shifts of A + 1 or more all give the same result (0 when rounding to
         # nearest, the sign for floor), so the right amount is clamped to A + 2, which also
@@ -322,12 +327,11 @@ class PostProcess(wiring.Component):
         is_left = Signal(name="s1_is_left")
         below = Signal(r_max, name="s1_below")        # below[j] = (j < right)
         nearest_even = Signal(name="s1_nearest_even")
-        nearest = Signal()
         even_in = Signal()
         random = Signal()
         r_in = Signal(range(r_max + 1))
         m.d.comb += r_in.eq(Mux(shift > r_max, r_max, Mux(shift > 0, shift, 0)))
-        half = Cat(*(nearest & (r_in == j + 1) for j in range(r_max)))
+        low = Const(0)
         if stochastic:
             low = Cat(*(random & rand[j] & (r_in > j) for j in range(n_rand)))
             if r_max > RANDOM_BITS:
@@ -335,18 +339,16 @@ class PostProcess(wiring.Component):
                 m.d.comb += wide.eq(Mux(r_in > RANDOM_BITS, rand << (r_in - RANDOM_BITS).as_unsigned(),
                                         low))
                 low = Mux(random, wide, 0)
-            half = half | low
 
         def rounding(mode):
-            m.d.comb += [nearest.eq(mode in (Rounding.NEAREST_EVEN, Rounding.NEAREST_UP)),
-                         even_in.eq(mode == Rounding.NEAREST_EVEN),
+            m.d.comb += [even_in.eq(mode == Rounding.NEAREST_EVEN),
                          random.eq(mode == Rounding.STOCHASTIC)]
         self._select(m, s0["cfg"].rounding, self._roundings, rounding)
 
         neg_shift = -shift
         with m.If(s0["valid"]):
             m.d.sync += [
-                x.eq(acc_in + bias_in + half),
+                x.eq(acc_in + bias_in + low if stochastic else acc_in + bias_in),
                 right.eq(r_in),
                 left.eq(Mux(shift < 0, Mux(neg_shift > l_max, l_max, neg_shift), 0)),
                 is_left.eq(shift < 0 if l_max else 0),

@@ -328,7 +328,10 @@ class Sequencer(wiring.Component):
         # and channel tiles, which hold its remainders, loaded at SETUP.
         rows_tail = Signal(range(rows + 1))
         cols_tail = Signal(range(cols + 1))
-        co_base = counter(range(largest("cout") + cols), "co_base")
+        # the parameter address of the tile's first channel: the layer's param_base at
+        # SETUP, then cols more per channel tile (so the drain adds only the column)
+        co_addr = Signal(range(max(e.param_base + e.cout for e in program) + cols),
+                         name="co_addr")
         # pool window q0 (the tile's first pixel pt·rows // win, at most npix - 1) and
         # place in it m0 (< win)
         q0, m0 = counter(range(largest("npix")), "q0"), counter(range(largest("win")), "m0")
@@ -390,7 +393,7 @@ class Sequencer(wiring.Component):
         # address adders into the memories.
         job = self.job
         m.d.sync += [
-            job.valid.eq(push), job.co_base.eq(co_base),
+            job.valid.eq(push), job.co_addr.eq(co_addr),
             job.cols_valid.eq(Mux(ct_last, cols_tail, cols)),
             job.rows_valid.eq(Mux(pt_last, rows_tail, rows)),
             job.q0.eq(q0), job.m0.eq(m0),
@@ -478,7 +481,7 @@ class Sequencer(wiring.Component):
                     fsm.go("SETUP")
         with fsm.state("SETUP"):
             m.d.comb += [self.busy.eq(1), count_en.eq(1)]
-            clear(j, kx, ky, koff, pt, ct, co_base, q0, m0, walk_count)
+            clear(j, kx, ky, koff, pt, ct, q0, m0, walk_count)
             # The program is constant: each layer's descriptor is a case of the layer
             # index, loaded straight into registers (a clocked ROM).
             with m.Switch(layer):
@@ -486,7 +489,7 @@ class Sequencer(wiring.Component):
                     with m.Case(index):
                         m.d.sync += [
                             desc.eq(descriptor_const(self._desc_layout, entry)),
-                            w_ct_base.eq(entry.w_base),
+                            w_ct_base.eq(entry.w_base), co_addr.eq(entry.param_base),
                             rows_tail.eq(_tail(entry.npix, entry.n_pt, rows, "pixel")),
                             cols_tail.eq(_tail(entry.cout, entry.n_ct, cols, "channel")),
                             is_feed.eq(1), is_last.eq(entry.k_len == 1),
@@ -561,7 +564,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     clear(pt, q0, m0)
                     m.d.sync += [
-                        ct.eq(ct + 1), co_base.eq(co_base + cols),
+                        ct.eq(ct + 1), co_addr.eq(co_addr + cols),
                         w_ct_base.eq(w_ct_base + desc.k_len),
                         pt_last.eq(one["pt"]), ct_last.eq(pre["ct_last"]),
                     ]

@@ -176,7 +176,7 @@ class Accelerator(wiring.Component):
             m.d.comb += [drain.drain_pool.eq(desc.drain_pool),
                          drain.group_last.eq(desc.rows_div - 1)]
         m.d.comb += [drain.win.eq(desc.win), drain.out_base.eq(desc.out_base),
-                     drain.param_base.eq(desc.param_base), p_rd.addr.eq(drain.param_addr)]
+                     p_rd.addr.eq(drain.param_addr)]
         m.d.comb += [post.i[name].eq(drain.o[name])
                      for name in ("valid", "acc", "col", "pool_first", "pool_last")]
         m.d.comb += [

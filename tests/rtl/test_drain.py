@@ -31,10 +31,10 @@ def test_jobs_back_to_back(run_sim, rows, cols, pe_latency):
     value is the array's result one cycle earlier (the gate register), except on a single
     PE, read directly."""
     dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency)
-    cfg = {"win": 4, "out_base": 100, "param_base": 40}
+    cfg = {"win": 4, "out_base": 100}
     jobs = [
-        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 3},
-        {"co_base": cols, "cols_valid": 1, "rows_valid": rows - 1 or 1, "q0": 2, "m0": 1},
+        {"co_addr": 40, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 3},
+        {"co_addr": 40 + cols, "cols_valid": 1, "rows_valid": rows - 1 or 1, "q0": 2, "m0": 1},
     ]
     period = rows * cols
 
@@ -141,10 +141,10 @@ def test_split_jobs_back_to_back(run_sim, rows, cols, pe_latency):
     read at ``t + delay_split + 1 + c``, and the sum of the rows' values read then leaves
     ``sum_latency`` cycles later (``param_addr``), at ``o`` one cycle after that."""
     dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency, split=True)
-    cfg = {"win": 1, "out_base": 100, "param_base": 40}
+    cfg = {"win": 1, "out_base": 100}
     jobs = [
-        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 0},
-        {"co_base": cols, "cols_valid": 1, "rows_valid": rows, "q0": 0, "m0": 0},
+        {"co_addr": 40, "cols_valid": cols, "rows_valid": rows, "q0": 0, "m0": 0},
+        {"co_addr": 40 + cols, "cols_valid": 1, "rows_valid": rows, "q0": 0, "m0": 0},
     ]
     period = timing.tile_period(1, rows, cols, split=True)
     got = drain_columns(run_sim, dut, {"split": 1}, cfg, jobs, period, dut.delay_split, 1)
@@ -172,13 +172,12 @@ def test_a_split_drain_drains_ordinary_layers_as_before(run_sim, rows, cols):
         async def testbench(ctx, dut=dut, seen=seen):
             ctx.set(dut.win, 4)
             ctx.set(dut.out_base, 7)
-            ctx.set(dut.param_base, 3)
             for cycle in range(3 * rows * cols + dut.delay + 4):
                 for r in range(rows):
                     for c in range(cols):
                         ctx.set(dut.results.e0[r][c], cycle * 3 + r * 7 + c)
                 ctx.set(dut.job, {"valid": int(cycle % (rows * cols) == 0 and cycle < 20),
-                                  "co_base": cycle, "cols_valid": cols, "rows_valid": rows,
+                                  "co_addr": cycle, "cols_valid": cols, "rows_valid": rows,
                                   "q0": 1, "m0": 2})
                 seen.append((ctx.get(dut.param_addr), ctx.get(dut.busy)))
                 await ctx.tick()
@@ -209,10 +208,10 @@ def test_pooled_jobs_back_to_back(run_sim, rows, cols, win, pe_latency, split):
     ``sum_latency`` cycles later; the second job's last window is past ``rows_valid``."""
     dut = Drain(rows, cols, 16, 10, pe_latency=pe_latency, split=split, pool_win=win)
     groups = rows // win
-    cfg = {"win": win, "out_base": 100, "param_base": 40}
+    cfg = {"win": win, "out_base": 100}
     jobs = [
-        {"co_base": 0, "cols_valid": cols, "rows_valid": rows, "q0": 3, "m0": 0},
-        {"co_base": cols, "cols_valid": cols - 1 or 1, "rows_valid": rows - win, "q0": 5,
+        {"co_addr": 40, "cols_valid": cols, "rows_valid": rows, "q0": 3, "m0": 0},
+        {"co_addr": 40 + cols, "cols_valid": cols - 1 or 1, "rows_valid": rows - win, "q0": 5,
          "m0": 0},
     ]
     period = timing.tile_period(1, rows, cols, pooled=win)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwgen import timing
+from hwgen.contract import param_bias
 from hwgen.errors import FormatError, ShapeError
 from hwgen.golden.blocks import max_pool_stream, post_process, wrap_signed
 from hwgen.numerics import QFormat, stochastic_random
@@ -66,7 +67,7 @@ def test_signature_and_timing():
     assert pp.latency == 4 == timing.post_process_latency()
     assert pp.roundings == (Rounding.FLOOR, Rounding.NEAREST_UP)
     assert pp.overflows == (Overflow.WRAP,)
-    assert pp.i.acc.shape() == signed(20) and pp.i.bias.shape() == signed(20)
+    assert pp.i.acc.shape() == signed(20) and pp.i.bias.shape() == signed(23)
     assert pp.i.shift.shape() == signed(7)
     assert pp.i.col.shape() == unsigned(2)
     assert pp.i.tag.shape() == unsigned(10)
@@ -122,7 +123,9 @@ def expected_outputs(pp, items):
 
 
 def simulate(run_sim, pp, items):
-    """One item per cycle; return (o.valid, o.value, o.tag) of every cycle."""
+    """One item per cycle, its bias given as the parameter word holds it
+    (:func:`hwgen.contract.param_bias`, for the item's ``word_rounding``, by default its
+    ``cfg`` rounding); return (o.valid, o.value, o.tag) of every cycle."""
     drain = pp.latency + 2
     seen = []
 
@@ -133,7 +136,11 @@ def simulate(run_sim, pp, items):
             if item is None:
                 ctx.set(pp.i.valid, 0)
             else:
-                fields = {k: v for k, v in item.items() if k not in ("cfg", "random")}
+                fields = {k: v for k, v in item.items()
+                          if k not in ("cfg", "random", "word_rounding")}
+                fields["bias"] = param_bias(item["bias"], item["shift"],
+                                            item.get("word_rounding", item["cfg"]["rounding"]),
+                                            pp.acc_width + (pp.scale_width or 0))
                 cfg = dict(item["cfg"])
                 cfg["rounding"] = Rounding.from_name(cfg["rounding"])
                 cfg["overflow"] = Overflow.from_name(cfg["overflow"])
@@ -317,7 +324,8 @@ def test_max_pool_back_to_back_one_column(run_sim):
 
 
 def test_modes_not_generated_fall_back(run_sim):
-    # Only nearest_up and wrap are generated: any other mode in cfg behaves as those.
+    # Only nearest_up and wrap are generated: any other mode in cfg behaves as those (the
+    # parameter words, whose bias holds the half step, are the generated mode's).
     pp = PostProcess(12, 6, 1, 8, roundings=("nearest_up",), overflows=("wrap",))
     rng = np.random.default_rng(3)
     items, as_generated = [], []
@@ -325,7 +333,7 @@ def test_modes_not_generated_fall_back(run_sim):
         for rounding, overflow in itertools.product(ROUNDINGS, OVERFLOWS):
             cfg = {"rounding": rounding, "overflow": overflow, "width": 4, "signed": 1,
                    "relu": 0, "pool": 0}
-            items.append(random_item(rng, pp, cfg))
+            items.append({**random_item(rng, pp, cfg), "word_rounding": "nearest_up"})
             as_generated.append({**items[-1], "cfg": {**cfg, "rounding": "nearest_up",
                                                       "overflow": "wrap"}})
     assert check(run_sim, pp, items, golden_items=as_generated) == len(items)
@@ -397,7 +405,7 @@ def test_specialized_errors():
 def test_scale_and_threshold_signature():
     pp = PostProcess(10, 8, 2, 8, scale_width=6, thresholds=True)
     assert pp.latency == 5 == timing.post_process_latency(True)
-    assert pp.i.bias.shape() == signed(16) and pp.i.scale.shape() == signed(6)
+    assert pp.i.bias.shape() == signed(19) and pp.i.scale.shape() == signed(6)
     with pytest.raises(FormatError, match=r"^Scale width must be a non-negative integer, "
                                           r"not -1$"):
         PostProcess(10, 8, 2, 8, scale_width=-1)
