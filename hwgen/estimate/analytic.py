@@ -133,16 +133,16 @@ COEFFICIENTS = {
         'ffs': {"acc": 1.893, "const": 11.241, "p": 3.198}},
     'engine': {'luts': {"const": 0.0, "feed": 0.0},
         'ffs': {"const": 0.0, "feed": 6.23}},
-    'drain': {'luts': {"const": 193.461, "line": 0.0, "mux": 0.368},
+    'drain': {'luts': {"const": 183.206, "line": 0.0, "mux": 0.355},
         'ffs': {"const": 182.646, "line": 0.0, "mux": 1.027}},
-    'post': {'luts': {"acc": 9.62, "const": 20.934, "lut_mul": 0.0, "pool": 1.247},
-        'ffs': {"acc": 8.407, "const": 0.0, "lut_mul": 0.0, "pool": 1.001}},
-    'seq': {'luts': {"const": 144.66, "convs": 62.637, "count": 5.595, "linears": 0.0, "records": 1.087, "table": 0.0},
-        'ffs': {"const": 119.582, "convs": 53.314, "count": 0.0, "linears": 0.0, "records": 3.169, "table": 0.0}},
-    'act': {'luts': {"const": 26.634, "packed": 45.309, "read": 2.002},
-        'ffs': {"const": 22.321, "packed": 35.755, "read": 0.185}},
-    'top': {'luts': {"const": 0.0, "params": 0.06},
-        'ffs': {"const": 0.0, "params": 0.012}},
+    'post': {'luts': {"acc": 7.703, "const": 21.32, "lut_mul": 0.0, "pool": 1.235},
+        'ffs': {"acc": 8.564, "const": 0.0, "lut_mul": 0.0, "pool": 0.986}},
+    'seq': {'luts': {"const": 167.263, "convs": 63.611, "count": 4.192, "linears": 0.0, "records": 1.016, "table": 0.0},
+        'ffs': {"const": 118.556, "convs": 54.055, "count": 0.0, "linears": 0.0, "records": 3.166, "table": 0.0}},
+    'act': {'luts': {"const": 15.182, "packed": 29.479, "read": 0.042},
+        'ffs': {"const": 15.182, "packed": 8.479, "read": 0.042}},
+    'top': {'luts': {"const": 0.0, "params": 0.055},
+        'ffs': {"const": 0.0, "params": 0.011}},
 }
 
 #: First-order costs of split layers' hardware (:class:`~hwgen.rtl.engine.Engine`'s
@@ -164,8 +164,8 @@ COEFFICIENTS = {
 #:   meta · sum_latency``: the slot fields (valid bits, column, parameter address and
 #:   output tag of ``count`` bits, pooling flags; pooled pixel and place with stochastic
 #:   rounding) that wait beside the sum (:func:`hwgen.timing.drain_sum_latency`);
-#: - ``split_select`` = ``acc + 3·count``: the output's choice between the sum and the
-#:   ordinary slot, and the parameter address's own adder;
+#: - ``split_select`` = ``acc + 2·count``: the output's choice between the sum and the
+#:   ordinary slot (the value, its parameter address and its tag);
 #: - with pooled layers (``Drain``'s ``pool_win``), ``pool_max`` = ``2·acc·(rows −
 #:   rows/win)`` (a compare and a choice per node of the tree's first ``log2(win)``
 #:   levels) ``+ acc·rows/win`` (picking the slot's window when a column holds several).
@@ -194,7 +194,7 @@ PE_BLOCKS = {"codebook": "pe_fixed"}
 LOOKUP_LUTS_PER_BIT = 0.129
 
 #: Flat synthesis over the sum of the control blocks synthesized apart, per resource.
-FLAT = {"luts": 0.823, "ffs": 0.864}
+FLAT = {"luts": 0.815, "ffs": 0.863}
 
 #: The blocks that :data:`FLAT` scales (the engines' PEs and feed are not scaled).
 CONTROL_BLOCKS = ("drain", "post", "seq", "act", "top")
@@ -380,7 +380,7 @@ def block_features(design, target="ice40-up5k"):
             mux=0, column_select=features["drain"]["mux"],
             sum_add=(rows - 1) * acc,
             sum_regs=acc * regs + meta * (1 + (rows - 1).bit_length()),
-            split_select=acc + 3 * count)
+            split_select=acc + 2 * count)
         if pool_win:
             # the tree's first log2(win) levels also take maxima (a compare and a choice
             # per node), and the window of the slot's group is picked and carried

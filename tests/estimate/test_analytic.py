@@ -117,14 +117,15 @@ def test_ranking(graphs, designs):
 # (accumulators sized from the weights: 19, 16, 12, 19 and 20 bits; the sequencer's pixel
 # records in a block RAM; the trimmed sequencer: banks without multiplexers, counters as
 # wide as the program needs; the drain's gate registers; the engine's second feed register;
-# the PEs' accumulators returning to 0 through their flip-flops' reset)
+# the PEs' accumulators returning to 0 through their flip-flops' reset; the activation
+# buffer without read/write collision logic; the bias holding rounding's half step)
 RECORDED = {
-    "fixed8": {"luts": 1274 - 26, "ffs": 2352 - 96, "dsps": 16, "brams": 13},
-    "pow2-4": {"luts": 1519 - 26, "ffs": 2018 - 96, "dsps": 0, "brams": 9},
-    "fixed4": {"luts": 1626 - 24, "ffs": 1611 - 88, "dsps": 0, "brams": 9},
-    "codebook-4": {"luts": 1475 - 26, "ffs": 2356 - 96, "dsps": 16, "brams": 9},
+    "fixed8": {"luts": 1195 - 26, "ffs": 2342 - 96, "dsps": 16, "brams": 13},
+    "pow2-4": {"luts": 1441 - 26, "ffs": 2007 - 96, "dsps": 0, "brams": 9},
+    "fixed4": {"luts": 1547 - 24, "ffs": 1605 - 88, "dsps": 0, "brams": 9},
+    "codebook-4": {"luts": 1395 - 26, "ffs": 2346 - 96, "dsps": 16, "brams": 9},
     # --scheme a JSON spec {"default": {"kind": "codebook", "bits": 4, "per_channel": true}}
-    "cb4ch": {"luts": 1343 - 26, "ffs": 2385 - 96, "dsps": 16, "brams": 13},
+    "cb4ch": {"luts": 1267 - 26, "ffs": 2375 - 96, "dsps": 16, "brams": 13},
 }
 #: The stated tolerance on LUTs and flip-flops; DSPs and block RAMs are exact.
 TOLERANCE = 0.08
@@ -224,7 +225,7 @@ def test_split_layers_logic_terms(mlp):
     assert a < 23
     assert split_features["drain"] == {"const": 1, "mux": 0, "column_select": 16 * a,
                                        "line": 8 * 9, "sum_add": 3 * a,
-                                       "sum_regs": 7 * a + 3 * 24, "split_select": a + 3 * 9}
+                                       "sum_regs": 7 * a + 3 * 24, "split_select": a + 2 * 9}
     split = analytic_estimate(mlp[True], "ice40-up5k").blocks
     plain = analytic_estimate(mlp[False], "ice40-up5k").blocks
     # one LUT per multiplexer bit, one flip-flop per register bit (same PEs, same feed)
@@ -236,10 +237,11 @@ def test_split_layers_logic_terms(mlp):
 #   hwgen compile builtin:mlp --scheme fixed8 --array 4x4 --out D --split-fc
 #   hwgen estimate D --target ice40-up5k --synth-only
 # (20-bit accumulators, sized from the weights; the trimmed sequencer; the engine's second
-# feed register; the accumulators' reset). Without --split-fc
+# feed register; the accumulators' reset; the buffer without collision logic, the bias
+# holding rounding's half step). Without --split-fc
 # the same MLP synthesized 1229 - 26 LUTs, 1767 - 96 FFs, 10 BRAMs (before the drain's gate
 # registers).
-RECORDED_SPLIT = {"luts": 1395 - 26, "ffs": 2389 - 96, "dsps": 16, "brams": 12}
+RECORDED_SPLIT = {"luts": 1325 - 26, "ffs": 2379 - 96, "dsps": 16, "brams": 12}
 #: The split terms are first-order (:data:`hwgen.estimate.analytic.SPLIT_COEFFICIENTS`),
 #: not fitted, so this design is held to the analytic estimate's 90th-percentile target
 #: (15 %) rather than :data:`TOLERANCE`: per block the estimate is within 1 % of the
