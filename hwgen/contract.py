@@ -23,8 +23,9 @@ Parameter memory
     One word per output channel slot (``param_base + channel``), fields
     :func:`param_word_fields`: the bias at the (scaled) accumulator's binary point plus
     rounding to nearest's half step (:func:`param_bias`, so that the post-processing unit
-    adds one value, not two), the signed requantization shift (:data:`SHIFT_BITS`), the per-channel multiplier ``scale``
-    (only in designs with scales; 1 for a layer without) and ``flip``. For a layer with
+    adds the bias and the half step as one value), the signed requantization shift
+    (:data:`SHIFT_BITS`), the per-channel multiplier ``scale`` (only in designs with
+    scales; 1 for a layer without) and ``flip``. For a layer with
     binary outputs the bias holds ``−threshold``, the shift is 0 and ``flip`` selects
     ``dot <= threshold`` instead of ``dot >= threshold``. ``offset`` and ``bit`` place the
     channel's outputs: output pixel ``q`` of the channel goes to ``out_base + offset + q``,

@@ -318,12 +318,12 @@ def drain(job, rows, cols, win, out_base, split=False, pooled=False):
     """The drain's reads of one tile, slot by slot (row-major).
 
     Slot ``(r, c)`` holds pixel ``m0 + r`` of the tile (pool window ``q0 + (m0 + r) //
-    win``, place ``(m0 + r) % win``) and the channel at parameter address ``co_addr + c``. A ``split`` tile (a fully
-    connected layer whose rows are slices of the reduction) has the ``cols`` slots of row
-    0 only, each the sum of its column. A ``pooled`` tile (the drain takes the max-pool
-    windows, ``m0 = 0``) has ``rows / win`` slots per column, group ``g`` first, each
-    the maximum of rows ``[g·win, (g+1)·win)``: pool window ``q0 + g``, a window of its own
-    for post-processing.
+    win``, place ``(m0 + r) % win``) and the channel at parameter address ``co_addr + c``.
+    A ``split`` tile (a fully connected layer whose rows are slices of the reduction) has
+    the ``cols`` slots of row 0 only, each the sum of its column. A ``pooled`` tile (the
+    drain takes the max-pool windows, ``m0 = 0``) has ``rows / win`` slots per column,
+    group ``g`` first, each the maximum of rows ``[g·win, (g+1)·win)``: pool window ``q0 +
+    g``, a window of its own for post-processing.
 
     Parameters
     ----------

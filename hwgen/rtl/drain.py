@@ -14,9 +14,9 @@ __all__ = ["Drain"]
 class Drain(wiring.Component):
     """Read every PE result of a tile, row by row, one per cycle.
 
-    A *job* describes a tile: which channels (``co_addr``, the first one's parameter address, and ``cols_valid``) and pixels
-    (``rows_valid``; ``q0``/``m0``, the first pixel's pool window and place in it) it
-    holds. The sequencer presents it in the cycle it issues
+    A *job* describes a tile: which channels (``co_addr``, the first one's parameter
+    address, and ``cols_valid``) and pixels (``rows_valid``; ``q0``/``m0``, the first
+    pixel's pool window and place in it) it holds. The sequencer presents it in the cycle it issues
     the tile's last reduction step to the memories. The step reaches the array a memory
     read and the engine's feed later and PE (r, c) finishes ``r + c + pe_latency`` cycles
     after that (see :attr:`~hwgen.rtl.systolic_array.SystolicArray.latency`), so the job

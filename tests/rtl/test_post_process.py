@@ -140,7 +140,7 @@ def simulate(run_sim, pp, items):
                           if k not in ("cfg", "random", "word_rounding")}
                 fields["bias"] = param_bias(item["bias"], item["shift"],
                                             item.get("word_rounding", item["cfg"]["rounding"]),
-                                            pp.acc_width + (pp.scale_width or 0))
+                                            pp.acc_width + pp.scale_width)
                 cfg = dict(item["cfg"])
                 cfg["rounding"] = Rounding.from_name(cfg["rounding"])
                 cfg["overflow"] = Overflow.from_name(cfg["overflow"])
